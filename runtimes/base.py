@@ -1,0 +1,70 @@
+"""The one small protocol every engine adapter implements. Torch-free: runtimes never import training code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader"]
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Engine-independent options a Predictor passes to an adapter."""
+
+    threads: int | None = None  # None: the engine's default
+    cache_dir: Path | None = None  # where compiled artifacts may be cached (defaults beside the bundle)
+    profiling: bool = False  # collect per-layer timings where the engine can
+    performance_hint: str = "latency"  # "latency" | "throughput" (OpenVINO, TensorRT builder)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # typed per target; validated by the adapter
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """Time one engine node/kernel took, averaged over profiled runs."""
+
+    name: str
+    op_type: str
+    ms: float
+
+
+@dataclass(frozen=True)
+class LayerPrecision:
+    """What an engine actually runs for one conv/linear layer after compilation."""
+
+    layer: str  # bpnas layer name where it can be mapped, else the engine's node name
+    kernel: str  # e.g. "QLinearConv", "Convolution", "dense"
+    precision: str  # e.g. "u8", "i8", "f32", "f16", "int-exact"
+    upcast: bool  # True when the engine runs it wider than the bundle's deployed precision
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A compiled model ready to run batches of preprocessed float32 NCHW input."""
+
+    input_name: str
+    output_name: str
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch; x is float32 (N, C, H, W), contiguous. Returns float32 logits (N, K)."""
+        ...
+
+    def layer_times(self) -> list[LayerTime] | None:
+        """Per-layer timings collected since load when profiling was on; None when the engine can't tell."""
+        ...
+
+    def effective_precision(self) -> list[LayerPrecision]:
+        """Per conv/linear layer, the precision the engine really runs."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Loader(Protocol):
+    """Registered per engine with @register_runtime(name)."""
+
+    def __call__(self, artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session: ...
