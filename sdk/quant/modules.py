@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdk.models.layers import Add
-from sdk.quant.quantizers import ActQuantizer, WeightQuantizer
+from sdk.config import FLOAT_BITS
+from sdk.quant.quantizers import ActQuantizer, WeightQuantizer, fake_quant
 
 __all__ = ["QuantConv2d", "QuantLinear", "QuantAdd", "QuantLayer"]
 
@@ -39,6 +40,17 @@ class _QuantMixin:
 
     def quantized_weight(self) -> torch.Tensor:
         return self.weight_quant(self.weight)
+
+    def quantized_bias(self) -> torch.Tensor | None:
+        """Bias on the int32 grid of the accumulator, scale ``s_in * s_w`` (per channel), as integer engines add it.
+
+        Call after ``act_quant`` has seen data (its scale is then initialised).
+        """
+        bias: torch.Tensor | None = getattr(self, "bias", None)
+        if bias is None or self.weight_quant.bits >= FLOAT_BITS or self.act_quant.bits >= FLOAT_BITS:
+            return bias
+        s = self.act_quant.scale() * self.weight_quant.scale()
+        return fake_quant(bias, s, -(2**31) + 1, 2**31 - 1)
 
     def _finish(self, y: torch.Tensor) -> torch.Tensor:
         return self.out_quant(y) if self.out_quant is not None else y
@@ -78,7 +90,8 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._finish(self._conv_forward(self.act_quant(x), self.quantized_weight(), self.bias))
+        x = self.act_quant(x)
+        return self._finish(self._conv_forward(x, self.quantized_weight(), self.quantized_bias()))
 
 
 class QuantLinear(_QuantMixin, nn.Linear):
@@ -109,7 +122,8 @@ class QuantLinear(_QuantMixin, nn.Linear):
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._finish(F.linear(self.act_quant(x), self.quantized_weight(), self.bias))
+        x = self.act_quant(x)
+        return self._finish(F.linear(x, self.quantized_weight(), self.quantized_bias()))
 
 
 QuantLayer = QuantConv2d | QuantLinear

@@ -1,0 +1,59 @@
+"""Lowering options a target asks the ONNX exporter for. Torch-free: targets (data) import it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["LoweringOptions", "CLIP_PATTERNS"]
+
+CLIP_PATTERNS = ("qcdq", "float_clip")
+
+
+@dataclass(frozen=True)
+class LoweringOptions:
+    """How a fake-quant model becomes a QDQ ONNX graph.
+
+    Attributes:
+        opset: ONNX opset (>= 17).
+        per_channel: per-output-channel weight scales (axis 0); False forces per-tensor.
+        symmetric_int8: every activation tensor as int8 with zero point 0 (TensorRT's explicit-quantization
+            rules); unsigned a-bit codes then live in the non-negative half of int8.
+        power_of_two_scales: require every scale to be a power of two (FPGA toolchains, hls4ml).
+        clip_pattern: "qcdq" (QuantizeLinear -> integer Clip to the a-bit code range -> DequantizeLinear) or
+            "float_clip" (float Clip(0, alpha) before QuantizeLinear); QCDQ keeps ORT and OpenVINO on integer
+            kernels, measured.
+        container_bits: integer container width for sub-8-bit codes (8: a 3-bit layer is stored in int8).
+    """
+
+    opset: int = 17
+    per_channel: bool = True
+    symmetric_int8: bool = False
+    power_of_two_scales: bool = False
+    clip_pattern: str = "qcdq"
+    container_bits: int = 8
+
+    def __post_init__(self) -> None:
+        if self.opset < 17:
+            raise ValueError(f"opset must be >= 17, got {self.opset}")
+        if self.clip_pattern not in CLIP_PATTERNS:
+            raise ValueError(f"clip_pattern must be one of {CLIP_PATTERNS}, got {self.clip_pattern!r}")
+        if self.container_bits != 8:
+            raise ValueError("only 8-bit integer containers are supported by ONNX QDQ engines")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoweringOptions:
+        return cls(**dict(data))
+
+    def key(self) -> str:
+        """A short stable name for the artifact this lowering produces (targets sharing it share a file)."""
+        parts = [f"op{self.opset}", "pc" if self.per_channel else "pt", self.clip_pattern]
+        if self.symmetric_int8:
+            parts.append("s8")
+        if self.power_of_two_scales:
+            parts.append("po2")
+        return "-".join(parts)
