@@ -21,7 +21,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "data": ("sdk.data", None),
     "quant": ("sdk.quant", None),
     "quantize": ("sdk.quant", "quantize"),
-    "bops": ("sdk.bops", "bops"),
+    "bops": ("sdk.counting", "bops"),
     "train": ("sdk.train", "train"),
     "evaluate": ("sdk.train", "evaluate"),
     "search": ("sdk.search", "search"),
@@ -66,11 +66,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from export import export
-    from sdk import data, models, quant
-    from sdk.bops import bops
-    from sdk.predictor import LatencyReport, Predictor, load, profile
-    from sdk.preprocess import Preprocess
-    from sdk.quant import quantize
-    from sdk.search import SearchResult, retrain, search
-    from sdk.train import evaluate, train
+    from export import export  # noqa: F401
+    from sdk import data, models, quant  # noqa: F401
+    from sdk.counting import bops  # noqa: F401
+    from sdk.predictor import LatencyReport, Predictor, load, profile  # noqa: F401
+    from sdk.preprocess import Preprocess  # noqa: F401
+    from sdk.quant import quantize  # noqa: F401
+    from sdk.search import SearchResult, retrain, search  # noqa: F401
+    from sdk.train import evaluate, train  # noqa: F401

@@ -53,14 +53,14 @@ class MixedPrecisionConfig(MutableMapping[str, BitPair]):
     # -- construction ----------------------------------------------------------------------------------
     @classmethod
     def uniform(cls, model: Any, w_bits: int, a_bits: int) -> MixedPrecisionConfig:
-        """Every quantizable layer of ``model`` (an nn.Module, or a list of layer names) at (w_bits, a_bits)."""
+        """Every quantizable layer of ``model`` (nn.Module or list of layer names) at (w_bits, a_bits)."""
         pair = check_bits((w_bits, a_bits))
         return cls({name: pair for name in _layer_names(model)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MixedPrecisionConfig:
         if not isinstance(data, Mapping) or "layers" not in data:
-            raise ConfigError("config data must be a dict with a 'layers' mapping; was it written by to_json?")
+            raise ConfigError("config data must be a dict with a 'layers' mapping; write it with to_json().")
         version = data.get("format_version", CONFIG_FORMAT_VERSION)
         if not isinstance(version, int) or version > CONFIG_FORMAT_VERSION:
             raise ConfigError(
@@ -84,7 +84,8 @@ class MixedPrecisionConfig(MutableMapping[str, BitPair]):
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": CONFIG_FORMAT_VERSION, "layers": {k: list(v) for k, v in self._pairs.items()}}
+        layers = {k: list(v) for k, v in self._pairs.items()}
+        return {"format_version": CONFIG_FORMAT_VERSION, "layers": layers}
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file, then rename)."""
@@ -98,7 +99,7 @@ class MixedPrecisionConfig(MutableMapping[str, BitPair]):
         try:
             return self._pairs[name]
         except KeyError:
-            raise KeyError(f"layer {name!r} is not in this config; layers: {list(self._pairs)[:8]}...") from None
+            raise KeyError(f"layer {name!r} is not in this config: {list(self._pairs)[:8]}") from None
 
     def __setitem__(self, name: str, pair: Any) -> None:
         if not isinstance(name, str) or not name:

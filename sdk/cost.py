@@ -88,7 +88,8 @@ class BopsReport:
 
     def table(self) -> str:
         """A printable per-layer table with totals."""
-        head = f"{'layer':<32} {'op':<6} {'MACs':>12} {'params':>10} {'w':>3} {'a':>3} {'BOPs':>15} {'%BOPs':>6}"
+        cols = ("MACs", 12), ("params", 10), ("w", 3), ("a", 3), ("BOPs", 15), ("%BOPs", 6)
+        head = f"{'layer':<32} {'op':<6} " + " ".join(f"{c:>{n}}" for c, n in cols)
         lines = [head, "-" * len(head)]
         total = max(self.bops, 1)
         for r in self.layers:

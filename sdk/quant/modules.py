@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sdk.models.layers import Add
 from sdk.config import FLOAT_BITS
+from sdk.models.layers import Add
 from sdk.quant.quantizers import ActQuantizer, WeightQuantizer, fake_quant
 
 __all__ = ["QuantConv2d", "QuantLinear", "QuantAdd", "QuantLayer"]
 
 
 class _QuantMixin:
-    weight: nn.Parameter
+    weight: torch.Tensor
     weight_quant: WeightQuantizer
     act_quant: ActQuantizer
     out_quant: ActQuantizer | None
@@ -42,7 +42,7 @@ class _QuantMixin:
         return self.weight_quant(self.weight)
 
     def quantized_bias(self) -> torch.Tensor | None:
-        """Bias on the int32 grid of the accumulator, scale ``s_in * s_w`` (per channel), as integer engines add it.
+        """Bias on the accumulator's int32 grid, scale ``s_in * s_w`` per channel, as integer engines add it.
 
         Call after ``act_quant`` has seen data (its scale is then initialised).
         """

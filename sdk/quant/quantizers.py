@@ -81,6 +81,9 @@ class ActQuantizer(nn.Module):
     values (the network input, a residual branch) gets the signed variant. Both are saved in the state dict.
     """
 
+    sign_mode: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, bits: int, *, signed: bool | None = None, init_quantile: float = 0.999) -> None:
         super().__init__()
         self.bits = int(bits)

@@ -1,4 +1,4 @@
-"""sdk.bops: count per-layer MACs with one traced forward pass, then apply the cost model (sdk.cost)."""
+"""sdk.bops (module sdk.counting): count per-layer MACs with one traced forward pass, then apply sdk.cost."""
 
 from __future__ import annotations
 
@@ -53,15 +53,18 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShap
             try:
                 model(x)
             except RuntimeError as e:
-                raise InputError(f"model failed on input_shape {shape}: {e}. Pass the model's input shape.") from e
+                msg = f"model failed on input_shape {shape}: {e}. Pass the shape the model expects."
+                raise InputError(msg) from e
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
     rows = []
     for name, m in layers:
-        op = "linear" if isinstance(m, nn.Linear) else ("dwconv" if m.groups > 1 else "conv")  # type: ignore[operator]
-        rows.append((name, macs.get(name, 0), int(m.weight.numel()), op))  # type: ignore[arg-type]
+        op = "linear" if isinstance(m, nn.Linear) else ("dwconv" if getattr(m, "groups", 1) > 1 else "conv")
+        weight = m.weight
+        assert isinstance(weight, torch.Tensor)
+        rows.append((name, macs.get(name, 0), int(weight.numel()), op))
     return rows
 
 
@@ -80,4 +83,3 @@ def bops(
         cfg = config if isinstance(config, MixedPrecisionConfig) else MixedPrecisionConfig(config)
     cfg.validate_for(model)
     return report_from_layers(layer_shapes(model, input_shape), cfg)
-
