@@ -1,0 +1,93 @@
+"""Deployment targets by name. Torch-free and engine-free: listing targets imports no engine.
+
+    >>> import targets
+    >>> targets.names()          # every registered target, installed or not
+    >>> targets.available()      # those whose engine imports (and whose hardware is present) here
+    >>> targets.get("fpga")      # aliases: "fpga" = "integer", "x86" = the best installed CPU engine
+
+Each target lives in its own small file (``targets/openvino.py``) and registers itself on import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sdk.errors import TargetUnavailable
+from targets import integer as _integer
+from targets import jetson as _jetson
+from targets import onnxruntime as _onnxruntime
+from targets import openvino as _openvino
+from targets import tensorrt as _tensorrt
+from targets import tvm as _tvm
+from targets.base import CostModel, Target, register_target, registry
+
+__all__ = [
+    "CostModel",
+    "Target",
+    "X86_PREFERENCE",
+    "aliases",
+    "available",
+    "get",
+    "names",
+    "register_target",
+    "resolve",
+    "unavailable",
+]
+
+_BUILTIN = (_onnxruntime, _openvino, _tvm, _tensorrt, _jetson, _integer)  # imported for registration
+
+#: CPU engines for the "x86" alias, best first (OpenVINO's int8 CPU kernels are the fastest we measured;
+#: ONNX Runtime is a core dependency, so the alias always resolves).
+X86_PREFERENCE = ("openvino", "tvm", "onnxruntime")
+
+registry.alias("fpga", "integer")
+registry.alias("x86", "onnxruntime")  # static fallback; resolve() picks the best installed CPU engine
+
+
+def names() -> list[str]:
+    """Every registered target name (aliases excluded), sorted."""
+    return registry.names()
+
+
+def aliases() -> dict[str, str]:
+    """Alias -> target name. "x86" is shown with its static fallback; :func:`resolve` picks dynamically."""
+    return registry.aliases()
+
+
+def available() -> list[str]:
+    """Registered targets whose engine is importable and whose hardware requirements hold here."""
+    return [n for n in names() if registry.get(n).available()]
+
+
+def unavailable() -> dict[str, str]:
+    """Target name -> why it cannot run here (with the pip extra to install)."""
+    out = {}
+    for n in names():
+        reason = registry.get(n).unavailable_reason()
+        if reason is not None:
+            out[n] = reason
+    return out
+
+
+def resolve(name: str, *, among: Iterable[str] | None = None) -> Target:
+    """The target ``name`` names, aliases followed; unknown names raise TargetUnavailable with close matches.
+
+    "x86" picks the first of :data:`X86_PREFERENCE` that is available here and, when ``among`` is given (the
+    targets a bundle carries), one of those.
+    """
+    if name == "x86":
+        allowed = None if among is None else set(among)
+        for cand in X86_PREFERENCE:
+            if (allowed is None or cand in allowed) and registry.get(cand).available():
+                return registry.get(cand)
+        carried = "" if allowed is None else f" among the bundle's targets {sorted(allowed)}"
+        raise TargetUnavailable(
+            f"alias 'x86' found no installed CPU engine{carried}; tried {', '.join(X86_PREFERENCE)}. "
+            "Install one (`pip install 'bpnas[openvino]'`) or export for 'onnxruntime'."
+        )
+    return registry.get(name)
+
+
+def get(name: str) -> Target:
+    """The registered target for ``name`` (alias or canonical), whether or not its engine is installed."""
+    return resolve(name)

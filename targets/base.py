@@ -1,0 +1,362 @@
+"""What a deployment target is: a frozen, validated table of hardware facts, and the registry that holds them.
+
+A target says which engine runs it, on which device and CPU architectures, which (w_bits, a_bits) pairs it
+executes natively and how the other pairs are rounded up to an integer container, the lowering options it
+needs from the ONNX exporter, the pip extra that installs its engine, how to tell whether it is usable here,
+and its cost model. Torch-free and engine-free: reading a target never imports an engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib.util
+import math
+import platform
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from export.options import LoweringOptions
+from sdk._registry import Registry
+from sdk.config import FLOAT_BITS, VALID_BITS
+from sdk.cost import BopsReport, LayerCost, report_from_layers
+from sdk.errors import TargetUnavailable
+
+__all__ = [
+    "ARCHES",
+    "CHECKS",
+    "CostModel",
+    "DEVICES",
+    "INT_BITS",
+    "Target",
+    "all_pairs",
+    "register_target",
+    "registry",
+]
+
+BitPair = tuple[int, int]
+
+INT_BITS = tuple(sorted(b for b in VALID_BITS if b != FLOAT_BITS))  # 2..8
+DEVICES = ("cpu", "gpu", "fpga")
+ARCHES = ("x86_64", "aarch64")
+
+
+def all_pairs(bits: Iterable[int] = INT_BITS) -> tuple[BitPair, ...]:
+    """Every (w, a) pair over ``bits``; the native table of a target that runs any integer width."""
+    b = tuple(bits)
+    return tuple((w, a) for w in b for a in b)
+
+
+# -- environment checks a target may require, keyed by name (a table, not a chain of ifs) --------------------
+def _machine() -> str:
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def _has_cuda_gpu() -> bool:
+    """True when the CUDA driver loads and reports at least one device (torch-free, via libcuda)."""
+    name = ctypes.util.find_library("cuda") or "libcuda.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return False
+    try:
+        if lib.cuInit(0) != 0:
+            return False
+        count = ctypes.c_int(0)
+        return lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except AttributeError:
+        return False
+
+
+def _is_aarch64() -> bool:
+    return _machine() == "aarch64"
+
+
+# name -> (check, what to tell the user when it fails)
+CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
+    "cuda": (_has_cuda_gpu, "needs an NVIDIA GPU with a working CUDA driver (libcuda), none was found"),
+    "aarch64": (_is_aarch64, f"runs on aarch64 (Jetson) only; this machine is {_machine()}"),
+}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How a target prices a layer table: BOPs always; cycles and time when it has a MAC array.
+
+    The MAC-array model is an ideal-utilization estimate for an FPGA-style integer engine: ``mac_rows x
+    mac_cols`` multipliers of ``lane_bits`` each, one MAC per multiplier per cycle at ``clock_mhz``. With
+    ``bit_packing`` a lane holds ``(lane_bits // w) * (lane_bits // a)`` narrower MACs (BitFusion-style
+    composable multipliers), so 4-bit x 4-bit runs 4x as many MACs per cycle as 8 x 8. Layers that are float
+    on either side are not priced in cycles (an integer engine cannot run them): ``cycles`` returns None.
+
+    Attributes:
+        mac_rows, mac_cols: MAC array shape; both None for targets without a cycle model.
+        clock_mhz: array clock; needed with the array.
+        lane_bits: width of one multiplier lane.
+        bit_packing: whether narrower pairs pack into one lane.
+    """
+
+    mac_rows: int | None = None
+    mac_cols: int | None = None
+    clock_mhz: float | None = None
+    lane_bits: int = 8
+    bit_packing: bool = True
+
+    def __post_init__(self) -> None:
+        array = (self.mac_rows, self.mac_cols, self.clock_mhz)
+        if any(v is None for v in array) and any(v is not None for v in array):
+            raise ValueError("mac_rows, mac_cols and clock_mhz go together: give all three or none")
+        for name in ("mac_rows", "mac_cols"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.clock_mhz is not None and not (
+            isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0
+        ):
+            raise ValueError(f"clock_mhz must be a positive number, got {self.clock_mhz!r}")
+        if self.lane_bits not in INT_BITS:
+            raise ValueError(f"lane_bits must be one of {INT_BITS}, got {self.lane_bits!r}")
+
+    @property
+    def has_cycles(self) -> bool:
+        return self.mac_rows is not None
+
+    def macs_per_cycle(self, w_bits: int, a_bits: int) -> int:
+        """MACs the whole array retires per cycle at (w_bits, a_bits)."""
+        if not self.has_cycles:
+            raise ValueError("this cost model has no MAC array; it prices BOPs only")
+        if w_bits > self.lane_bits or a_bits > self.lane_bits:
+            raise ValueError(f"({w_bits}, {a_bits}) is wider than the {self.lane_bits}-bit lanes")
+        pack = (self.lane_bits // w_bits) * (self.lane_bits // a_bits) if self.bit_packing else 1
+        assert self.mac_rows is not None and self.mac_cols is not None
+        return self.mac_rows * self.mac_cols * pack
+
+    def layer_cycles(self, layer: LayerCost) -> int | None:
+        """Cycles for one layer (batch of one), None when the layer is float or the model has no array."""
+        if not self.has_cycles or FLOAT_BITS in (layer.w_bits, layer.a_bits):
+            return None
+        return -(-layer.macs // self.macs_per_cycle(layer.w_bits, layer.a_bits))
+
+    def cycles(self, report: BopsReport) -> int | None:
+        """Total cycles for one sample; None without an array or when some layer is float."""
+        per_layer = [self.layer_cycles(layer) for layer in report.layers]
+        if not per_layer or any(c is None for c in per_layer):
+            return None
+        return sum(c for c in per_layer if c is not None)
+
+    def latency_ms(self, report: BopsReport) -> float | None:
+        """Estimated compute time of one sample from :meth:`cycles` and the clock (no memory stalls)."""
+        cycles = self.cycles(report)
+        if cycles is None or self.clock_mhz is None:
+            return None
+        return cycles / (self.clock_mhz * 1e3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mac_rows": self.mac_rows,
+            "mac_cols": self.mac_cols,
+            "clock_mhz": self.clock_mhz,
+            "lane_bits": self.lane_bits,
+            "bit_packing": self.bit_packing,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CostModel:
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployment target. Hardware knowledge as data; see the module docstring.
+
+    Attributes:
+        name: registry name ("openvino").
+        engine: the engine family ("openvino", "onnxruntime", "tvm", "tensorrt", "integer").
+        runtime: the registered runtime adapter that loads it (``runtimes.get_runtime(runtime)``).
+        device: "cpu", "gpu" or "fpga".
+        arches: CPU architectures it runs on.
+        native_pairs: (w_bits, a_bits) pairs the engine executes at exactly that precision.
+        containers: integer container widths, ascending; a non-native side rounds up to the smallest that
+            holds it (3-bit weights run in an 8-bit container). Wider than every container: float.
+        lowering: what the ONNX exporter must produce for this target.
+        extra: the pip extra that installs the engine (``pip install 'bpnas[<extra>]'``); None when the
+            engine is a core dependency.
+        engine_modules: modules that must be importable for the target to be available.
+        requires: names of :data:`CHECKS` that must pass as well ("cuda", "aarch64").
+        cost: the cost model.
+        description: one line for ``bpnas targets``.
+    """
+
+    name: str
+    engine: str
+    runtime: str
+    device: str
+    arches: tuple[str, ...]
+    native_pairs: tuple[BitPair, ...]
+    containers: tuple[int, ...] = (8,)
+    lowering: LoweringOptions = field(default_factory=LoweringOptions)
+    extra: str | None = None
+    engine_modules: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    cost: CostModel = field(default_factory=CostModel)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("name", "engine", "runtime"):
+            v = getattr(self, attr)
+            if not isinstance(v, str) or not v or not v.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"target {attr} must be a non-empty identifier-like string, got {v!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"target {self.name!r}: device must be one of {DEVICES}, got {self.device!r}")
+        if not self.arches or any(a not in ARCHES for a in self.arches):
+            raise ValueError(f"target {self.name!r}: arches must be a non-empty subset of {ARCHES}")
+        pairs = tuple(tuple(p) for p in self.native_pairs)
+        if not pairs:
+            raise ValueError(f"target {self.name!r}: native_pairs must not be empty")
+        for p in pairs:
+            if len(p) != 2 or any(isinstance(b, bool) or b not in INT_BITS for b in p):
+                raise ValueError(f"target {self.name!r}: native pair {p!r} must be two ints in {INT_BITS}")
+        if len(set(pairs)) != len(pairs):
+            raise ValueError(f"target {self.name!r}: native_pairs has duplicates")
+        object.__setattr__(self, "native_pairs", pairs)
+        if list(self.containers) != sorted(set(self.containers)) or any(
+            c not in INT_BITS for c in self.containers
+        ):
+            raise ValueError(
+                f"target {self.name!r}: containers must be ascending distinct widths of {INT_BITS}"
+            )
+        object.__setattr__(self, "containers", tuple(self.containers))
+        for w, a in pairs:
+            if not self.containers or max(w, a) > self.containers[-1]:
+                raise ValueError(f"target {self.name!r}: native pair {(w, a)} is wider than every container")
+        if not isinstance(self.lowering, LoweringOptions):
+            raise ValueError(f"target {self.name!r}: lowering must be a LoweringOptions")
+        if not isinstance(self.cost, CostModel):
+            raise ValueError(f"target {self.name!r}: cost must be a CostModel")
+        unknown = [r for r in self.requires if r not in CHECKS]
+        if unknown:
+            raise ValueError(f"target {self.name!r}: unknown requirement {unknown}; known: {sorted(CHECKS)}")
+        if not self.engine_modules:
+            raise ValueError(f"target {self.name!r}: engine_modules must name the engine's import")
+
+    # -- precision -------------------------------------------------------------------------------------
+    def is_native(self, w_bits: int, a_bits: int) -> bool:
+        return (w_bits, a_bits) in self.native_pairs
+
+    def _container(self, bits: int) -> int | None:
+        return next((c for c in self.containers if c >= bits), None)
+
+    def deployed_pair(self, w_bits: int, a_bits: int) -> BitPair:
+        """The (w, a) precision the engine really computes a layer searched at (w_bits, a_bits).
+
+        Native pairs run as they are. A float side (32) makes the whole layer float (DESIGN §2). Otherwise
+        each side rounds up to its container, and a rounded pair the engine still lacks falls back to the
+        widest native pair that covers it, else float.
+        """
+        if FLOAT_BITS in (w_bits, a_bits):
+            return FLOAT_BITS, FLOAT_BITS
+        if w_bits not in INT_BITS or a_bits not in INT_BITS:
+            raise ValueError(f"({w_bits}, {a_bits}) is not a bpnas bit pair; use 2..8 or 32")
+        if self.is_native(w_bits, a_bits):
+            return w_bits, a_bits
+        w_c, a_c = self._container(w_bits), self._container(a_bits)
+        if w_c is not None and a_c is not None and self.is_native(w_c, a_c):
+            return w_c, a_c
+        covering = [p for p in self.native_pairs if p[0] >= w_bits and p[1] >= a_bits]
+        if covering:
+            return min(covering, key=lambda p: (p[0] * p[1], p))
+        return FLOAT_BITS, FLOAT_BITS
+
+    def deployed_report(self, report: BopsReport) -> BopsReport:
+        """``report`` with every layer at its deployed pair: BOPs as the hardware spends them."""
+        shapes = [(r.name, r.macs, r.params, r.op) for r in report.layers]
+        bits = {r.name: self.deployed_pair(r.w_bits, r.a_bits) for r in report.layers}
+        return report_from_layers(shapes, bits)
+
+    # -- environment -----------------------------------------------------------------------------------
+    @property
+    def install_hint(self) -> str:
+        if self.extra is None:
+            return "reinstall bpnas (`pip install bpnas`): the engine is a core dependency"
+        return f"pip install 'bpnas[{self.extra}]'"
+
+    def unavailable_reason(self) -> str | None:
+        """Why this target cannot run here, with the fix; None when it can."""
+        for module in self.engine_modules:
+            if importlib.util.find_spec(module) is None:
+                return (
+                    f"target {self.name!r} needs the {module!r} module, which is not installed: "
+                    f"{self.install_hint}"
+                )
+        for req in self.requires:
+            check, message = CHECKS[req]
+            if not check():
+                return f"target {self.name!r} {message}"
+        return None
+
+    def available(self) -> bool:
+        return self.unavailable_reason() is None
+
+    def require(self) -> Target:
+        """Return self, or raise TargetUnavailable saying what to install."""
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise TargetUnavailable(reason)
+        return self
+
+    # -- data ------------------------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> Target:
+        """A validated copy with fields changed, e.g. ``t.replace(cost=CostModel(64, 64, 300.0))``."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "runtime": self.runtime,
+            "device": self.device,
+            "arches": list(self.arches),
+            "native_pairs": [list(p) for p in self.native_pairs],
+            "containers": list(self.containers),
+            "lowering": self.lowering.to_dict(),
+            "extra": self.extra,
+            "engine_modules": list(self.engine_modules),
+            "requires": list(self.requires),
+            "cost": self.cost.to_dict(),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Target:
+        d = dict(data)
+        return cls(
+            name=d["name"],
+            engine=d["engine"],
+            runtime=d["runtime"],
+            device=d["device"],
+            arches=tuple(d["arches"]),
+            native_pairs=tuple((int(w), int(a)) for w, a in d["native_pairs"]),
+            containers=tuple(d.get("containers", (8,))),
+            lowering=LoweringOptions.from_dict(d.get("lowering", {})),
+            extra=d.get("extra"),
+            engine_modules=tuple(d["engine_modules"]),
+            requires=tuple(d.get("requires", ())),
+            cost=CostModel.from_dict(d.get("cost", {})),
+            description=d.get("description", ""),
+        )
+
+
+registry: Registry[Target] = Registry("target", TargetUnavailable)
+
+
+def register_target(target: Target) -> Target:
+    """Add ``target`` to the registry under its name and return it; a duplicate name raises.
+
+    Targets are values, so each ``targets/<name>.py`` builds one and registers it with a call rather than by
+    decorating a factory function.
+    """
+    if not isinstance(target, Target):
+        raise TypeError(f"register_target takes a Target, got {type(target).__name__}")
+    return registry.register(target.name, target)

@@ -1,0 +1,32 @@
+"""The bit-exact integer-only executor: the FPGA-style backend ("fpga" is its alias).
+
+It computes every layer with the searched integer widths (any 2-8 bit pair is native), adding the int32 bias
+on the accumulator grid as DESIGN §2 specifies, so its cost is the searched BOPs. Its cost model adds cycles
+for a MAC array (rows x cols at a clock); change it with ``TARGET.replace(cost=CostModel(...))``. FPGA
+toolchains that shift instead of multiply want power-of-two scales: ``TARGET.replace(lowering=POW2)``.
+"""
+
+from __future__ import annotations
+
+from export.options import LoweringOptions
+from targets.base import INT_BITS, CostModel, Target, all_pairs, register_target
+
+#: lowering for toolchains that rescale by shifts (hls4ml, FINN): power-of-two scales, per-tensor
+POW2 = LoweringOptions(power_of_two_scales=True, per_channel=False)
+
+TARGET = register_target(
+    Target(
+        name="integer",
+        engine="integer",
+        runtime="integer",
+        device="fpga",
+        arches=("x86_64", "aarch64"),
+        native_pairs=all_pairs(INT_BITS),
+        containers=(8,),
+        lowering=LoweringOptions(),
+        extra="fpga",
+        engine_modules=("qonnx",),
+        cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, lane_bits=8, bit_packing=True),
+        description="bit-exact integer executor (FPGA-style), every 2-8 bit pair native, MAC-array cycles",
+    )
+)

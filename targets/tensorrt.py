@@ -1,0 +1,28 @@
+"""TensorRT on Turing-or-newer NVIDIA GPUs: explicit quantization from Q/DQ pairs, int8 tensor cores.
+
+TensorRT's explicit-quantization rules want symmetric int8 everywhere (zero point 0), so activations are
+lowered as int8 even when unsigned (codes in the non-negative half). Every 2-8 bit pair deploys as (8, 8).
+Needs a CUDA GPU as well as the engine.
+"""
+
+from __future__ import annotations
+
+from export.options import LoweringOptions
+from targets.base import Target, register_target
+
+TARGET = register_target(
+    Target(
+        name="tensorrt",
+        engine="tensorrt",
+        runtime="tensorrt",
+        device="gpu",
+        arches=("x86_64", "aarch64"),
+        native_pairs=((8, 8),),
+        containers=(8,),
+        lowering=LoweringOptions(symmetric_int8=True),
+        extra="tensorrt",
+        engine_modules=("tensorrt",),
+        requires=("cuda",),
+        description="TensorRT on NVIDIA GPUs (Turing+), symmetric int8",
+    )
+)

@@ -1,0 +1,26 @@
+"""Apache TVM (Relax) compiling the QDQ graph for the host CPU (x86 VNNI/AVX-512, ARM dot-product).
+
+TVM's int8 schedules (u8 x s8 -> s32) are the integer path; narrower codes run in int8 containers, so every
+2-8 bit pair deploys as (8, 8).
+"""
+
+from __future__ import annotations
+
+from export.options import LoweringOptions
+from targets.base import Target, register_target
+
+TARGET = register_target(
+    Target(
+        name="tvm",
+        engine="tvm",
+        runtime="tvm",
+        device="cpu",
+        arches=("x86_64", "aarch64"),
+        native_pairs=((8, 8),),
+        containers=(8,),
+        lowering=LoweringOptions(),
+        extra="tvm",
+        engine_modules=("tvm",),
+        description="Apache TVM compiled for the host CPU (int8 containers)",
+    )
+)
