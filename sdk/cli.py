@@ -1,0 +1,162 @@
+"""The `bpnas` command line: one small function per subcommand; heavy imports happen inside them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sdk.errors import BpnasError
+
+__all__ = ["main"]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sdk.demo import run_demo
+
+    run_demo(out_dir=args.out, epochs=args.epochs, b_max=args.b_max, seed=args.seed, quick=args.quick)
+    return 0
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    import targets
+
+    avail = set(targets.available())
+    for name in targets.names():
+        t = targets.get(name)
+        state = "available" if name in avail else f"not installed (pip install 'bpnas[{t.extra}]')"
+        print(f"{name:<12} {t.engine:<12} {t.device:<5} {state}")
+    for alias, name in targets.aliases().items():
+        print(f"{alias:<12} -> {name}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import sdk
+
+    if args.bundle:
+        from export.manifest import read_manifest
+
+        print(read_manifest(args.bundle).bops.table())
+        return 0
+    model = sdk.models.create(args.model, num_classes=args.num_classes)
+    shape = tuple(args.input_shape) if args.input_shape else sdk.models.default_input_shape(args.model)
+    if args.config:
+        cfg = sdk.MixedPrecisionConfig.from_json(args.config)
+    else:
+        cfg = sdk.MixedPrecisionConfig.uniform(model, args.w_bits, args.a_bits)
+    print(sdk.bops(model, cfg, input_shape=shape).table())
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from sdk.search import run_search_command
+
+    return run_search_command(args.rest)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import sdk
+
+    p = sdk.load(args.bundle, target=args.target)
+    logits = p.predict(args.images if len(args.images) > 1 else args.images[0])
+    for path, row in zip(args.images, np.atleast_2d(logits)):
+        k = int(np.argmax(row))
+        label = p.labels[k] if p.labels else str(k)
+        print(f"{path}\t{label}\t{float(row[k]):.4f}")
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import sdk
+
+    rep = sdk.load(args.bundle, target=args.target, threads=args.threads).profile(
+        runs=args.runs, warmup=args.warmup, batch=args.batch
+    )
+    print(rep.table() if hasattr(rep, "table") else rep)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import sdk
+    import targets
+
+    names = args.targets or targets.available()
+    print(f"{'target':<12} {'p50 ms':>8} {'p90 ms':>8} {'fps':>8} {'avg bits':>8}")
+    for name in names:
+        predictor = sdk.load(args.bundle, target=name, threads=args.threads)
+        rep = predictor.profile(runs=args.runs, warmup=args.warmup)
+        print(f"{name:<12} {rep.p50_ms:>8.3f} {rep.p90_ms:>8.3f} {rep.fps:>8.1f} {rep.avg_bits:>8.3f}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bpnas", description="Mixed-precision search and deployment (BP-NAS).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="search -> retrain -> export -> run on every installed target, on digits")
+    d.add_argument("--out", default="runs/demo", help="output directory (bundle, plots)")
+    d.add_argument("--epochs", type=int, default=None, help="float training epochs (default: preset)")
+    d.add_argument("--b-max", type=float, default=3.0, help="BOPs budget in average bits")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quick", action="store_true", help="fewer epochs, for smoke tests")
+    d.set_defaults(func=_cmd_demo)
+
+    t = sub.add_parser("targets", help="list targets and whether their engine is installed")
+    t.set_defaults(func=_cmd_targets)
+
+    r = sub.add_parser("report", help="print the BOPs table of a zoo model + config, or of a bundle")
+    r.add_argument("--bundle", help="a .bpnas bundle")
+    r.add_argument("--model", default="resnet20")
+    r.add_argument("--num-classes", type=int, default=10)
+    r.add_argument("--config", help="MixedPrecisionConfig JSON")
+    r.add_argument("--w-bits", type=int, default=4)
+    r.add_argument("--a-bits", type=int, default=4)
+    r.add_argument("--input-shape", type=int, nargs=4)
+    r.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("search", help="BP-NAS search (and retraining); `bpnas search --help` for options")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_cmd_search)
+
+    pr = sub.add_parser("predict", help="classify images with a bundle")
+    pr.add_argument("bundle")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--target", default="onnxruntime")
+    pr.set_defaults(func=_cmd_predict)
+
+    pf = sub.add_parser("profile", help="latency, BOPs and effective precision of a bundle on one target")
+    pf.add_argument("bundle")
+    pf.add_argument("--target", default="onnxruntime")
+    pf.add_argument("--runs", type=int, default=200)
+    pf.add_argument("--warmup", type=int, default=20)
+    pf.add_argument("--batch", type=int, default=1)
+    pf.add_argument("--threads", type=int, default=None)
+    pf.set_defaults(func=_cmd_profile)
+
+    b = sub.add_parser("bench", help="latency of a bundle on every installed target, side by side")
+    b.add_argument("bundle")
+    b.add_argument("--targets", nargs="*")
+    b.add_argument("--runs", type=int, default=100)
+    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--threads", type=int, default=None)
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bpnas` console script; user errors print one clear line and exit 2."""
+    args = _build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BpnasError as e:
+        print(f"bpnas: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
