@@ -109,7 +109,8 @@ def run_demo(
     for name, p_acc, q_acc, rep in rows:
         ptq_txt = f"{100 * p_acc:>7.2f}%" if p_acc == p_acc else f"{'-':>8}"
         print(
-            f"{name:<22} {ptq_txt} {100 * q_acc:>7.2f}% {rep.avg_bits:>9.3f} {rep.b_comp:>7.2f}x {rep.w_comp:>7.2f}x"
+            f"{name:<22} {ptq_txt} {100 * q_acc:>7.2f}% {rep.avg_bits:>9.3f} "
+            f"{rep.b_comp:>7.2f}x {rep.w_comp:>7.2f}x"
         )
 
     _section("export and run on every installed target")
@@ -132,7 +133,8 @@ def run_demo(
         prof = p.profile(runs=preset.profile_runs, warmup=max(2, preset.profile_runs // 10))
         bench.append((name, acc, agree, prof))
     print(
-        f"\n{'target':<12} {'test acc':>9} {'= torch':>8} {'p50 ms':>8} {'p90 ms':>8} {'fps':>9} {'deployed bits':>14}"
+        f"\n{'target':<12} {'test acc':>9} {'= torch':>8} {'p50 ms':>8} {'p90 ms':>8} "
+        f"{'fps':>9} {'deployed bits':>14}"
     )
     for name, acc, agree, prof in bench:
         print(
