@@ -55,6 +55,38 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return run_search_command(args.rest)
 
 
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    import sdk
+    from sdk.checkpoint import data_from_spec, save_checkpoint
+    from sdk.training import evaluate, train
+
+    data = data_from_spec(args.data, seed=args.seed)
+    model = sdk.models.create(args.model, num_classes=data.num_classes, in_channels=data.input_shape[1])
+    train(model, data.train, data.val, epochs=args.float_epochs, reshape=True, seed=args.seed)
+    cfg = sdk.MixedPrecisionConfig.from_json(args.config)
+    qmodel = sdk.retrain(model, cfg, data.train, data.val, epochs=args.epochs, seed=args.seed)
+    print(f"test accuracy {100 * evaluate(qmodel, data.test):.2f}%")
+    save_checkpoint(
+        args.out, qmodel, model=args.model, num_classes=data.num_classes, in_channels=data.input_shape[1]
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import sdk
+    from sdk.checkpoint import data_from_spec, load_checkpoint
+
+    qmodel, _meta = load_checkpoint(args.checkpoint)
+    data = data_from_spec(args.data)
+    x, _ = next(iter(data.test))
+    bundle = sdk.export(
+        qmodel.eval(), args.out, example_input=x[:1], targets=args.targets, labels=list(data.labels)
+    )
+    print(f"wrote {bundle}")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -120,6 +152,27 @@ def _build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="BP-NAS search (and retraining); `bpnas search --help` for options")
     s.add_argument("rest", nargs=argparse.REMAINDER)
     s.set_defaults(func=_cmd_search)
+
+    rt = sub.add_parser(
+        "retrain", help="train float (reshaped), then QAT-retrain a config; writes a checkpoint"
+    )
+    rt.add_argument("--model", default="digits_cnn")
+    rt.add_argument(
+        "--data", default="digits", help="digits | digits:UPSCALE | cifar10:ROOT | folder:ROOT:SIZE"
+    )
+    rt.add_argument("--config", required=True, help="MixedPrecisionConfig JSON (e.g. from bpnas search)")
+    rt.add_argument("--float-epochs", type=int, default=30)
+    rt.add_argument("--epochs", type=int, default=30)
+    rt.add_argument("--seed", type=int, default=0)
+    rt.add_argument("--out", default="runs/retrain/model.pt")
+    rt.set_defaults(func=_cmd_retrain)
+
+    ex = sub.add_parser("export", help="export a retrained checkpoint to a .bpnas bundle")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--out", default="runs/model.bpnas")
+    ex.add_argument("--data", default="digits", help="data spec, for the example input and labels")
+    ex.add_argument("--targets", nargs="+", default=["onnxruntime"])
+    ex.set_defaults(func=_cmd_export)
 
     pr = sub.add_parser("predict", help="classify images with a bundle")
     pr.add_argument("bundle")
