@@ -1,4 +1,4 @@
-"""The public surface of ../shared/API.md: names exist, are the right kind, and `import sdk` stays torch-free."""
+"""The public surface of API.md: names exist, are the right kind, and `import sdk` stays torch-free."""
 
 import subprocess
 import sys
