@@ -1,0 +1,121 @@
+"""QAT-friendly BN folding: the conv trains on folded, quantized weights while BN statistics keep updating.
+
+The standard simulated fold of Jacob et al. (2018) and ``torch.ao.nn.intrinsic.qat.ConvBn2d``: weights are
+scaled by ``g / sqrt(running_var + eps)`` before the weight quantizer, the conv output is divided by the same
+factor, and the float BN then normalises it with batch statistics (and updates its running statistics). In
+eval mode the module computes exactly the folded form that ``freeze()`` returns as a plain ``QuantConv2d``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from calibration._fold_math import rescale_weight_alpha_
+from sdk.config import FLOAT_BITS
+from sdk.quant.modules import QuantConv2d
+from sdk.quant.quantizers import fake_quant
+
+__all__ = ["FoldedConvBN", "conv_like"]
+
+_INT32 = (-(2**31) + 1, 2**31 - 1)
+
+
+def conv_like(conv: nn.Conv2d, cls: type[nn.Conv2d], *, bias: bool) -> nn.Conv2d:
+    """A new, uninitialised ``cls`` with the geometry, device and dtype of ``conv``."""
+    return cls(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        stride=conv.stride,  # type: ignore[arg-type]
+        padding=conv.padding,  # type: ignore[arg-type]
+        dilation=conv.dilation,  # type: ignore[arg-type]
+        groups=conv.groups,
+        bias=bias,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
+
+
+class FoldedConvBN(QuantConv2d):
+    """A ``QuantConv2d`` that owns its following BatchNorm (``self.bn``) and quantizes the folded weight.
+
+    Subclassing QuantConv2d keeps the layer name, ``bits``/``set_bits`` and BOPs counting unchanged, so a
+    MixedPrecisionConfig still applies. ``weight_quant.alpha`` is the clip of the *folded* weight.
+    """
+
+    bn: nn.BatchNorm2d
+
+    @classmethod
+    def from_pair(cls, conv: QuantConv2d, bn: nn.BatchNorm2d) -> FoldedConvBN:
+        """Wrap ``conv`` and the ``bn`` consuming its output (both copied; the originals are untouched)."""
+        if conv.out_quant is not None:
+            raise ValueError("a conv with an output quantizer cannot absorb the BatchNorm that follows it")
+        f = conv_like(conv, cls, bias=conv.bias is not None)
+        assert isinstance(f, FoldedConvBN)
+        with torch.no_grad():
+            f.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                f.bias.copy_(conv.bias)  # type: ignore[union-attr]
+        f.weight_quant = copy.deepcopy(conv.weight_quant)
+        f.act_quant = copy.deepcopy(conv.act_quant)
+        f.out_quant = None
+        f.bn = copy.deepcopy(bn)
+        with torch.no_grad():
+            scale = f.bn_scale()
+            rescale_weight_alpha_(f.weight_quant, scale, f.weight * scale.reshape(-1, 1, 1, 1))
+        f.train(conv.training)
+        return f
+
+    def bn_scale(self) -> torch.Tensor:
+        """``g / sqrt(running_var + eps)`` per output channel, from the BN's running statistics."""
+        var = self.bn.running_var
+        assert var is not None
+        std = torch.sqrt(var + self.bn.eps)
+        return self.bn.weight / std if self.bn.weight is not None else 1.0 / std
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The folded float ``(W', b')`` under the current running statistics."""
+        scale = self.bn_scale()
+        mu = self.bn.running_mean
+        assert mu is not None
+        bias = self.bias if self.bias is not None else torch.zeros_like(mu)
+        beta = self.bn.bias if self.bn.bias is not None else torch.zeros_like(mu)
+        return self.weight * scale.reshape(-1, 1, 1, 1), (bias - mu) * scale + beta
+
+    def _quantize_bias(self, bias: torch.Tensor) -> torch.Tensor:
+        """The accumulator-grid bias of ``QuantConv2d.quantized_bias`` applied to the folded bias."""
+        if self.weight_quant.bits >= FLOAT_BITS or self.act_quant.bits >= FLOAT_BITS:
+            return bias
+        return fake_quant(bias, self.act_quant.scale() * self.weight_quant.scale(), *_INT32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act_quant(x)
+        if not self.training:
+            w, b = self.folded()
+            return self._conv_forward(x, self.weight_quant(w), self._quantize_bias(b))
+        scale = self.bn_scale()
+        w = self.weight_quant(self.weight * scale.reshape(-1, 1, 1, 1))
+        # undo the scale so BN sees the conv output at its own statistics; guard channels with g == 0
+        safe = torch.where(scale.abs() > 1e-12, scale, torch.full_like(scale, 1e-12))
+        y = self._conv_forward(x, w, None) / safe.reshape(1, -1, 1, 1)
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1)
+        return self.bn(y)
+
+    @torch.no_grad()
+    def freeze(self) -> QuantConv2d:
+        """The plain folded ``QuantConv2d`` (BN statistics frozen); equal to this module in eval mode."""
+        w, b = self.folded()
+        q = conv_like(self, QuantConv2d, bias=True)
+        assert isinstance(q, QuantConv2d)
+        q.weight.copy_(w)
+        q.bias.copy_(b)  # type: ignore[union-attr]
+        q.weight_quant = copy.deepcopy(self.weight_quant)
+        q.act_quant = copy.deepcopy(self.act_quant)
+        q.out_quant = None
+        q.train(self.training)
+        return q
