@@ -1,0 +1,608 @@
+"""Load a bundle on a target and run it: the deploy path. Torch-free (DESIGN §1).
+
+    >>> import sdk
+    >>> p = sdk.load("resnet20.bpnas", target="openvino", threads=2)
+    >>> logits = p.predict(frame)            # uint8 HWC BGR frame, list of frames, image path(s),
+    ...                                      # float32 NCHW array, or a torch tensor (duck-typed)
+    >>> p.profile(runs=200).table()          # latency, BOPs searched vs deployed, effective precision
+
+Thread safety: ``predict`` may be called from several threads. Adapters whose sessions declare
+``thread_safe = True`` (ONNX Runtime: concurrent ``run`` is supported; OpenVINO: one InferRequest per thread)
+run concurrently; any other adapter's calls are serialized by a lock held around the engine call only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import targets
+from runtimes import get_runtime
+from runtimes._layers import precision_width
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
+from sdk.config import FLOAT_BITS, MixedPrecisionConfig
+from sdk.cost import BopsReport
+from sdk.errors import BundleError, InputError, TargetUnavailable
+from sdk.preprocess import Preprocess
+from targets.base import Target
+
+__all__ = ["InputSpec", "LatencyReport", "Predictor", "load", "profile", "read_bundle_manifest"]
+
+MANIFEST = "manifest.json"
+FORMAT = "bpnas-bundle"
+FORMAT_VERSION = 1
+_HINTS = ("latency", "throughput")
+_REQUIRED = ("input", "output", "config", "bops", "artifacts", "targets")
+
+
+# -- reading the bundle ------------------------------------------------------------------------------------
+def read_bundle_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The bundle's manifest as a dict, after every artifact's checksum matched. The one switch point.
+
+    Uses ``export.manifest.read_manifest`` when it is installed; until then, the DESIGN §5 checks below.
+    """
+    try:
+        from export.manifest import read_manifest  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return _read_manifest_json(Path(path))
+    manifest = read_manifest(path)  # verifies schema, versions and checksums
+    for attr in ("to_dict", "as_dict", "raw"):
+        value = getattr(manifest, attr, None)
+        if value is not None:
+            return dict(value() if callable(value) else value)
+    return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _safe_artifact(bundle: Path, name: Any) -> Path:
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or os.path.isabs(name)
+    ):
+        raise BundleError(
+            f"bundle {bundle} names an unsafe artifact {name!r}: artifacts must be plain file names inside "
+            "the bundle. The manifest was edited or written by something else; re-export the bundle."
+        )
+    path = bundle / name
+    if path.is_symlink():
+        raise BundleError(f"bundle {bundle}: artifact {name!r} is a symlink, which bundles may not contain.")
+    return path
+
+
+def _read_manifest_json(bundle: Path) -> dict[str, Any]:
+    """DESIGN §5 checks: format, version, required keys, safe artifact names, sizes and sha256."""
+    if not bundle.exists():
+        raise BundleError(f"no bundle at {bundle}: create one with sdk.export(qmodel, {str(bundle)!r}, ...).")
+    if not bundle.is_dir() or not (bundle / MANIFEST).is_file():
+        raise BundleError(
+            f"{bundle} is not a bpnas bundle (a directory with {MANIFEST}); pass the .bpnas directory."
+        )
+    try:
+        manifest = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{bundle / MANIFEST} is corrupt ({e}); re-export the bundle.") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{bundle / MANIFEST} is not a bpnas bundle manifest (format != {FORMAT!r}).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise BundleError(f"{bundle / MANIFEST} has no valid format_version; re-export the bundle.")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {bundle} has format_version {version}, newer than this bpnas reads ({FORMAT_VERSION}); "
+            "upgrade bpnas."
+        )
+    missing = [k for k in _REQUIRED if not isinstance(manifest.get(k), dict)]
+    if missing:
+        raise BundleError(f"{bundle / MANIFEST} lacks {missing}; re-export the bundle.")
+    for name, info in manifest["artifacts"].items():
+        path = _safe_artifact(bundle, name)
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            raise BundleError(f"bundle {bundle}: artifact {name!r} has no sha256 in the manifest.")
+        if not path.is_file():
+            raise BundleError(f"bundle {bundle} is missing artifact {name!r}; re-export the bundle.")
+        size = info.get("bytes")
+        if isinstance(size, int) and path.stat().st_size != size:
+            raise BundleError(
+                f"bundle {bundle}: artifact {name!r} is {path.stat().st_size} bytes, the manifest says "
+                f"{size}: it was modified or truncated after export. Re-export the bundle."
+            )
+        if _sha256(path) != info["sha256"]:
+            raise BundleError(
+                f"bundle {bundle}: artifact {name!r} does not match its sha256: it was modified or corrupted "
+                "after export. Re-export the bundle."
+            )
+    for target, entry in manifest["targets"].items():
+        art = entry.get("artifact") if isinstance(entry, dict) else None
+        if art not in manifest["artifacts"]:
+            raise BundleError(f"bundle {bundle}: target {target!r} names artifact {art!r}, which it lacks.")
+    return manifest
+
+
+# -- small value types ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model takes, from the manifest: name, shape (None = dynamic), dtype, layout."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    layout: str = "NCHW"
+
+    @property
+    def batch(self) -> int | None:
+        """The fixed batch size, or None when the batch axis is dynamic."""
+        return self.shape[0] if self.shape else None
+
+    @property
+    def sample_shape(self) -> tuple[int | None, ...]:
+        return tuple(self.shape[1:])
+
+    def describe(self) -> str:
+        dims = ["N" if self.batch is None else str(self.batch)]
+        dims += ["?" if d is None else str(d) for d in self.sample_shape]
+        return f"{self.dtype} ({', '.join(dims)}) {self.layout}"
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """What :meth:`Predictor.profile` measured, and what the bundle and target say it should cost.
+
+    Times are wall-clock per ``predict`` call on a float32 batch of ``batch``. ``bops``/``avg_bits`` are the
+    searched configuration's (Eq. 3-4); ``deployed_bops``/``deployed_bits`` the same at the precision the
+    target really computes (``Target.deployed_pair`` per layer). ``precision`` is the engine's effective
+    precision per layer, ``upcast`` marking layers that run wider than the deployed precision.
+    """
+
+    target: str
+    batch: int
+    runs: int
+    threads: int | None
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    fps: float
+    bops: int
+    avg_bits: float
+    deployed_bops: int
+    deployed_bits: float
+    searched_pairs: Mapping[str, tuple[int, int]]
+    deployed_pairs: Mapping[str, tuple[int, int]]
+    precision: tuple[LayerPrecision, ...]
+    per_layer: tuple[LayerTime, ...] | None = None
+    estimated_cycles: int | None = None
+    estimated_ms: float | None = None
+
+    @property
+    def upcast_layers(self) -> list[str]:
+        return [p.layer for p in self.precision if p.upcast]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["searched_pairs"] = {k: list(v) for k, v in self.searched_pairs.items()}
+        d["deployed_pairs"] = {k: list(v) for k, v in self.deployed_pairs.items()}
+        return d
+
+    def table(self) -> str:
+        lines = [
+            f"target {self.target}  batch {self.batch}  runs {self.runs}  "
+            f"threads {self.threads or 'default'}",
+            f"latency ms  p50 {self.p50_ms:.3f}  p90 {self.p90_ms:.3f}  p99 {self.p99_ms:.3f}  "
+            f"mean {self.mean_ms:.3f}  fps {self.fps:.1f}",
+            f"BOPs searched {self.bops:,} (avg {self.avg_bits:.3f} bits)  deployed {self.deployed_bops:,} "
+            f"(avg {self.deployed_bits:.3f} bits)",
+        ]
+        if self.estimated_cycles is not None:
+            lines.append(
+                f"cost model: {self.estimated_cycles:,} cycles = {self.estimated_ms:.3f} ms per sample"
+            )
+        times: dict[str, float] = {}
+        for t in self.per_layer or ():
+            times[t.name] = times.get(t.name, 0.0) + t.ms
+        head = f"{'layer':<32} {'searched':>8} {'deployed':>8} {'kernel':<24} {'runs as':<8} {'ms':>8}"
+        lines += [head, "-" * len(head)]
+        prec = {p.layer: p for p in self.precision}
+        for name, (w, a) in self.searched_pairs.items():
+            p = prec.get(name)
+            dw, da = self.deployed_pairs[name]
+            ms = f"{times[name]:.4f}" if name in times else "-"
+            flag = " UPCAST" if p is not None and p.upcast else ""
+            kernel, runs_as = (p.kernel, p.precision) if p else ("-", "-")
+            pairs = f"{f'{w}/{a}':>8} {f'{dw}/{da}':>8}"
+            lines.append(f"{name[:32]:<32} {pairs} {kernel[:24]:<24} {runs_as:<8} {ms:>8}{flag}")
+        return "\n".join(lines)
+
+
+# -- the predictor -------------------------------------------------------------------------------------------
+class Predictor:
+    """A bundle loaded on one target. Create with :func:`load`."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Mapping[str, Any],
+        target: Target,
+        session: Session,
+        loader: Callable[..., Session],
+        options: RuntimeOptions,
+    ) -> None:
+        self.path = path
+        self.target = target
+        self._manifest = manifest
+        self._session: Session | None = session
+        self._loader = loader
+        self._options = options
+        self._artifact = path / manifest["targets"][target.name]["artifact"]
+        inp = manifest["input"]
+        self.input_spec = InputSpec(
+            name=str(inp.get("name", "input")),
+            shape=tuple(None if d is None else int(d) for d in inp.get("shape", [])),
+            dtype=str(inp.get("dtype", "float32")),
+            layout=str(inp.get("layout", "NCHW")),
+        )
+        if self.input_spec.dtype != "float32" or len(self.input_spec.shape) != 4:
+            raise BundleError(
+                f"bundle {path}: input {self.input_spec.describe()} is not a float32 4-D tensor; "
+                "re-export it."
+            )
+        pre = manifest.get("preprocess")
+        try:
+            self.preprocess: Preprocess | None = Preprocess.from_dict(pre) if pre else None
+            self.config = MixedPrecisionConfig.from_dict(manifest["config"])
+            self.bops: BopsReport = BopsReport.from_dict(manifest["bops"])
+        except (InputError, KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"bundle {path}: manifest field is invalid ({e}); re-export the bundle.") from e
+        labels = manifest.get("labels")
+        self.labels: tuple[str, ...] | None = tuple(str(s) for s in labels) if labels else None
+        classes = (manifest.get("output", {}).get("shape") or [None])[-1]
+        if self.labels is not None and isinstance(classes, int) and len(self.labels) != classes:
+            raise BundleError(
+                f"bundle {path}: {len(self.labels)} labels for {classes} outputs; re-export it."
+            )
+        self._lock: threading.Lock | None = (
+            None if getattr(session, "thread_safe", False) else threading.Lock()
+        )
+
+    # -- what the bundle says ------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Mapping[str, Any]:
+        return self._manifest
+
+    @property
+    def name(self) -> str:
+        return str(self._manifest.get("name", self.path.stem))
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor({str(self.path)!r}, target={self.target.name!r}, input={self.input_spec.describe()})"
+        )
+
+    # -- input conversion ----------------------------------------------------------------------------
+    def _expected(self) -> str:
+        return self.input_spec.describe()
+
+    def _frames_to_batch(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        if self.preprocess is None:
+            raise InputError(
+                f"got image input, but bundle {self.path.name} has no preprocessing recorded. Pass a "
+                f"float32 array shaped {self._expected()}, or export with "
+                "sdk.export(..., preprocess=sdk.Preprocess(...))."
+            )
+        return self.preprocess(frames)
+
+    def _read_image(self, path: str | os.PathLike[str]) -> np.ndarray:
+        import cv2
+
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise InputError(f"could not read image {p!r}: no such file.")
+        img = cv2.imread(p, cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(
+                f"could not read image {p!r}: OpenCV cannot decode it (not an image, or corrupt)."
+            )
+        return img
+
+    def _one(self, x: Any, where: str) -> np.ndarray:
+        """One input item -> float32 batch (n, ...)."""
+        if isinstance(x, (str, os.PathLike)):
+            return self._frames_to_batch([self._read_image(x)])
+        if not isinstance(x, np.ndarray) and all(hasattr(x, a) for a in ("detach", "cpu", "numpy")):
+            x = x.detach().cpu().numpy()  # a torch tensor, without importing torch
+        if not isinstance(x, np.ndarray):
+            raise InputError(
+                f"{where}: expected a float32 array shaped {self._expected()}, a uint8 (H, W, 3) BGR image, "
+                f"an image path or a list of those; got {type(x).__name__}."
+            )
+        if x.dtype == np.uint8:
+            if x.ndim in (2, 3):
+                return self._frames_to_batch([x])
+            if x.ndim == 4:
+                return self._frames_to_batch(list(x))
+            raise InputError(f"{where}: uint8 images must be (H, W, 3) or (N, H, W, 3), got shape {x.shape}.")
+        if x.dtype != np.float32:
+            raise InputError(
+                f"{where}: expected float32 input shaped {self._expected()} (or uint8 images), got dtype "
+                f"{x.dtype}. Convert with x.astype(np.float32)."
+            )
+        if x.ndim == len(self.input_spec.shape) - 1:
+            x = x[None]
+        return x
+
+    def _to_batch(self, x: Any) -> np.ndarray:
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise InputError(f"got an empty list; pass at least one input ({self._expected()}).")
+            parts = [self._one(item, f"item {i}") for i, item in enumerate(x)]
+            shapes = {p.shape[1:] for p in parts}
+            if len(shapes) > 1:
+                raise InputError(
+                    f"list items have different shapes {sorted(shapes)}; expected {self._expected()}."
+                )
+            batch = np.concatenate(parts)
+        else:
+            batch = self._one(x, "input")
+        self._check(batch)
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+    def _check(self, x: np.ndarray) -> None:
+        spec = self.input_spec
+        if x.ndim != len(spec.shape) or any(
+            d is not None and d != s for d, s in zip(spec.sample_shape, x.shape[1:])
+        ):
+            raise InputError(f"expected input shaped {self._expected()}, got shape {tuple(x.shape)}.")
+        if x.shape[0] == 0:
+            raise InputError(f"got an empty batch; expected {self._expected()} with N >= 1.")
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = int(x.size - np.count_nonzero(finite))
+            raise InputError(
+                f"input has {bad} NaN/inf value(s) of {x.size}; check the camera frame or preprocessing."
+            )
+
+    # -- running -------------------------------------------------------------------------------------
+    def _session_or_raise(self) -> Session:
+        if self._session is None:
+            raise InputError(f"this Predictor is closed; call sdk.load({str(self.path)!r}) again.")
+        return self._session
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        session = self._session_or_raise()
+        if self._lock is None:
+            return session.run(x)
+        with self._lock:
+            return session.run(x)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Logits, float32 (N, classes), for any supported input; one image gives N = 1."""
+        batch = self._to_batch(x)
+        fixed = self.input_spec.batch
+        if fixed is None or fixed == len(batch):
+            out = self._run(batch)
+        else:  # a static-batch artifact: run in chunks of its batch, padding the last
+            outs = []
+            for i in range(0, len(batch), fixed):
+                chunk = batch[i : i + fixed]
+                n = len(chunk)
+                if n < fixed:
+                    chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), np.float32)])
+                outs.append(self._run(np.ascontiguousarray(chunk))[:n])
+            out = np.concatenate(outs)
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(batch):
+            raise BundleError(
+                f"the engine returned shape {out.shape} for a batch of {len(batch)}; re-export."
+            )
+        return out
+
+    __call__ = predict
+
+    # -- measuring -----------------------------------------------------------------------------------
+    def effective_precision(self) -> list[LayerPrecision]:
+        """Per layer, what the engine runs; ``upcast`` against this target's deployed precision."""
+        out = []
+        for p in self._session_or_raise().effective_precision():
+            if p.layer in self.config and p.precision != "unknown":
+                deployed = self.target.deployed_pair(*self.config[p.layer])
+                width = FLOAT_BITS if FLOAT_BITS in deployed else max(deployed)
+                p = dataclasses.replace(p, upcast=precision_width(p.precision) > width)
+            out.append(p)
+        return out
+
+    def _example(self, batch: int) -> np.ndarray:
+        dims = self.input_spec.sample_shape
+        if any(d is None for d in dims):
+            if self.preprocess is None:
+                raise InputError(f"input {self._expected()} has dynamic dimensions; profile with input=...")
+            dims = self.preprocess.input_shape
+        sample = tuple(int(d) for d in dims if d is not None)
+        return np.random.default_rng(0).standard_normal((batch, *sample)).astype(np.float32)
+
+    def _layer_times(self, x: np.ndarray, runs: int) -> tuple[LayerTime, ...] | None:
+        """Per-layer times from a second, profiling session (so the timed session runs unprofiled)."""
+        session = self._loader(
+            self._artifact, self._manifest, dataclasses.replace(self._options, profiling=True)
+        )
+        try:
+            for _ in range(runs + 1):  # adapters drop the first (allocating) run
+                session.run(x)
+            times = session.layer_times()
+        finally:
+            session.close()
+        return tuple(times) if times is not None else None
+
+    def profile(
+        self,
+        runs: int = 200,
+        warmup: int = 20,
+        batch: int = 1,
+        *,
+        per_layer: bool = True,
+        layer_runs: int = 20,
+        input: np.ndarray | None = None,
+    ) -> LatencyReport:
+        """Time ``runs`` predict calls on a float32 batch after ``warmup``; report BOPs and precision too.
+
+        Args:
+            runs, warmup: timed and untimed calls.
+            batch: batch size of the synthetic input (ignored when ``input`` is given).
+            per_layer: also load a profiling session for per-layer engine times.
+            layer_runs: calls made on the profiling session.
+            input: a float32 batch to time instead of random data.
+        """
+        for name, v, lo in (
+            ("runs", runs, 1),
+            ("warmup", warmup, 0),
+            ("batch", batch, 1),
+            ("layer_runs", layer_runs, 1),
+        ):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise InputError(f"profile: {name} must be an int >= {lo}, got {v!r}.")
+        x = self._to_batch(input) if input is not None else self._example(batch)
+        for _ in range(warmup):
+            self.predict(x)
+        times = np.empty(runs)
+        for i in range(runs):
+            t0 = time.perf_counter()
+            self.predict(x)
+            times[i] = time.perf_counter() - t0
+        ms = times * 1e3
+        searched = {name: tuple(pair) for name, pair in self.config.items()}
+        deployed_report = self.target.deployed_report(self.bops)
+        mean = float(ms.mean())
+        return LatencyReport(
+            target=self.target.name,
+            batch=len(x),
+            runs=runs,
+            threads=self._options.threads,
+            p50_ms=float(np.percentile(ms, 50)),
+            p90_ms=float(np.percentile(ms, 90)),
+            p99_ms=float(np.percentile(ms, 99)),
+            mean_ms=mean,
+            fps=len(x) * 1e3 / mean if mean > 0 else math.inf,
+            bops=self.bops.bops,
+            avg_bits=self.bops.avg_bits,
+            deployed_bops=deployed_report.bops,
+            deployed_bits=deployed_report.avg_bits,
+            searched_pairs=searched,  # type: ignore[arg-type]
+            deployed_pairs={r.name: (r.w_bits, r.a_bits) for r in deployed_report.layers},
+            precision=tuple(self.effective_precision()),
+            per_layer=self._layer_times(x, layer_runs) if per_layer else None,
+            estimated_cycles=self.target.cost.cycles(deployed_report),
+            estimated_ms=self.target.cost.latency_ms(deployed_report),
+        )
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _resolve_target(name: str, manifest: Mapping[str, Any], path: Path) -> Target:
+    carried = list(manifest["targets"])
+    target = targets.resolve(name, among=carried)  # unknown names raise with close matches
+    target.require()  # engine missing: names the pip extra
+    if target.name not in manifest["targets"]:
+        listed = ", ".join(repr(t) for t in carried) or "none"
+        wanted = ", ".join([*map(repr, carried), repr(target.name)])
+        raise BundleError(
+            f"bundle {path.name} has no artifact for target {target.name!r} (it has: {listed}). "
+            f"Export for it: sdk.export(qmodel, {str(path)!r}, ..., targets=[{wanted}])."
+        )
+    return target
+
+
+def load(
+    path: str | os.PathLike[str],
+    target: str = "onnxruntime",
+    *,
+    threads: int | None = None,
+    performance_hint: str = "latency",
+    cache_dir: str | os.PathLike[str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Predictor:
+    """Read and verify a bundle, pick the target's runtime adapter and compile the model.
+
+    Args:
+        path: the ``NAME.bpnas`` directory.
+        target: a name from ``targets.names()`` or an alias ("x86", "fpga").
+        threads: engine threads; None = the engine's default.
+        performance_hint: "latency" (batch 1, one stream) or "throughput" (many streams, big batches).
+        cache_dir: where the engine may cache compiled artifacts (default: beside the bundle, per adapter).
+        options: engine-specific options, validated by the adapter (see ``runtimes/<engine>.py``).
+
+    Raises:
+        BundleError: missing, corrupt, tampered or unsafe bundle; target not exported into it.
+        TargetUnavailable: unknown target (with close matches) or engine not installed (with the pip extra).
+        InputError: bad argument values.
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads must be a positive int or None, got {threads!r}.")
+    if performance_hint not in _HINTS:
+        raise InputError(f"performance_hint must be one of {_HINTS}, got {performance_hint!r}.")
+    if not isinstance(target, str):
+        raise TargetUnavailable(f"target must be a name such as 'onnxruntime', got {type(target).__name__}.")
+    bundle = Path(path)
+    manifest = read_bundle_manifest(bundle)
+    tgt = _resolve_target(target, manifest, bundle)
+    loader = get_runtime(tgt.runtime)
+    run_options = RuntimeOptions(
+        threads=threads,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        performance_hint=performance_hint,
+        extra=dict(options or {}),
+    )
+    artifact = _safe_artifact(bundle, manifest["targets"][tgt.name]["artifact"])
+    session = loader(artifact, manifest, run_options)
+    try:
+        return Predictor(bundle, manifest, tgt, session, loader, run_options)
+    except BaseException:
+        session.close()
+        raise
+
+
+def profile(
+    path: str | os.PathLike[str],
+    target: str = "onnxruntime",
+    *,
+    runs: int = 200,
+    warmup: int = 20,
+    batch: int = 1,
+    per_layer: bool = True,
+    threads: int | None = None,
+    performance_hint: str = "latency",
+    options: Mapping[str, Any] | None = None,
+) -> LatencyReport:
+    """Load ``path`` on ``target``, profile it, close it: ``sdk.profile("m.bpnas", "openvino").table()``."""
+    with load(path, target, threads=threads, performance_hint=performance_hint, options=options) as p:
+        return p.profile(runs=runs, warmup=warmup, batch=batch, per_layer=per_layer)
