@@ -1,0 +1,410 @@
+"""Per-op handlers of the integer compiler, keyed by ONNX op type (anything else is refused by name)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from functools import partial
+from typing import Any
+
+import numpy as np
+import onnx
+
+from runtimes import _integer_kernels as K
+from runtimes._integer_compile import (
+    INPUT,
+    LayerInfo,
+    QuantizerInfo,
+    _Acc,
+    _Clip,
+    _Codes,
+    _Compiler,
+    _Const,
+    _conv_op,
+    _Deq,
+    _Flat,
+    _FloatInput,
+    _frac,
+    _gemm_op,
+    _input_quant,
+    _IntConst,
+    _Pool,
+    _Sum,
+    _attrs,
+    _clip_op,
+)
+from sdk.errors import BundleError
+
+__all__ = ["HANDLERS", "output"]
+
+Handler = Callable[[_Compiler, onnx.NodeProto, int], None]
+
+
+def _set(c: _Compiler, node: onnx.NodeProto, value: Any) -> None:
+    c.values[node.output[0]] = value
+
+
+def _zero_point(c: _Compiler, node: onnx.NodeProto) -> type:
+    zp = c.const(node, 2, "zero point")
+    if zp is None:
+        return np.uint8
+    if np.any(zp != 0):
+        raise c.fail(node, "has a nonzero zero point; bpnas quantization is symmetric (zero point 0).")
+    return zp.dtype.type  # type: ignore[no-any-return]
+
+
+def _scalar_scale(c: _Compiler, node: onnx.NodeProto) -> Fraction:
+    s = c.const(node, 1, "scale")
+    assert s is not None
+    if s.size != 1 or not np.isfinite(s).all() or float(s.reshape(-1)[0]) <= 0:
+        raise c.fail(node, f"activation scale must be one positive number (per-tensor), got shape {s.shape}.")
+    return _frac(s.reshape(-1)[0])
+
+
+def _int_bound(c: _Compiler, node: onnx.NodeProto, i: int) -> int | None:
+    v = c.const(node, i, "clip bound")
+    return None if v is None else int(v.reshape(-1)[0])
+
+
+def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = c.value(node, 0)
+    s = _scalar_scale(c, node)
+    dt = _zero_point(c, node)
+    if dt not in (np.uint8, np.int8, np.int16, np.uint16):
+        raise c.fail(node, f"quantizes to {np.dtype(dt).name}; expected int8/uint8 codes.")
+    lo, hi = int(np.iinfo(dt).min), int(np.iinfo(dt).max)
+    name = node.output[0]
+    clip_name = None
+    users = c.consumers.get(name, [])
+    if len(users) == 1 and users[0][0].op_type == "Clip":  # QCDQ: fold the integer Clip into the clamp
+        clip = users[0][0]
+        a, b = _int_bound(c, clip, 1), _int_bound(c, clip, 2)
+        lo, hi = max(lo, a if a is not None else lo), min(hi, b if b is not None else hi)
+        clip_name = clip.output[0]
+        c.skip.add(clip_name)
+    if isinstance(x, _FloatInput):
+        fn = partial(_input_quant, s=np.float32(float(s)), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
+        codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, x.shape)
+    elif isinstance(x, (_Const, _IntConst)):
+        raise c.fail(node, "quantizes a float initializer; weights must be stored as int8 codes (DESIGN §4).")
+    else:
+        codes = c.requant(x, s, lo, hi, name, node)
+    c.values[name] = codes
+    if clip_name is not None:
+        c.values[clip_name] = codes
+    c.codes_regs[name] = codes.reg
+    consumers = []
+    for user, _ in c.consumers.get(clip_name or name, []):
+        if user.op_type == "DequantizeLinear":
+            consumers += [(n.name, n.op_type, i) for n, i in c.consumers.get(user.output[0], [])]
+    producer = c.producer.get(node.input[0])
+    source = INPUT if node.input[0] == INPUT else (producer.name if producer is not None else node.input[0])
+    c.quantizers.append(QuantizerInfo(name, float(s), lo, hi, tuple(consumers), source, clip_name))
+
+
+def clip(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = c.value(node, 0)
+    attrs = _attrs(node)
+    if isinstance(x, _Codes):
+        a, b = _int_bound(c, node, 1), _int_bound(c, node, 2)
+        lo, hi = max(x.lo, a if a is not None else x.lo), min(x.hi, b if b is not None else x.hi)
+        reg = c.emit(node.name, "Clip", (x.reg,), partial(_clip_op, lo=lo, hi=hi), c.layout(x.shape))
+        _set(c, node, _Codes(reg, x.scale, lo, hi, x.shape))
+        return
+    lo_c, hi_c = c.const(node, 1, "min"), c.const(node, 2, "max")
+    lo_f = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(attrs.get("min", -math.inf))
+    hi_f = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(attrs.get("max", math.inf))
+    _set(c, node, _float_clip(c, node, x, lo_f, hi_f))
+
+
+def _float_clip(c: _Compiler, node: onnx.NodeProto, x: Any, lo: float, hi: float) -> _Clip:
+    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):
+        raise c.fail(node, f"clips {type(x).__name__.strip('_')}, not a value between quantizers.")
+    return _Clip(x, lo, hi, x.shape)
+
+
+def relu(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    _set(c, node, _float_clip(c, node, c.value(node, 0), 0.0, math.inf))
+
+
+def dequantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = c.value(node, 0)
+    _zero_point(c, node)
+    if isinstance(x, _Const):
+        if x.value.dtype.kind not in "iu":
+            raise c.fail(node, f"dequantizes a {x.value.dtype} initializer; expected int8/int32 codes.")
+        scale = c.const(node, 1, "scale")
+        assert scale is not None
+        axis = int(_attrs(node).get("axis", 1))
+        _set(c, node, _IntConst(x.value.astype(np.int64), scale.astype(np.float32).reshape(-1), axis))
+    elif isinstance(x, _Codes):
+        _set(c, node, _Deq(x, _scalar_scale(c, node), x.shape))
+    else:
+        raise c.fail(node, f"dequantizes {type(x).__name__.strip('_')}; expected codes or an integer initializer.")
+
+
+def _bits_of(c: _Compiler, name: str, w_max: int, codes: _Codes) -> tuple[int, int]:
+    if codes.lo == 0:
+        a = max(1, (codes.hi).bit_length())
+    else:
+        a = (max(-codes.lo, codes.hi)).bit_length() + 1
+    w = max(2, w_max.bit_length() + 1)
+    if name in c.layer_bits:
+        wb, ab = (int(b) for b in c.layer_bits[name])
+        if w_max > 2 ** (wb - 1) - 1:
+            raise BundleError(f"layer {name!r}: weight codes reach {w_max}, beyond the config's {wb} bits.")
+        return wb, ab
+    return w, a
+
+
+def _weights(c: _Compiler, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    w = c.value(node, i)
+    if not isinstance(w, _IntConst) or w.codes.dtype.kind not in "iu":
+        raise c.fail(node, "its weight is not DequantizeLinear(int8 codes); float weights cannot run on integers.")
+    if w.scale.size != 1 and w.axis % w.codes.ndim != axis:
+        raise c.fail(node, f"weight scales must be per-tensor or per output channel (axis {axis}).")
+    return w.codes, w.scale
+
+
+def _linear_layer(
+    c: _Compiler, node: onnx.NodeProto, codes: _Codes, w: np.ndarray, w_scale: np.ndarray, bias_i: int,
+    k: int, out_axis: int,
+) -> tuple[list[Fraction], np.ndarray | None, int, type]:  # fmt: skip
+    """Accumulator scales, bias on the accumulator grid, bound and exact GEMM type of a conv/gemm."""
+    cout = w.shape[out_axis]
+    sw = np.broadcast_to(w_scale, (cout,))
+    scales = [codes.scale * _frac(x) for x in sw]
+    b = c.value(node, bias_i)
+    bias = None
+    if b is not None:
+        if not isinstance(b, _IntConst):
+            raise c.fail(node, "its bias is not DequantizeLinear(int32 codes) on the accumulator grid (DESIGN §4).")
+        sb = np.broadcast_to(b.scale, (cout,))
+        bias = np.array([round(Fraction(int(q)) * _frac(s) / sa) for q, s, sa in zip(b.codes.reshape(-1), sb, scales)])
+    a_max = max(abs(codes.lo), abs(codes.hi))
+    l1 = np.abs(np.moveaxis(w, out_axis, 0).reshape(cout, -1)).sum(axis=1)
+    bias_abs = np.abs(bias) if bias is not None else np.zeros(cout, dtype=np.int64)
+    bound = int(max(int(x) * a_max + int(y) for x, y in zip(l1, bias_abs)))
+    w_max = int(np.abs(w).max()) if w.size else 0
+    coarse = K.accumulator_bound(k, w_max, a_max, int(bias_abs.max()) if cout else 0)
+    if bound >= K.ACC_LIMIT:
+        raise c.fail(node, f"its accumulator bound {bound} reaches 2^31: it does not fit the int32 accumulator.")
+    dtype = K.exact_float_dtype(bound)
+    wb, ab = _bits_of(c, node.name, w_max, codes)
+    c.layers.append(LayerInfo(node.name, node.op_type, wb, ab, k, bound, coarse, np.dtype(dtype).name))
+    return scales, (bias.astype(dtype) if bias is not None else None), bound, dtype
+
+
+def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    codes = c.codes_of(c.value(node, 0), node)
+    w, ws = _weights(c, node, 1, 0)
+    at = _attrs(node)
+    if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID") or w.ndim != 4:
+        raise c.fail(node, "only 2-D convolutions with explicit pads are supported.")
+    cout, cg, kh, kw = w.shape
+    groups = int(at.get("group", 1))
+    strides = tuple(at.get("strides", (1, 1)))
+    pads = tuple(at.get("pads", (0, 0, 0, 0)))
+    dil = tuple(at.get("dilations", (1, 1)))
+    cin, h, wd = codes.shape
+    if cg * groups != cin:
+        raise c.fail(node, f"weight expects {cg * groups} input channels, input has {cin}.")
+    scales, bias, bound, dtype = _linear_layer(c, node, codes, w, ws, 2, cg * kh * kw, 0)
+    if groups == cin == cout:
+        wm = w.reshape(cout, kh * kw).T.astype(dtype)
+    else:
+        og = cout // groups
+        wm = np.stack([w[g * og : (g + 1) * og].transpose(2, 3, 1, 0).reshape(-1, og) for g in range(groups)])
+        wm = np.ascontiguousarray(wm.astype(dtype))
+    ho = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    wo = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+    fn = partial(_conv_op, w=wm, bias=bias, kernel=(kh, kw), strides=strides, pads=pads, dilations=dil,
+                 groups=groups, dtype=dtype)  # fmt: skip
+    reg = c.emit(node.name, "Conv", (codes.reg,), fn, "nhwc")
+    _set(c, node, _Acc(reg, scales, bound, (cout, ho, wo)))
+
+
+def _gemm_like(c: _Compiler, node: onnx.NodeProto, trans_b: bool, bias_i: int) -> None:
+    codes = c.codes_of(c.value(node, 0), node)
+    if len(codes.shape) != 1:
+        raise c.fail(node, f"expects a 2-D input (N, K); got (N, {', '.join(map(str, codes.shape))}).")
+    w, ws = _weights(c, node, 1, 0 if trans_b else 1)
+    if w.ndim != 2:
+        raise c.fail(node, "expects a 2-D weight.")
+    wk = w.T if trans_b else w  # (K, Cout)
+    scales, bias, bound, dtype = _linear_layer(c, node, codes, wk, ws, bias_i, wk.shape[0], 1)
+    fn = partial(_gemm_op, w=np.ascontiguousarray(wk.astype(dtype)), bias=bias, dtype=dtype)
+    reg = c.emit(node.name, node.op_type, (codes.reg,), fn, "nf")
+    _set(c, node, _Acc(reg, scales, bound, (wk.shape[1],)))
+
+
+def gemm(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    at = _attrs(node)
+    if at.get("transA", 0) or float(at.get("alpha", 1.0)) != 1.0 or float(at.get("beta", 1.0)) != 1.0:
+        raise c.fail(node, "only Gemm with transA=0, alpha=1, beta=1 is supported.")
+    _gemm_like(c, node, bool(at.get("transB", 0)), 2)
+
+
+def matmul(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    _gemm_like(c, node, False, 99)
+
+
+def _bias_add(x: np.ndarray, *, bias: np.ndarray) -> np.ndarray:
+    return x + bias
+
+
+def add(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    a, b = c.value(node, 0), c.value(node, 1)
+    if isinstance(b, _Acc) and isinstance(a, _IntConst):
+        a, b = b, a
+    if isinstance(a, _Acc) and isinstance(b, _IntConst):  # MatMul + bias
+        cout = len(a.scales)
+        sb = np.broadcast_to(b.scale, (cout,))
+        bias = [round(Fraction(int(q)) * _frac(s) / sa) for q, s, sa in zip(b.codes.reshape(-1), sb, a.scales)]
+        bound = a.bound + max(abs(x) for x in bias)
+        if bound >= K.ACC_LIMIT:
+            raise c.fail(node, f"the accumulator bound {bound} reaches 2^31.")
+        fn = partial(_bias_add, bias=np.array(bias, dtype=K.exact_float_dtype(bound)))
+        _set(c, node, _Acc(c.emit(node.name, "BiasAdd", (a.reg,), fn, c.layout(a.shape)), a.scales, bound, a.shape))
+        return
+    for v in (a, b):
+        if not isinstance(v, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):
+            raise c.fail(node, f"adds {type(v).__name__.strip('_')}; only quantized operands can be added exactly.")
+    if a.shape != b.shape:
+        raise c.fail(node, f"adds shapes {a.shape} and {b.shape}; broadcasting is not supported.")
+    _set(c, node, _Sum((a, b), a.shape))
+
+
+def _pool_geometry(c: _Compiler, node: onnx.NodeProto, x: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], tuple[int, int, int]]:  # fmt: skip
+    at = _attrs(node)
+    if at.get("ceil_mode", 0) or any(d != 1 for d in at.get("dilations", (1, 1))) or at.get("storage_order", 0):
+        raise c.fail(node, "ceil_mode, dilations and storage_order are not supported.")
+    if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        raise c.fail(node, "auto_pad is not supported; export explicit pads.")
+    kernel = tuple(at["kernel_shape"])
+    strides = tuple(at.get("strides", (1, 1)))
+    pads = tuple(at.get("pads", (0, 0, 0, 0)))
+    ch, h, w = x.shape
+    ho = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    wo = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+    return kernel, strides, pads, (ch, ho, wo)  # type: ignore[return-value]
+
+
+def _spatial(c: _Compiler, node: onnx.NodeProto) -> Any:
+    x = c.value(node, 0)
+    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool)) or len(x.shape) != 3:
+        raise c.fail(node, "pools a tensor that is not a 4-D value between quantizers.")
+    return x
+
+
+def max_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = _spatial(c, node)
+    kernel, strides, pads, shape = _pool_geometry(c, node, x)
+    _set(c, node, _Pool(x, "max", kernel, strides, pads, shape))
+
+
+def average_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = _spatial(c, node)
+    kernel, strides, pads, shape = _pool_geometry(c, node, x)
+    if any(pads) and not _attrs(node).get("count_include_pad", 0):
+        raise c.fail(node, "padded average pooling must use count_include_pad=1 (a constant divisor).")
+    _set(c, node, _Pool(x, "avg", kernel, strides, pads, shape))
+
+
+def global_average_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = _spatial(c, node)
+    _set(c, node, _Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1)))
+
+
+def reduce_mean(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = _spatial(c, node)
+    at = _attrs(node)
+    axes_c = c.const(node, 1, "axes")
+    axes = sorted(int(a) % 4 for a in (axes_c.reshape(-1) if axes_c is not None else at.get("axes", ())))
+    if axes != [2, 3]:
+        raise c.fail(node, f"reduces axes {axes}; only the spatial mean (axes 2, 3) is supported.")
+    pool = _Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1))
+    _set(c, node, pool if at.get("keepdims", 1) else _Flat(pool, (x.shape[0],)))
+
+
+def _flat(c: _Compiler, node: onnx.NodeProto, x: Any) -> None:
+    if len(x.shape) == 1:
+        _set(c, node, x)
+    else:
+        _set(c, node, _Flat(x, (math.prod(x.shape),)))
+
+
+def flatten(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    if int(_attrs(node).get("axis", 1)) != 1:
+        raise c.fail(node, "only Flatten(axis=1) is supported.")
+    _flat(c, node, c.value(node, 0))
+
+
+def reshape(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = c.value(node, 0)
+    shape = c.const(node, 1, "shape")
+    assert shape is not None
+    total = math.prod(x.shape)
+    if shape.size != 2 or int(shape[1]) not in (-1, total):
+        raise c.fail(node, f"reshapes to {shape.tolist()}; only flattening to (N, {total}) is supported.")
+    _flat(c, node, x)
+
+
+def squeeze(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    x = c.value(node, 0)
+    if len(x.shape) != 3 or x.shape[1:] != (1, 1):
+        raise c.fail(node, "only squeezing a (N, C, 1, 1) tensor to (N, C) is supported.")
+    _flat(c, node, x)
+
+
+def identity(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+    _set(c, node, c.value(node, 0))
+
+
+def output(c: _Compiler, v: Any) -> int:
+    """Emit the final (and only other float) op: dequantize the logits."""
+    if isinstance(v, _Deq) or (isinstance(v, _Flat) and isinstance(v.x, _Deq)):
+        codes = c.codes_of(v, _fake_node("logits"))
+        s32 = np.float32(float(v.scale if isinstance(v, _Deq) else v.x.scale))
+        return c.emit("logits", "DequantizeOutput", (codes.reg,), partial(_deq_out, s=s32), "out")
+    if isinstance(v, _Acc):
+        scales = np.array([float(s) for s in v.scales])
+        return c.emit("logits", "DequantizeOutput", (v.reg,), partial(_deq_out, s=scales), "out")
+    raise BundleError(
+        "integer runtime: the output 'logits' must be DequantizeLinear of the quantized logits (or the last "
+        f"layer's accumulator); got {type(v).__name__.strip('_')}."
+    )
+
+
+def _deq_out(x: np.ndarray, *, s: np.float32 | np.ndarray) -> np.ndarray:
+    if isinstance(s, np.ndarray):
+        y = (x.astype(np.float64) * s).astype(np.float32)
+    else:
+        y = x.astype(np.float32) * s
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if y.ndim == 4 else y
+
+
+def _fake_node(name: str) -> onnx.NodeProto:
+    return onnx.helper.make_node("Identity", [name], [name], name=name)
+
+
+HANDLERS: dict[str, Handler] = {
+    "QuantizeLinear": quantize_linear,
+    "DequantizeLinear": dequantize_linear,
+    "Clip": clip,
+    "Relu": relu,
+    "Conv": conv,
+    "Gemm": gemm,
+    "MatMul": matmul,
+    "Add": add,
+    "MaxPool": max_pool,
+    "AveragePool": average_pool,
+    "GlobalAveragePool": global_average_pool,
+    "ReduceMean": reduce_mean,
+    "Flatten": flatten,
+    "Reshape": reshape,
+    "Squeeze": squeeze,
+    "Identity": identity,
+    "Dropout": identity,
+}

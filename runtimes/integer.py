@@ -1,0 +1,187 @@
+"""The "integer" runtime: integer-only execution of the QDQ ONNX artifact, the FPGA-style reference backend.
+
+The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes._integer_compile`):
+activation codes at their a-bit ranges, int8 weight codes, exact integer accumulation with the int32 bias,
+and a dyadic requantization (``m * 2^-shift``, m of >= 31 bits, round half to even, clamp) straight to the
+next quantizer's codes. ReLU/ReLU6 are clamps in the code domain; residual adds, max pooling and global
+average pooling run on integers. The network input is quantized in float32 exactly as the fake-quant model
+does (``round(x / s)``) and the logits codes are dequantized at the end; nothing else is float, and a graph
+that would need a float tensor between quantizers is refused with an error naming the node.
+
+Integer GEMMs run through BLAS on float32 or float64 *containers* when the layer's proven accumulator bound
+(:func:`runtimes._integer_kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
+see :mod:`runtimes._integer_kernels` for the argument. The result is bit-identical to an int32 engine.
+
+The session also exposes the codes at every quantizer (:meth:`IntegerSession.run_codes`, keyed by the
+QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-quant model, and
+:func:`integer_cycles` prices a layer table on a bit-serial MAC array. Depends on numpy and onnx only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from runtimes._integer_compile import LayerInfo, Program, QuantizerInfo, compile_model
+from runtimes._integer_cost import CyclesReport, LayerCycles, MacArray, integer_cycles
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from sdk.errors import BundleError, InputError
+
+__all__ = [
+    "CyclesReport",
+    "IntegerSession",
+    "LayerCycles",
+    "LayerInfo",
+    "MacArray",
+    "QuantizerInfo",
+    "compile_model",
+    "integer_cycles",
+    "load",
+    "load_model",
+]
+
+QUANT_SCHEME = "bpnas-qdq-v1"
+
+
+class IntegerSession:
+    """A compiled integer program; ``run`` takes float32 NCHW batches and returns float32 logits."""
+
+    input_name, output_name = "input", "logits"
+
+    def __init__(self, program: Program, *, profiling: bool = False, threads: int | None = None) -> None:
+        self._program: Program | None = program
+        self._profiling = profiling
+        self._times: dict[tuple[str, str], float] = {}
+        self._runs = 0
+        self._threads = threads
+        self._controller: Any = None
+        if threads is not None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = ThreadpoolController()
+            except ImportError:  # optional: without it BLAS keeps its own thread count
+                self._controller = None
+
+    @property
+    def program(self) -> Program:
+        if self._program is None:
+            raise InputError("this integer session is closed; load the bundle again.")
+        return self._program
+
+    def _threads_limit(self) -> Any:
+        if self._controller is None:
+            return nullcontext()
+        return self._controller.limit(limits=self._threads, user_api="blas")
+
+    def _execute(self, x: np.ndarray, keep: Mapping[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        prog = self.program
+        x = np.asarray(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != prog.input_shape:
+            raise InputError(f"expected input (N, {', '.join(map(str, prog.input_shape))}), got {x.shape}.")
+        if not np.isfinite(x).all():
+            raise InputError("input contains NaN or inf.")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        kept = set(keep.values())
+        regs: dict[int, np.ndarray] = {prog.input_reg: x}
+        with self._threads_limit():
+            for i, op in enumerate(prog.ops):
+                t0 = time.perf_counter() if self._profiling else 0.0
+                regs[op.output] = op.fn(*[regs[r] for r in op.inputs])
+                if self._profiling:
+                    key = (op.name, op.op_type)
+                    self._times[key] = self._times.get(key, 0.0) + (time.perf_counter() - t0) * 1e3
+                for r in op.inputs:
+                    if prog.last_use[r] == i and r not in kept:
+                        regs.pop(r, None)
+        self._runs += 1
+        return regs[prog.output_reg], {name: regs[r] for name, r in keep.items()}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, K) float32 for a float32 (N, C, H, W) batch."""
+        return self._execute(x, {})[0]
+
+    def run_codes(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Debug: the int32 codes at every activation quantizer, keyed by its QuantizeLinear output name.
+
+        Codes are those after the QCDQ integer Clip (the a-bit codes), laid out as ONNX does (NCHW or (N, F)).
+        ``quantizers()`` says what each one quantizes and which nodes read it.
+        """
+        prog = self.program
+        _, kept = self._execute(x, prog.codes_regs)
+        out = {}
+        for name, arr in kept.items():
+            if prog.layouts[prog.codes_regs[name]] == "nhwc":
+                arr = arr.transpose(0, 3, 1, 2)
+            out[name] = np.ascontiguousarray(arr, dtype=np.int32)
+        return out
+
+    def quantizers(self) -> list[QuantizerInfo]:
+        return list(self.program.quantizers)
+
+    def layers(self) -> list[LayerInfo]:
+        """Each conv/linear layer as compiled: bits, proven accumulator bound, exact GEMM container."""
+        return list(self.program.layers)
+
+    def layer_times(self) -> list[LayerTime] | None:
+        if not self._profiling:
+            return None
+        runs = max(self._runs, 1)
+        return [LayerTime(name=n, op_type=t, ms=ms / runs) for (n, t), ms in self._times.items()]
+
+    def effective_precision(self) -> list[LayerPrecision]:
+        return [
+            LayerPrecision(layer=l.name, kernel="int-gemm", precision=f"w{l.w_bits}a{l.a_bits}", upcast=False)
+            for l in self.program.layers
+        ]
+
+    def close(self) -> None:
+        self._program = None
+
+
+def _layer_bits(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    config = manifest.get("config")
+    layers = config.get("layers") if isinstance(config, Mapping) else None
+    if not isinstance(layers, Mapping):
+        return {}
+    return {str(k): (int(v[0]), int(v[1])) for k, v in layers.items() if isinstance(v, (list, tuple)) and len(v) == 2}
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as e:  # type: ignore[attr-defined]
+        raise BundleError(f"the integer runtime could not read {path.name}: {e}") from e
+
+
+def load_model(
+    model: onnx.ModelProto | str | Path,
+    *,
+    layer_bits: Mapping[str, tuple[int, int]] | None = None,
+    options: RuntimeOptions | None = None,
+) -> IntegerSession:
+    """Compile a QDQ ONNX model (object or path) into a session; ``layer_bits`` names each layer's (w, a)."""
+    opts = options or RuntimeOptions()
+    if opts.extra:
+        raise InputError(f"the integer runtime takes no extra options; got {sorted(opts.extra)}.")
+    if not isinstance(model, onnx.ModelProto):
+        path = Path(model)
+        with _reading(path):
+            model = onnx.load(str(path))
+    scheme = {p.key: p.value for p in model.metadata_props}.get("bpnas_quant_scheme")
+    if scheme is not None and scheme != QUANT_SCHEME:
+        raise BundleError(f"artifact quant scheme {scheme!r} is not {QUANT_SCHEME!r}; re-export the bundle.")
+    program = compile_model(model, layer_bits)
+    return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
+
+
+def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> IntegerSession:
+    """Loader for the "integer" runtime: compile the bundle's QDQ ONNX artifact to an integer program."""
+    return load_model(Path(artifact), layer_bits=_layer_bits(manifest), options=options)
