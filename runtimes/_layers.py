@@ -23,7 +23,10 @@ def bundle_pairs(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
 
 
 def precision_width(precision: str) -> int:
-    """Bits of arithmetic an engine precision name implies (unknown names count as float32)."""
+    """Bits of arithmetic an engine precision name implies: "u8" 8, "w4a3" 4, unknown names 32."""
+    exact = re.fullmatch(r"w(\d+)a(\d+)", precision.lower())  # the integer runtime's exact widths
+    if exact:
+        return max(int(exact.group(1)), int(exact.group(2)))
     return _WIDTH.get(precision.lower(), FLOAT_BITS)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from export.options import LoweringOptions
 from sdk._registry import Registry
 from sdk.config import FLOAT_BITS, VALID_BITS
-from sdk.cost import BopsReport, LayerCost, report_from_layers
+from sdk.cost import BopsReport, report_from_layers
 from sdk.errors import TargetUnavailable
 
 __all__ = [
@@ -85,30 +85,29 @@ CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
 class CostModel:
     """How a target prices a layer table: BOPs always; cycles and time when it has a MAC array.
 
-    The MAC-array model is an ideal-utilization estimate for an FPGA-style integer engine: ``mac_rows x
-    mac_cols`` multipliers of ``lane_bits`` each, one MAC per multiplier per cycle at ``clock_mhz``. With
-    ``bit_packing`` a lane holds ``(lane_bits // w) * (lane_bits // a)`` narrower MACs (BitFusion-style
-    composable multipliers), so 4-bit x 4-bit runs 4x as many MACs per cycle as 8 x 8. Layers that are float
-    on either side are not priced in cycles (an integer engine cannot run them): ``cycles`` returns None.
+    The array model is the integer runtime's (:mod:`runtimes._integer_cost`, one formula for both): ``mac_rows
+    x mac_cols`` bit-serial elements at ``clock_mhz``, each retiring a ``w_unit`` x ``a_unit``-bit slice of a
+    MAC per cycle, so a w x a-bit MAC costs ``ceil(w / w_unit) * ceil(a / a_unit)`` element-cycles. With
+    1-bit units cycles are proportional to BOPs; with 8-bit units every pair up to 8 x 8 costs one cycle per
+    MAC (a plain int8 array). Ideal utilization, no memory stalls, batch of one. Layers that are float on
+    either side cannot run on the array, so :meth:`cycles` is None for them.
 
     Attributes:
-        mac_rows, mac_cols: MAC array shape; both None for targets without a cycle model.
-        clock_mhz: array clock; needed with the array.
-        lane_bits: width of one multiplier lane.
-        bit_packing: whether narrower pairs pack into one lane.
+        mac_rows, mac_cols, clock_mhz: the array; all None for targets priced in BOPs only.
+        w_unit, a_unit: bits of weight and activation one element handles per cycle.
     """
 
     mac_rows: int | None = None
     mac_cols: int | None = None
     clock_mhz: float | None = None
-    lane_bits: int = 8
-    bit_packing: bool = True
+    w_unit: int = 1
+    a_unit: int = 1
 
     def __post_init__(self) -> None:
         array = (self.mac_rows, self.mac_cols, self.clock_mhz)
         if any(v is None for v in array) and any(v is not None for v in array):
             raise ValueError("mac_rows, mac_cols and clock_mhz go together: give all three or none")
-        for name in ("mac_rows", "mac_cols"):
+        for name in ("mac_rows", "mac_cols", "w_unit", "a_unit"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -116,50 +115,47 @@ class CostModel:
             isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0
         ):
             raise ValueError(f"clock_mhz must be a positive number, got {self.clock_mhz!r}")
-        if self.lane_bits not in INT_BITS:
-            raise ValueError(f"lane_bits must be one of {INT_BITS}, got {self.lane_bits!r}")
+        if self.w_unit > 8 or self.a_unit > 8:
+            raise ValueError(f"w_unit and a_unit must be 1..8 bits, got {self.w_unit}, {self.a_unit}")
 
     @property
     def has_cycles(self) -> bool:
         return self.mac_rows is not None
 
-    def macs_per_cycle(self, w_bits: int, a_bits: int) -> int:
-        """MACs the whole array retires per cycle at (w_bits, a_bits)."""
-        if not self.has_cycles:
+    def mac_array(self) -> Any:
+        """The :class:`runtimes._integer_cost.MacArray` this model describes; ValueError without one."""
+        if self.mac_rows is None or self.mac_cols is None or self.clock_mhz is None:
             raise ValueError("this cost model has no MAC array; it prices BOPs only")
-        if w_bits > self.lane_bits or a_bits > self.lane_bits:
-            raise ValueError(f"({w_bits}, {a_bits}) is wider than the {self.lane_bits}-bit lanes")
-        pack = (self.lane_bits // w_bits) * (self.lane_bits // a_bits) if self.bit_packing else 1
-        assert self.mac_rows is not None and self.mac_cols is not None
-        return self.mac_rows * self.mac_cols * pack
+        from runtimes._integer_cost import MacArray
 
-    def layer_cycles(self, layer: LayerCost) -> int | None:
-        """Cycles for one layer (batch of one), None when the layer is float or the model has no array."""
-        if not self.has_cycles or FLOAT_BITS in (layer.w_bits, layer.a_bits):
+        return MacArray(self.mac_rows, self.mac_cols, float(self.clock_mhz), self.w_unit, self.a_unit)
+
+    def cycles_report(self, report: BopsReport) -> Any | None:
+        """Per-layer cycles (``runtimes._integer_cost.CyclesReport``); None without an array or with a
+        float layer."""
+        if not self.has_cycles or any(FLOAT_BITS in (r.w_bits, r.a_bits) for r in report.layers):
             return None
-        return -(-layer.macs // self.macs_per_cycle(layer.w_bits, layer.a_bits))
+        from runtimes._integer_cost import integer_cycles
+
+        return integer_cycles(report.layers, array=self.mac_array())
 
     def cycles(self, report: BopsReport) -> int | None:
         """Total cycles for one sample; None without an array or when some layer is float."""
-        per_layer = [self.layer_cycles(layer) for layer in report.layers]
-        if not per_layer or any(c is None for c in per_layer):
-            return None
-        return sum(c for c in per_layer if c is not None)
+        rep = self.cycles_report(report)
+        return None if rep is None else int(rep.cycles)
 
     def latency_ms(self, report: BopsReport) -> float | None:
         """Estimated compute time of one sample from :meth:`cycles` and the clock (no memory stalls)."""
-        cycles = self.cycles(report)
-        if cycles is None or self.clock_mhz is None:
-            return None
-        return cycles / (self.clock_mhz * 1e3)
+        rep = self.cycles_report(report)
+        return None if rep is None else float(rep.ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mac_rows": self.mac_rows,
             "mac_cols": self.mac_cols,
             "clock_mhz": self.clock_mhz,
-            "lane_bits": self.lane_bits,
-            "bit_packing": self.bit_packing,
+            "w_unit": self.w_unit,
+            "a_unit": self.a_unit,
         }
 
     @classmethod

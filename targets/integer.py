@@ -1,9 +1,11 @@
 """The bit-exact integer-only executor: the FPGA-style backend ("fpga" is its alias).
 
 It computes every layer with the searched integer widths (any 2-8 bit pair is native), adding the int32 bias
-on the accumulator grid as DESIGN §2 specifies, so its cost is the searched BOPs. Its cost model adds cycles
-for a MAC array (rows x cols at a clock); change it with ``TARGET.replace(cost=CostModel(...))``. FPGA
-toolchains that shift instead of multiply want power-of-two scales: ``TARGET.replace(lowering=POW2)``.
+on the accumulator grid as DESIGN §2 specifies, so its cost is the searched BOPs. The executor needs only
+numpy and onnx (core dependencies); the "fpga" extra adds qonnx for FPGA toolchains. Its cost model adds
+cycles for a bit-serial MAC array (16 x 16 at 200 MHz, 1-bit units: cycles proportional to BOPs); change it
+with ``TARGET.replace(cost=CostModel(...))``. FPGA toolchains that shift instead of multiply want
+power-of-two scales: ``TARGET.replace(lowering=POW2)``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ TARGET = register_target(
         containers=(8,),
         lowering=LoweringOptions(),
         extra="fpga",
-        engine_modules=("qonnx",),
-        cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, lane_bits=8, bit_packing=True),
+        engine_modules=("onnx", "numpy"),
+        cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, w_unit=1, a_unit=1),
         description="bit-exact integer executor (FPGA-style), every 2-8 bit pair native, MAC-array cycles",
     )
 )

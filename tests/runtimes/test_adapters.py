@@ -1,0 +1,66 @@
+"""Every available target's adapter honours the Session protocol on a tiny QDQ bundle (registry-driven)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import targets
+from runtimes import RuntimeOptions, Session, get_runtime
+from tests.runtimes._bundles import LAYERS, make_bundle, manifest_of, random_input, reference
+from tests.runtimes._params import target_params
+
+STEP = 6.0 / 127  # one step of the signed 8-bit quantized logits
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    pairs = {"conv1": (8, 8), "conv2": (4, 4), "conv3": (3, 8), "fc": (8, 8)}
+    return make_bundle(tmp_path_factory.mktemp("adapters"), pairs=pairs, targets=targets.names())
+
+
+def _session(bundle, name, **kw) -> Session:
+    t = targets.get(name)
+    return get_runtime(t.runtime)(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(**kw))
+
+
+@pytest.mark.parametrize("name", target_params())
+def test_runs_like_the_reference(bundle, name):
+    s = _session(bundle, name, threads=1)
+    try:
+        assert isinstance(s, Session)
+        assert (s.input_name, s.output_name) == ("input", "logits")
+        for n in (1, 5):
+            x = random_input(n, seed=n)
+            y = s.run(x)
+            assert y.dtype == np.float32 and y.shape == (n, 10)
+            np.testing.assert_allclose(y, reference(bundle, x), atol=STEP * 1.01, rtol=0)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("name", target_params())
+def test_reports_precision_for_every_layer(bundle, name):
+    s = _session(bundle, name)
+    try:
+        precisions = s.effective_precision()
+        assert [p.layer for p in precisions] == list(LAYERS)
+        assert all(p.precision for p in precisions)
+        assert s.layer_times() is None  # profiling off
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("name", target_params())
+def test_profiling_gives_per_layer_times(bundle, name):
+    s = _session(bundle, name, profiling=True)
+    try:
+        x = random_input(2)
+        for _ in range(4):
+            s.run(x)
+        times = s.layer_times()
+        assert times, "profiling on, but no layer times"
+        assert all(t.ms >= 0 for t in times)
+        assert {t.name for t in times} & set(LAYERS), "conv/linear times are not named by bpnas layer"
+    finally:
+        s.close()
