@@ -532,6 +532,15 @@ def _resolve_target(name: str, manifest: Mapping[str, Any], path: Path) -> Targe
     carried = list(manifest["targets"])
     target = targets.resolve(name, among=carried)  # unknown names raise with close matches
     target.require()  # engine missing: names the pip extra
+    layers = manifest.get("config", {}).get("layers", {})
+    bad = target.unsupported({k: tuple(v) for k, v in layers.items()} if isinstance(layers, Mapping) else {})
+    if bad:
+        raise BundleError(
+            f"target {target.name!r} runs integer layers only, but bundle {path.name} keeps {bad[:5]} "
+            "in float. "
+            "Load it on a float-capable target (onnxruntime, openvino), or search with "
+            f"sdk.search(..., target={target.name!r}) so every layer gets 2-8 bits."
+        )
     if target.name not in manifest["targets"]:
         listed = ", ".join(repr(t) for t in carried) or "none"
         wanted = ", ".join([*map(repr, carried), repr(target.name)])

@@ -181,6 +181,8 @@ class Target:
             engine is a core dependency.
         engine_modules: modules that must be importable for the target to be available.
         requires: names of :data:`CHECKS` that must pass as well ("cuda", "aarch64").
+        float_layers: whether the engine runs layers with a float side (32 bits) in floating point; an
+            integer-only engine refuses them.
         cost: the cost model.
         description: one line for ``bpnas targets``.
     """
@@ -196,6 +198,7 @@ class Target:
     extra: str | None = None
     engine_modules: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    float_layers: bool = True
     cost: CostModel = field(default_factory=CostModel)
     description: str = ""
 
@@ -234,6 +237,8 @@ class Target:
         unknown = [r for r in self.requires if r not in CHECKS]
         if unknown:
             raise ValueError(f"target {self.name!r}: unknown requirement {unknown}; known: {sorted(CHECKS)}")
+        if not isinstance(self.float_layers, bool):
+            raise ValueError(f"target {self.name!r}: float_layers must be True or False")
         if not self.engine_modules:
             raise ValueError(f"target {self.name!r}: engine_modules must name the engine's import")
 
@@ -247,11 +252,14 @@ class Target:
     def deployed_pair(self, w_bits: int, a_bits: int) -> BitPair:
         """The (w, a) precision the engine really computes a layer searched at (w_bits, a_bits).
 
-        Native pairs run as they are. A float side (32) makes the whole layer float (DESIGN §2). Otherwise
-        each side rounds up to its container, and a rounded pair the engine still lacks falls back to the
-        widest native pair that covers it, else float.
+        Native pairs run as they are. A float side (32) makes the whole layer float (DESIGN §2); a target
+        without ``float_layers`` raises ValueError for it. Otherwise each side rounds up to its container,
+        and a rounded pair the engine still lacks falls back to the cheapest native pair that covers it,
+        else float.
         """
         if FLOAT_BITS in (w_bits, a_bits):
+            if not self.float_layers:
+                raise ValueError(f"target {self.name!r} runs integer layers only, not ({w_bits}, {a_bits})")
             return FLOAT_BITS, FLOAT_BITS
         if w_bits not in INT_BITS or a_bits not in INT_BITS:
             raise ValueError(f"({w_bits}, {a_bits}) is not a bpnas bit pair; use 2..8 or 32")
@@ -263,7 +271,19 @@ class Target:
         covering = [p for p in self.native_pairs if p[0] >= w_bits and p[1] >= a_bits]
         if covering:
             return min(covering, key=lambda p: (p[0] * p[1], p))
+        if not self.float_layers:
+            raise ValueError(f"target {self.name!r} has no integer kernel for ({w_bits}, {a_bits})")
         return FLOAT_BITS, FLOAT_BITS
+
+    def unsupported(self, pairs: Mapping[str, tuple[int, int]]) -> list[str]:
+        """Layers in ``pairs`` this target cannot run at all (float layers on integer-only engines)."""
+        bad = []
+        for name, (w, a) in pairs.items():
+            try:
+                self.deployed_pair(w, a)
+            except ValueError:
+                bad.append(name)
+        return bad
 
     def deployed_report(self, report: BopsReport) -> BopsReport:
         """``report`` with every layer at its deployed pair: BOPs as the hardware spends them."""
@@ -320,6 +340,7 @@ class Target:
             "extra": self.extra,
             "engine_modules": list(self.engine_modules),
             "requires": list(self.requires),
+            "float_layers": self.float_layers,
             "cost": self.cost.to_dict(),
             "description": self.description,
         }
@@ -339,6 +360,7 @@ class Target:
             extra=d.get("extra"),
             engine_modules=tuple(d["engine_modules"]),
             requires=tuple(d.get("requires", ())),
+            float_layers=bool(d.get("float_layers", True)),
             cost=CostModel.from_dict(d.get("cost", {})),
             description=d.get("description", ""),
         )

@@ -1,7 +1,8 @@
 """The bit-exact integer-only executor: the FPGA-style backend ("fpga" is its alias).
 
 It computes every layer with the searched integer widths (any 2-8 bit pair is native), adding the int32 bias
-on the accumulator grid as DESIGN §2 specifies, so its cost is the searched BOPs. The executor needs only
+on the accumulator grid as DESIGN §2 specifies, so its cost is the searched BOPs. It has no float fallback:
+a layer at 32 bits cannot run on it. The executor needs only
 numpy and onnx (core dependencies); the "fpga" extra adds qonnx for FPGA toolchains. Its cost model adds
 cycles for a bit-serial MAC array (16 x 16 at 200 MHz, 1-bit units: cycles proportional to BOPs); change it
 with ``TARGET.replace(cost=CostModel(...))``. FPGA toolchains that shift instead of multiply want
@@ -28,6 +29,7 @@ TARGET = register_target(
         lowering=LoweringOptions(),
         extra="fpga",
         engine_modules=("onnx", "numpy"),
+        float_layers=False,
         cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, w_unit=1, a_unit=1),
         description="bit-exact integer executor (FPGA-style), every 2-8 bit pair native, MAC-array cycles",
     )

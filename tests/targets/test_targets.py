@@ -40,8 +40,14 @@ def test_deployed_pair_never_narrower_and_native_is_identity(name):
         assert (dw, da) in t.native_pairs or (dw, da) == (FLOAT_BITS, FLOAT_BITS)
         if t.is_native(w, a):
             assert (dw, da) == (w, a)
-    assert t.deployed_pair(32, 4) == (FLOAT_BITS, FLOAT_BITS)
-    assert t.deployed_pair(4, 32) == (FLOAT_BITS, FLOAT_BITS)
+    if t.float_layers:
+        assert t.deployed_pair(32, 4) == (FLOAT_BITS, FLOAT_BITS)
+        assert t.deployed_pair(4, 32) == (FLOAT_BITS, FLOAT_BITS)
+        assert t.unsupported({"a": (32, 8), "b": (3, 3)}) == []
+    else:
+        with pytest.raises(ValueError, match="integer layers only"):
+            t.deployed_pair(32, 4)
+        assert t.unsupported({"a": (32, 8), "b": (3, 3)}) == ["a"]
 
 
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino", "tvm", "tensorrt", "jetson"])
@@ -53,7 +59,7 @@ def test_x86_and_gpu_engines_use_int8_containers(name):
 
 def test_integer_target_runs_every_pair_natively():
     t = targets.get("fpga")
-    assert t.name == "integer"
+    assert t.name == "integer" and not t.float_layers
     assert all(t.deployed_pair(w, a) == (w, a) for w, a in PAIRS)
 
 
@@ -72,7 +78,7 @@ def test_deployed_report_prices_at_deployed_precision():
     ort = targets.get("onnxruntime").deployed_report(rep)
     assert [(r.w_bits, r.a_bits) for r in ort.layers] == [(8, 8), (32, 32)]
     assert ort.bops == 100 * 64 + 50 * 1024
-    assert targets.get("integer").deployed_report(rep).layers[0].bops == 100 * 12
+    assert targets.get("integer").deployed_report(BopsReport(rep.layers[:1])).layers[0].bops == 100 * 12
 
 
 def test_available_matches_engines_installed_here():
