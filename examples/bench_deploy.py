@@ -1,0 +1,250 @@
+"""Deployment benchmark: ResNet-18 at 224x224, 2 engine threads, every comparison measured in one run.
+
+    .venv/bin/python examples/bench_deploy.py [--runs 100] [--threads 2] [--size 224] [--out DIR]
+
+Prints measured ratios only (no expected numbers):
+
+1. ``Predictor.predict`` vs the raw engine call on the same artifact (ONNX Runtime and OpenVINO): the SDK's
+   per-call overhead (input checks, NaN/inf scan, locking).
+2. OpenVINO running the bpnas uniform (8, 8) bundle vs the float model (f32, and the plugin's default float
+   precision, which is bf16 on AMX/AVX512-BF16 CPUs).
+3. The bpnas (8, 8) QDQ artifact vs ONNX Runtime's ``quantize_static`` QDQ model of the same network
+   (u8 activations, s8 per-channel weights), both on OpenVINO.
+4. A mixed-precision configuration vs uniform (8, 8) on each x86 engine, next to the BOPs ratio: on int8
+   containers mixed precision buys no speed unless the engine has narrower kernels (see "deployed bits").
+
+The weights are random (latency does not depend on them); calibration uses random batches. Needs torch for
+building and exporting; sections that need ``sdk.export`` say so and are skipped until the exporter exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+# -- measuring ---------------------------------------------------------------------------------------------
+def timed(fn: Callable[[], Any], runs: int, warmup: int) -> np.ndarray:
+    """Wall-clock milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def p50(ms: np.ndarray) -> float:
+    return float(np.percentile(ms, 50))
+
+
+class Results:
+    """Collects p50 latencies by label and prints ratios between them."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def add(self, label: str, ms: np.ndarray) -> None:
+        self.ms[label] = p50(ms)
+        print(f"  {label:<48} p50 {self.ms[label]:8.3f} ms   p90 {np.percentile(ms, 90):8.3f} ms")
+
+    def ratio(self, num: str, den: str, what: str) -> None:
+        if num in self.ms and den in self.ms:
+            print(f"  -> {what}: {self.ms[num] / self.ms[den]:.3f}x  ({num} / {den})")
+
+
+# -- building the models -----------------------------------------------------------------------------------
+def build_model(size: int) -> Any:
+    import torch
+
+    import sdk
+
+    torch.manual_seed(0)
+    model = sdk.models.resnet18(num_classes=1000).eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    return model
+
+
+def calib_batches(size: int, n: int = 4, batch: int = 8) -> list[Any]:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(batch, 3, size, size, generator=g) for _ in range(n)]
+
+
+def mixed_config(model: Any) -> Any:
+    """First conv and classifier at (8, 8), the rest cycling through low-bit pairs (a fixed mix)."""
+    import sdk
+
+    cfg = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
+    names = list(cfg)
+    cycle = [(4, 4), (3, 4), (2, 4), (4, 6), (6, 4), (3, 3)]
+    for i, name in enumerate(names[1:-1]):
+        cfg[name] = cycle[i % len(cycle)]
+    return cfg
+
+
+def export_float_onnx(model: Any, path: Path, size: int) -> Path:
+    import torch
+
+    x = torch.zeros(1, 3, size, size)
+    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17)
+    try:
+        torch.onnx.export(model, (x,), str(path), dynamo=False, dynamic_axes={"input": {0: "N"}}, **kwargs)
+    except TypeError:  # a torch without the dynamo switch
+        torch.onnx.export(model, (x,), str(path), dynamic_axes={"input": {0: "N"}}, **kwargs)
+    return path
+
+
+def ort_quantize_static(float_path: Path, out: Path, batches: list[Any]) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"input": b.numpy()} for b in batches])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    quantize_static(
+        str(float_path),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return out
+
+
+def export_bundle(model: Any, cfg: Any, path: Path, batches: list[Any]) -> Path | None:
+    """PTQ-calibrate and export a bundle for onnxruntime + openvino; None while sdk.export is missing."""
+    import calibration
+    import sdk
+
+    try:
+        export = sdk.export
+    except (AttributeError, ImportError) as e:
+        print(f"  (skipped: sdk.export is not available yet: {e})")
+        return None
+    qmodel = calibration.ptq(model, cfg, batches).eval()
+    return Path(export(qmodel, str(path), example_input=batches[0][:1], targets=["onnxruntime", "openvino"]))
+
+
+# -- raw engines -------------------------------------------------------------------------------------------
+def raw_openvino(path: Path, threads: int, precision: str | None) -> Callable[[np.ndarray], Any]:
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    config: dict[Any, Any] = {
+        hints.performance_mode: hints.PerformanceMode.LATENCY,
+        props.inference_num_threads: threads,
+    }
+    if precision is not None:
+        config[hints.inference_precision] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({"input": x}, share_inputs=True)
+
+
+def raw_onnxruntime(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(["logits"], {"input": x})
+
+
+# -- the benchmark -----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--out", type=Path, default=None, help="where to write models (default: a temp dir)")
+    args = ap.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="bpnas-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    import sdk
+
+    runs, warm, threads = args.runs, args.warmup, args.threads
+    x = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size)).astype(np.float32)
+    res = Results()
+
+    def bench(label: str, fn: Callable[[np.ndarray], Any]) -> None:
+        res.add(label, timed(partial(fn, x), runs, warm))
+
+    print(f"ResNet-18 {args.size}x{args.size}, batch 1, {threads} threads, {runs} runs; models in {out}")
+    model = build_model(args.size)
+    batches = calib_batches(args.size)
+    float_path = export_float_onnx(model, out / "resnet18_float.onnx", args.size)
+    ort_qdq = ort_quantize_static(float_path, out / "resnet18_ort_qdq.onnx", batches)
+    uniform_cfg = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
+    uniform = export_bundle(model, uniform_cfg, out / "r18_w8a8.bpnas", batches)
+    mixed = export_bundle(model, mixed_config(model), out / "r18_mixed.bpnas", batches)
+
+    print("\n[2,3] OpenVINO: float vs ORT quantize_static QDQ vs bpnas (8, 8)")
+    bench("OpenVINO float f32", raw_openvino(float_path, threads, "f32"))
+    bench("OpenVINO float plugin default", raw_openvino(float_path, threads, None))
+    bench("OpenVINO ORT-quantize_static QDQ", raw_openvino(ort_qdq, threads, "f32"))
+    if uniform is not None:
+        for label, extra in (("", {}), (" bf16 float ops", {"inference_precision": "bf16"})):
+            with sdk.load(uniform, target="openvino", threads=threads, options=extra) as p:
+                bench(f"OpenVINO bpnas (8,8){label}", p.predict)
+                upcast = [q.layer for q in p.effective_precision() if q.upcast]
+                print(f"    {len(upcast)} upcast layers {upcast[:6]}")
+    bpnas = "OpenVINO bpnas (8,8)"
+    res.ratio("OpenVINO float f32", bpnas, "speedup of bpnas (8,8) over float f32")
+    res.ratio("OpenVINO float plugin default", bpnas, "speedup over the plugin's default float precision")
+    res.ratio(bpnas, "OpenVINO ORT-quantize_static QDQ", "bpnas QDQ / ORT quantize_static QDQ latency")
+    res.ratio(f"{bpnas} bf16 float ops", bpnas, "bf16 / f32 for the remaining float ops")
+
+    print("\n[1] predict() overhead vs the raw engine call on the same artifact")
+    if uniform is not None:
+        for name in ("onnxruntime", "openvino"):
+            with sdk.load(uniform, target=name, threads=threads) as p:
+                artifact = uniform / p.manifest["targets"][name]["artifact"]
+                if name == "openvino":
+                    bench(f"{name} raw engine call", raw_openvino(artifact, threads, "f32"))
+                else:
+                    bench(f"{name} raw engine call", raw_onnxruntime(artifact, threads))
+                bench(f"{name} predict()", p.predict)
+            res.ratio(f"{name} predict()", f"{name} raw engine call", f"{name} predict() overhead")
+
+    print("\n[4] mixed precision vs uniform (8, 8)")
+    if uniform is not None and mixed is not None:
+        for name in ("onnxruntime", "openvino"):
+            for label, path in (("(8,8)", uniform), ("mixed", mixed)):
+                with sdk.load(path, target=name, threads=threads) as p:
+                    bench(f"{name} {label}", p.predict)
+                    rep = p.profile(runs=5, warmup=1, per_layer=False)
+                    print(
+                        f"    avg bits searched {rep.avg_bits:.2f}, deployed {rep.deployed_bits:.2f}, "
+                        f"upcast layers {len(rep.upcast_layers)}"
+                    )
+            res.ratio(f"{name} mixed", f"{name} (8,8)", f"{name} mixed / (8,8) latency")
+        with sdk.load(uniform) as pu, sdk.load(mixed) as pm:
+            u, m = pu.bops, pm.bops
+        print(
+            f"  -> BOPs mixed / (8,8): {m.bops / u.bops:.3f}x (avg bits {m.avg_bits:.2f} vs {u.avg_bits:.2f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
