@@ -93,7 +93,6 @@ def has_foldable_bn(model: nn.Module) -> bool:
     )
 
 
-@torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A copy of ``conv`` with ``bn`` folded in (bias created if absent); a QuantConv2d's alpha follows."""
     if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
@@ -106,18 +105,21 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
             f"into a conv with {conv.out_channels} output channels; folding needs running statistics "
             "and equal channels."
         )
-    if isinstance(conv, FoldedConvBN):
-        conv = conv.freeze()
-    new = copy.deepcopy(conv)
-    w, b, scale = fold_conv_bn_params(new.weight, new.bias, bn)
-    new.weight.copy_(w)
-    if new.bias is None:
-        new.bias = nn.Parameter(b)
-    else:
-        new.bias.copy_(b)
-    if isinstance(new, QuantConv2d):
-        rescale_weight_alpha_(new.weight_quant, scale, w)
+    new = conv.freeze() if isinstance(conv, FoldedConvBN) else copy.deepcopy(conv)
+    _fold_into_(new, bn)
     return new
+
+
+@torch.no_grad()
+def _fold_into_(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    w, b, scale = fold_conv_bn_params(conv.weight, conv.bias, bn)
+    conv.weight.copy_(w)
+    if conv.bias is None:
+        conv.bias = nn.Parameter(b)
+    else:
+        conv.bias.copy_(b)
+    if isinstance(conv, QuantConv2d):
+        rescale_weight_alpha_(conv.weight_quant, scale, w)
 
 
 def fold_bn(model: nn.Module, *, qat: bool = False) -> nn.Module:
@@ -127,6 +129,8 @@ def fold_bn(model: nn.Module, *, qat: bool = False) -> nn.Module:
     training; plain float convs are left alone); ``fold_bn`` on that model later freezes them to the plain
     folded form. ``model`` itself is not modified.
     """
+    if not isinstance(model, nn.Module):
+        raise InputError(f"fold_bn needs a torch.nn.Module, got {type(model).__name__}.")
     new = copy.deepcopy(model)
     if not qat:
         for name, m in list(new.named_modules()):
@@ -139,10 +143,10 @@ def fold_bn(model: nn.Module, *, qat: bool = False) -> nn.Module:
             if not isinstance(conv, QuantConv2d):
                 continue
             folded: nn.Module = FoldedConvBN.from_pair(conv, bn)
+            folded.train(conv.training)
+            _set_child(new, pair.conv, folded)
         else:
-            folded = fold_conv_bn(conv, bn)
-        folded.train(conv.training)
-        _set_child(new, pair.conv, folded)
+            _fold_into_(conv, bn)  # ``new`` is already a private copy
         _set_child(new, pair.bn, nn.Identity())
     return new
 
