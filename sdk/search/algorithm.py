@@ -1,0 +1,326 @@
+"""Algorithm 1: alternate weight steps (train split) and architecture steps (val split) on the supernet.
+
+Per step (first-order DARTS alternation):
+1. W step on a train batch: L1 = CE (Eq. 15), theta held constant; SGD (momentum 0.9, wd 5e-4) with a
+   per-step cosine LR; then distribution reshaping (Eq. 17-18) of the shared float weights.
+2. theta step on a val batch: L2 = CE + barrier(E(SN)) + w1 * Prob-1 (Eq. 16; or CE + lambda * E(SN)
+   for the DNAS baseline); Adam (lr 5e-3, wd 1e-3). Sect. 5.2 notes Prob-1 "does not disturb the search in
+   the early stage" (its gradient vanishes at uniform p); our start is not uniform, so w1 rises linearly
+   from 0 to ``prob1_weight`` over the first ``prob1_ramp`` of the search to keep that property.
+   The barrier is finite only for E(SN) < b_max, and E depends on theta alone, so after each Adam step a
+   step that would leave (b_max - 1e-4) is shortened by halving
+   (theta_old + s * (theta_new - theta_old), s = 1/2, 1/4, ...; s = 0 keeps theta_old, always inside).
+Distributed: W steps through DDP, theta gradients all-reduced (see sdk.search.distributed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from sdk.errors import InputError
+from sdk.reshape import reshape_weights_
+from sdk.search import checkpoint as ckpt
+from sdk.search import distributed as ddp
+from sdk.search.history import EpochRecord, SearchHistory
+from sdk.search.losses import barrier, dnas_cost, prob1
+from sdk.search.mixed import Mode
+from sdk.search.schedule import MuSchedule
+from sdk.search.supernet import Supernet
+
+__all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
+
+#: theta steps keep E(SN) <= b_max - INSIDE_TOL, so the barrier stays finite (<= 9.2 * mu).
+INSIDE_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that determines a search run besides model, data and space (also its checkpoint key)."""
+
+    b_max: float
+    epochs: int
+    seed: int = 0
+    mode: Mode = "full"
+    objective: Literal["barrier", "dnas"] = "barrier"
+    lam: float = 0.0
+    mu: MuSchedule = field(default_factory=MuSchedule)
+    prob1_weight: float = 1.0
+    prob1_ramp: float = 0.3
+    w_lr: float = 0.05
+    w_momentum: float = 0.9
+    w_weight_decay: float = 5e-4
+    theta_lr: float = 5e-3
+    theta_weight_decay: float = 1e-3
+    warmup_epochs: int = 0
+    reshape_k: float | None = 2.0
+    steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.b_max, (int, float)) and math.isfinite(self.b_max) and self.b_max > 0):
+            raise InputError(f"b_max must be a positive number of bits, got {self.b_max!r}; e.g. 3.0.")
+        for name in ("epochs", "seed", "warmup_epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "epochs" else 0):
+                raise InputError(f"{name} must be an int >= {1 if name == 'epochs' else 0}, got {v!r}.")
+        if self.warmup_epochs >= self.epochs:
+            raise InputError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs}).")
+        if self.mode not in ("full", "sampled"):
+            raise InputError(f"mode must be 'full' or 'sampled', got {self.mode!r}.")
+        if self.objective not in ("barrier", "dnas"):
+            raise InputError(f"objective must be 'barrier' or 'dnas', got {self.objective!r}.")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise InputError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch!r}.")
+        if not 0.0 <= self.prob1_ramp <= 1.0:
+            raise InputError(
+                f"prob1_ramp must be in [0, 1] (a fraction of the search), got {self.prob1_ramp!r}."
+            )
+        for name in ("w_lr", "theta_lr", "prob1_weight", "lam"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} must be finite and >= 0, got {v!r}.")
+
+    def fingerprint(self, extra: Any) -> str:
+        blob = json.dumps({"settings": asdict(self), "extra": extra}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def snapshot_record(
+    sn: Supernet, epoch: int, stats: dict[str, float], mu: float, seconds: float
+) -> EpochRecord:
+    """An EpochRecord of the supernet's current theta plus the epoch's mean losses."""
+    with torch.no_grad():
+        probs = [p.detach().cpu() for p in sn.probs()]
+        e_bits = float(sn.expected_bits())
+    names = [g.name for g in sn.space.groups]
+    return EpochRecord(
+        epoch=epoch,
+        train_ce=stats.get("train_ce", math.nan),
+        val_ce=stats.get("val_ce", math.nan),
+        barrier=stats.get("barrier", math.nan),
+        prob1=stats.get("prob1", math.nan),
+        expected_bits=e_bits,
+        sampled_bits=sn.space.avg_bits(sn.argmax_choice()),
+        mu=mu,
+        backtracks=int(stats.get("backtracks", 0)),
+        seconds=seconds,
+        probs={n: tuple(float(v) for v in p) for n, p in zip(names, probs)},
+    )
+
+
+def run_supernet(
+    sn: Supernet,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    s: SearchSettings,
+    *,
+    fingerprint: str,
+    checkpoint_dir: Any = None,
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+) -> SearchHistory:
+    """Train the supernet for ``s.epochs`` (resuming from ``checkpoint_dir`` when it holds this search)."""
+    loaders = (train_loader, val_loader)
+    gens = ckpt.loader_generators(loaders)
+    steps = min(len(train_loader), s.steps_per_epoch or len(train_loader))
+    opt_w = torch.optim.SGD(
+        sn.weight_params(), lr=s.w_lr, momentum=s.w_momentum, weight_decay=s.w_weight_decay
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=s.epochs * steps)
+    opt_t = torch.optim.Adam(sn.theta_params(), lr=s.theta_lr, weight_decay=s.theta_weight_decay)
+    cands = {g.name: g.candidates for g in sn.space.groups}
+    history = SearchHistory((snapshot_record(sn, 0, {}, s.mu(0.0), 0.0),), cands)
+    start = 0
+    blob = ckpt.load(checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
+    if blob is not None:
+        sn.load_state_dict(blob["supernet"])
+        opt_w.load_state_dict(blob["opt_w"])
+        opt_t.load_state_dict(blob["opt_theta"])
+        sched.load_state_dict(blob["sched"])
+        history = SearchHistory.from_dict(blob["history"])
+        ckpt.set_rng_state(blob["rng"], gens)
+        sn.generator.set_state(blob["path_rng"])
+        start = int(blob["epoch"])
+    ignore = [f"theta.{i}" for i in range(len(sn.theta))]
+    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=s.mode == "sampled")
+    for epoch in range(start, s.epochs):
+        t0 = time.perf_counter()
+        ddp.set_epoch(loaders, epoch)
+        stats = _epoch(sn, net, loaders, s, epoch, steps, opt_w, sched, opt_t, progress, device)
+        mu = s.mu(_progress(s, epoch + 1, 0, steps))
+        history = history.appended(snapshot_record(sn, epoch + 1, stats, mu, time.perf_counter() - t0))
+        if checkpoint_dir is not None:
+            if ddp.rank() == 0:
+                ckpt.save_atomic(
+                    checkpoint_dir,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch + 1,
+                        "supernet": sn.state_dict(),
+                        "opt_w": opt_w.state_dict(),
+                        "opt_theta": opt_t.state_dict(),
+                        "sched": sched.state_dict(),
+                        "history": history.to_dict(),
+                        "rng": ckpt.rng_state(gens),
+                        "path_rng": sn.generator.get_state(),
+                    },
+                )
+            ddp.barrier()
+    return history
+
+
+def _progress(s: SearchSettings, epoch: int, step: int, steps: int) -> float:
+    """Fraction of the architecture-search phase done (0 during warmup)."""
+    span = s.epochs - s.warmup_epochs
+    return max(0.0, (epoch - s.warmup_epochs + step / steps) / span)
+
+
+def _epoch(
+    sn: Supernet,
+    net: nn.Module,
+    loaders: tuple[DataLoader, DataLoader],
+    s: SearchSettings,
+    epoch: int,
+    steps: int,
+    opt_w: torch.optim.Optimizer,
+    sched: Any,
+    opt_t: torch.optim.Optimizer,
+    progress: bool,
+    device: torch.device | str,
+) -> dict[str, float]:
+    from tqdm.auto import tqdm
+
+    train_loader, val_loader = loaders
+    ce = nn.CrossEntropyLoss()
+    sums = torch.zeros(6, dtype=torch.float64)  # train_ce, val_ce, barrier, prob1, backtracks, theta steps
+    val_iter = iter(val_loader)
+    search_theta = epoch >= s.warmup_epochs
+    bar = tqdm(
+        total=steps,
+        desc=f"search {epoch + 1}/{s.epochs}",
+        disable=not progress or ddp.rank() != 0,
+        leave=False,
+    )
+    try:
+        for step, (x, y) in enumerate(train_loader):
+            if step >= steps:
+                break
+            x, y = x.to(device), y.to(device)
+            sn.train()
+            sn.set_mode(sn.mode if s.mode == "full" else "sampled", 1)
+            loss = ce(net(x, grad_theta=False), y)
+            _check_finite(loss, epoch, s.w_lr, "weight")
+            opt_w.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_w.step()
+            sched.step()
+            if s.reshape_k:
+                reshape_weights_(sn.net, s.reshape_k)
+            sums[0] += loss.item()
+            if search_theta:
+                try:
+                    xv, yv = next(val_iter)
+                except StopIteration:
+                    val_iter = iter(val_loader)
+                    xv, yv = next(val_iter)
+                t = _progress(s, epoch, step, steps)
+                w1 = s.prob1_weight * (min(1.0, t / s.prob1_ramp) if s.prob1_ramp > 0 else 1.0)
+                sums[1:] += torch.tensor(
+                    _theta_step(sn, opt_t, s, xv.to(device), yv.to(device), s.mu(t), w1, epoch)
+                )
+            if progress and (step % 5 == 0 or step == steps - 1):
+                with torch.no_grad():
+                    e_now = float(sn.expected_bits())
+                bar.set_postfix(
+                    loss=f"{loss.item():.3f}",
+                    E=f"{e_now:.3f}",
+                    bits=f"{sn.space.avg_bits(sn.argmax_choice()):.3f}",
+                )
+            bar.update(1)
+    finally:
+        bar.close()
+    ddp.all_reduce_mean_([sums])
+    n_theta = max(float(sums[5]), 1.0)
+    return {
+        "train_ce": float(sums[0]) / steps,
+        "val_ce": float(sums[1]) / n_theta if search_theta else math.nan,
+        "barrier": float(sums[2]) / n_theta if search_theta else math.nan,
+        "prob1": float(sums[3]) / n_theta if search_theta else math.nan,
+        "backtracks": round(float(sums[4])),
+    }
+
+
+def _theta_step(
+    sn: Supernet,
+    opt: torch.optim.Optimizer,
+    s: SearchSettings,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mu: float,
+    prob1_weight: float,
+    epoch: int,
+) -> list[float]:
+    """One architecture step; returns [val CE, barrier, prob1, backtracks, 1]."""
+    sn.set_mode("sampled" if s.mode == "sampled" else sn.mode, 2 if s.mode == "sampled" else 1)
+    thetas = sn.theta_params()
+    val_ce = nn.functional.cross_entropy(sn(x), y)
+    _check_finite(val_ce, epoch, s.theta_lr, "architecture")
+    probs = sn.probs()
+    e_bits = sn.expected_bits()
+    if s.objective == "barrier":
+        bar = barrier(e_bits, s.b_max, mu)
+        if not torch.isfinite(bar):
+            raise RuntimeError(
+                f"internal error: E(SN)={float(e_bits):.6f} left the barrier domain b_max={s.b_max}"
+            )
+        reg = bar.to(val_ce.dtype)
+    else:
+        bar = e_bits.new_zeros(())
+        reg = dnas_cost(e_bits, s.lam).to(val_ce.dtype)
+    p1 = prob1(probs)
+    loss = val_ce + reg + prob1_weight * p1
+    grads = torch.autograd.grad(loss, thetas)
+    ddp.all_reduce_mean_(grads)
+    old = [t.detach().clone() for t in thetas]
+    for t, g in zip(thetas, grads):
+        t.grad = g
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    backtracks = _stay_inside(sn, old, s.b_max) if s.objective == "barrier" else 0
+    return [val_ce.item(), bar.item(), p1.item(), float(backtracks), 1.0]
+
+
+@torch.no_grad()
+def _stay_inside(sn: Supernet, old: Sequence[torch.Tensor], b_max: float) -> int:
+    """Shorten the last theta step by halving until E(SN) <= b_max - INSIDE_TOL; returns the halvings."""
+    limit = b_max - INSIDE_TOL
+    if float(sn.expected_bits()) <= limit:
+        return 0
+    new = [t.detach().clone() for t in sn.theta]
+    scale = 1.0
+    for k in range(1, 31):
+        scale *= 0.5
+        for t, o, n in zip(sn.theta, old, new):
+            t.copy_(o + scale * (n - o))
+        if float(sn.expected_bits()) <= limit:
+            return k
+    for t, o in zip(sn.theta, old):
+        t.copy_(o)
+    return 31
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, lr: float, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise InputError(
+            f"search {what} loss became {loss.item()} in epoch {epoch + 1}; lower the {what} learning rate "
+            f"(now {lr}), or check the inputs for NaN/inf."
+        )

@@ -1,0 +1,248 @@
+"""``sdk.search``: BP-NAS end to end (space -> feasibility -> supernet -> Algorithm 1 -> Eq. 8 -> repair ->
+certificate). Also the engine of the DNAS baseline, which shares everything but the objective."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from sdk.errors import InputError
+from sdk.quant.convert import is_quantized
+from sdk.quant.layers import quantizable_layer_names
+from sdk.search import checkpoint as ckpt
+from sdk.search import distributed as ddp
+from sdk.search.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
+from sdk.search.history import SearchHistory
+from sdk.search.mixed import Mode
+from sdk.search.result import SearchResult
+from sdk.search.sampling import argmax_choice, certify, repair
+from sdk.search.schedule import MuSchedule
+from sdk.search.space import (
+    PAPER_CANDIDATES,
+    SearchSpace,
+    build_space,
+    find_groups,
+    normalize_candidates,
+    restrict_to_target,
+)
+from sdk.search.supernet import Supernet, build_supernet, init_theta_inside
+
+__all__ = ["search", "run_search", "prepare_space", "peek_batch"]
+
+
+def search(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    b_max: float = 3.0,
+    candidates: Iterable[Any] = PAPER_CANDIDATES,
+    epochs: int = 20,
+    groups: Any = "layer",
+    target: Any = None,
+    seed: int = 0,
+    checkpoint_dir: Any = None,
+    progress: bool = True,
+    *,
+    mode: Mode = "full",
+    mu: MuSchedule | float | None = None,
+    prob1_weight: float = 1.0,
+    prob1_ramp: float = 0.3,
+    w_lr: float = 0.05,
+    theta_lr: float = 5e-3,
+    warmup_epochs: int = 0,
+    init_margin: float | None = None,
+    reshape_k: float | None = 2.0,
+    steps_per_epoch: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
+) -> SearchResult:
+    """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
+
+    ``train_loader`` trains the supernet weights and ``val_loader`` the importance factors (the paper's
+    60/40 split of the training set, ``DataSplits.search_split()``). ``model`` should be the float model
+    pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
+    per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
+    The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
+    ``sdk.BudgetInfeasible`` when no config of the candidates can.
+    """
+    mu_s = (
+        MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
+    )
+    settings = SearchSettings(
+        b_max=float(b_max),
+        epochs=epochs,
+        seed=seed,
+        mode=mode,
+        mu=mu_s,
+        prob1_weight=prob1_weight,
+        prob1_ramp=prob1_ramp,
+        w_lr=w_lr,
+        theta_lr=theta_lr,
+        warmup_epochs=warmup_epochs,
+        reshape_k=reshape_k,
+        steps_per_epoch=steps_per_epoch,
+    )
+    return run_search(
+        model,
+        train_loader,
+        val_loader,
+        settings,
+        candidates=candidates,
+        groups=groups,
+        target=target,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        input_shape=input_shape,
+        device=device,
+        init_margin=init_margin,
+    )
+
+
+def peek_batch(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loader's first batch, leaving every RNG it draws from (and the global ones) as they were."""
+    gens = ckpt.loader_generators([loader])
+    state = ckpt.rng_state(gens)
+    try:
+        batch = next(iter(loader))
+    except StopIteration:
+        raise InputError("the training loader is empty; pass a loader that yields (x, y) batches.") from None
+    finally:
+        ckpt.set_rng_state(state, gens)
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], torch.Tensor)):
+        raise InputError("search loaders must yield (x, y) tensor batches, as sdk.data builds.")
+    return batch[0], batch[1]
+
+
+def prepare_space(
+    model: nn.Module, input_shape: Sequence[int], candidates: Iterable[Any], groups: Any, target: Any
+) -> SearchSpace:
+    """Candidates (restricted to ``target``), groups and per-layer MACs from ``sdk.bops.layer_shapes``."""
+    from sdk.counting import layer_shapes
+
+    cands = restrict_to_target(normalize_candidates(candidates), target)
+    rows = layer_shapes(model, input_shape)
+    return build_space(rows, find_groups(model, quantizable_layer_names(model), groups), cands)
+
+
+def run_search(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    settings: SearchSettings,
+    *,
+    candidates: Iterable[Any] = PAPER_CANDIDATES,
+    groups: Any = "layer",
+    target: Any = None,
+    checkpoint_dir: Any = None,
+    progress: bool = True,
+    input_shape: Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
+    init_margin: float | None = None,
+    method: str = "bp-nas",
+) -> SearchResult:
+    """The shared engine; ``settings.objective == "barrier"`` carries the budget guarantee."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if is_quantized(model):
+        raise InputError(
+            "search needs the float model (it builds its own quantized supernet), not a quantized one."
+        )
+    b_max = settings.b_max
+    guarantee = settings.objective == "barrier"
+    if ddp.is_distributed():
+        train_loader = ddp.shard_loader(train_loader, seed=settings.seed)
+        val_loader = ddp.shard_loader(val_loader, seed=settings.seed + 1)
+    x0, _ = peek_batch(train_loader)
+    shape = tuple(input_shape) if input_shape is not None else (1, *x0.shape[1:])
+    space = prepare_space(model, shape, candidates, groups, target)
+    if guarantee:
+        space.check_feasible(b_max)
+    _seed_everything(settings.seed)
+    sn = build_supernet(model, space, seed=settings.seed).to(device)
+    sn.calibrate(x0.to(device))
+    gap = b_max - space.min_avg_bits()
+    if guarantee and gap <= 2 * INSIDE_TOL:
+        # The budget admits (almost) only the all-cheapest config; there is nothing to search.
+        return _finish(
+            model, sn, space, shape, settings, _trivial_history(sn, settings), space.cheapest_choice(), method
+        )
+    if guarantee:
+        margin = init_margin if init_margin is not None else min(0.1, 0.5 * gap)
+        init_theta_inside(sn, b_max, max(margin, 2 * INSIDE_TOL))
+    extra = {
+        "groups": [(g.name, g.layers, g.candidates, g.macs) for g in space.groups],
+        "shape": shape,
+        "margin": init_margin,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    history = run_supernet(
+        sn,
+        train_loader,
+        val_loader,
+        settings,
+        fingerprint=settings.fingerprint(extra),
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        device=device,
+    )
+    return _finish(model, sn, space, shape, settings, history, argmax_choice(sn.probs()), method)
+
+
+def _finish(
+    model: nn.Module,
+    sn: Supernet,
+    space: SearchSpace,
+    shape: Sequence[int],
+    settings: SearchSettings,
+    history: SearchHistory,
+    choice: list[int],
+    method: str,
+) -> SearchResult:
+    probs = [[float(v) for v in p.detach().cpu()] for p in sn.probs()]
+    pre = space.config(choice)
+    pre_bits = space.avg_bits(choice)
+    moves: list[Any] = []
+    if settings.objective == "barrier" and not space.report(choice).within(settings.b_max):
+        choice, moves = repair(space, choice, probs, settings.b_max)
+    config = space.config(choice)
+    if settings.objective == "barrier":
+        cert = certify(model, config, shape, settings.b_max)
+    else:
+        from sdk.counting import bops
+
+        cert = bops(model, config, input_shape=shape)
+    return SearchResult(
+        config=config,
+        certificate=cert,
+        b_max=settings.b_max,
+        repaired=bool(moves),
+        pre_repair_config=pre,
+        pre_repair_avg_bits=pre_bits,
+        repair_moves=tuple(moves),
+        history=history,
+        theta={g.name: tuple(float(v) for v in t.detach().cpu()) for g, t in zip(space.groups, sn.theta)},
+        groups={g.name: g.layers for g in space.groups},
+        seed=settings.seed,
+        method=method,
+    )
+
+
+def _trivial_history(sn: Supernet, settings: SearchSettings) -> SearchHistory:
+    with torch.no_grad():
+        for t, g in zip(sn.theta, sn.space.groups):
+            t.fill_(0.0)
+            t[g.cheapest] = 1.0
+    cands = {g.name: g.candidates for g in sn.space.groups}
+    return SearchHistory((snapshot_record(sn, 0, {}, settings.mu(0.0), 0.0),), cands)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)

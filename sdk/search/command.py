@@ -1,0 +1,147 @@
+"""``bpnas search ...``: float pre-training (reshaped), BP-NAS search, optional retraining, on a zoo model.
+
+Works under ``torchrun --nproc_per_node=N -m sdk.cli search ...`` (or ``-m sdk.search``): the process group
+is initialised from the environment, search and retraining run data-parallel, rank 0 writes the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_search_command", "build_parser"]
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        w, a = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected W,A like 4,4, got {text!r}") from None
+    return w, a
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bpnas search", description="BP-NAS mixed-precision search (Algorithm 1)."
+    )
+    p.add_argument("--model", default="digits_cnn", help="zoo model name")
+    p.add_argument(
+        "--data", default="digits", help="digits | digits:UPSCALE | cifar10:ROOT | folder:ROOT:SIZE"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--b-max", type=float, default=3.0, help="budget in average bits (Eq. 4)")
+    p.add_argument(
+        "--candidates", type=_pair, nargs="+", default=None, help="W,A pairs (default: the paper's 8)"
+    )
+    p.add_argument("--epochs", type=int, default=20, help="search epochs")
+    p.add_argument("--groups", choices=("layer", "block"), default="layer")
+    p.add_argument("--target", default=None, help="restrict candidates to a target's native pairs")
+    p.add_argument("--mode", choices=("full", "sampled"), default="full")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-dir", default=None, help="resume/checkpoint directory")
+    p.add_argument("--float-epochs", type=int, default=20, help="float pre-training epochs with reshaping")
+    p.add_argument("--retrain-epochs", type=int, default=0, help="QAT epochs of the result (0: skip)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on search steps per epoch")
+    p.add_argument("--out", default="runs/search", help="output directory")
+    p.add_argument("--dump-ranks", action="store_true", help="every rank writes rank<R>.json (theta, config)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def run_search_command(argv: Sequence[str]) -> int:
+    """Parse ``argv`` (the words after ``bpnas search``), run, write outputs; returns the exit code."""
+    args = build_parser().parse_args(list(argv))
+    import torch
+
+    import sdk
+    from sdk.checkpoint import data_from_spec
+    from sdk.search import distributed as ddp
+    from sdk.search.api import search
+    from sdk.search.retrain import evaluate, retrain
+    from sdk.search.space import PAPER_CANDIDATES
+
+    ddp.init_from_env()
+    rank = ddp.rank()
+    out = Path(args.out)
+    data = data_from_spec(args.data, seed=args.seed, batch_size=args.batch_size)
+    model = sdk.models.create(args.model, num_classes=data.num_classes, in_channels=data.input_shape[1])
+    if args.float_epochs > 0:
+        _float_train(model, data, args.float_epochs, args.seed)
+    _broadcast_(model)
+    weights, arch = data.search_split()
+    result = search(
+        model,
+        weights,
+        arch,
+        b_max=args.b_max,
+        candidates=args.candidates or PAPER_CANDIDATES,
+        epochs=args.epochs,
+        groups=args.groups,
+        target=args.target,
+        seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir,
+        progress=not args.no_progress and rank == 0,
+        mode=args.mode,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    summary: dict[str, Any] = {"avg_bits": result.avg_bits, "repaired": result.repaired}
+    if args.retrain_epochs > 0:
+        qmodel = retrain(
+            model,
+            result.config,
+            data.train,
+            data.val,
+            args.retrain_epochs,
+            seed=args.seed,
+            progress=not args.no_progress and rank == 0,
+        )
+        summary["test_acc"] = evaluate(qmodel, data.test)
+        if rank == 0:
+            from sdk.checkpoint import save_checkpoint
+
+            save_checkpoint(
+                out / "model.pt",
+                qmodel,
+                model=args.model,
+                num_classes=data.num_classes,
+                in_channels=data.input_shape[1],
+            )
+    if args.dump_ranks:
+        out.mkdir(parents=True, exist_ok=True)
+        dump = {"theta": {k: list(v) for k, v in result.theta.items()}, "config": result.config.to_dict()}
+        (out / f"rank{rank}.json").write_text(json.dumps(dump))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        result.config.to_json(out / "config.json")
+        result.to_json(out / "result.json")
+        print(result.certificate.table())
+        print(result.summary())
+        if "test_acc" in summary:
+            print(f"retrained test accuracy {100 * summary['test_acc']:.2f}%")
+        print(f"wrote {out / 'config.json'}")
+    ddp.barrier()
+    del torch
+    return 0
+
+
+def _float_train(model: Any, data: Any, epochs: int, seed: int) -> None:
+    try:
+        from sdk.training import train  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from sdk.train import train
+    train(model, data.train, data.val, epochs=epochs, reshape=True, progress=False, seed=seed)
+
+
+def _broadcast_(model: Any) -> None:
+    """Make every rank hold rank 0's float weights (float training is repeated, not sharded)."""
+    from sdk.search import distributed as ddp
+
+    if not ddp.is_distributed():
+        return
+    import torch.distributed as dist
+
+    for t in model.state_dict().values():
+        dist.broadcast(t, src=0)

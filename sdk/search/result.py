@@ -1,0 +1,115 @@
+"""SearchResult: the searched config, its BOPs certificate, the repair record and the history."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdk.config import MixedPrecisionConfig
+from sdk.cost import BopsReport
+from sdk.search.history import SearchHistory
+from sdk.search.sampling import RepairMove
+
+__all__ = ["SearchResult"]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search returns.
+
+    ``config`` is the final config; ``certificate`` its BopsReport recomputed by ``sdk.bops`` on the model
+    (``certificate.within(b_max)`` holds for every ``sdk.search`` result; DNAS baselines may be outside, see
+    ``within``). ``repaired`` says whether the Eq. 8 argmax config (``pre_repair_config``, at
+    ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``.
+    """
+
+    config: MixedPrecisionConfig
+    certificate: BopsReport
+    b_max: float
+    repaired: bool
+    pre_repair_config: MixedPrecisionConfig
+    pre_repair_avg_bits: float
+    repair_moves: tuple[RepairMove, ...]
+    history: SearchHistory
+    theta: Mapping[str, tuple[float, ...]]
+    groups: Mapping[str, tuple[str, ...]]
+    seed: int
+    method: str = "bp-nas"
+
+    @property
+    def avg_bits(self) -> float:
+        return self.certificate.avg_bits
+
+    @property
+    def within(self) -> bool:
+        return self.certificate.within(self.b_max)
+
+    @property
+    def probs(self) -> Mapping[str, tuple[float, ...]]:
+        """Final importance factors p_ij per group."""
+        return self.history[-1].probs
+
+    def summary(self) -> str:
+        rep = f"repaired from {self.pre_repair_avg_bits:.3f}" if self.repaired else "no repair"
+        return (
+            f"{self.method}: avg bits {self.avg_bits:.3f} (b_max {self.b_max:g}, {rep}), "
+            f"B-Comp {self.certificate.b_comp:.1f}x, {len(self.config)} layers"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "b_max": self.b_max,
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "certificate": self.certificate.to_dict(),
+            "within": self.within,
+            "repaired": self.repaired,
+            "pre_repair_config": self.pre_repair_config.to_dict(),
+            "pre_repair_avg_bits": self.pre_repair_avg_bits,
+            "repair_moves": [
+                {
+                    "group": m.group,
+                    "before": list(m.before),
+                    "after": list(m.after),
+                    "bops_saved": m.bops_saved,
+                }
+                for m in self.repair_moves
+            ],
+            "theta": {k: list(v) for k, v in self.theta.items()},
+            "groups": {k: list(v) for k, v in self.groups.items()},
+            "history": self.history.to_dict(),
+        }
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+
+    def plot(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        results: Sequence[SearchResult] = (),
+        accuracies: Sequence[float] = (),
+        without_prob1: SearchResult | None = None,
+    ) -> list[Path]:
+        """Write the paper's figures as PNGs into ``out_dir`` (needs the ``plots`` extra, matplotlib):
+        fig2_barrier.png (barrier curves, b_max=4, several mu), fig4_importance.png (this search's p_ij of
+        its first searched group, next to ``without_prob1``'s when given) and, with ``results`` and their
+        retrained ``accuracies``, fig3_accuracy_vs_bits.png."""
+        from sdk.search import plots
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [plots.barrier_curves(out / "fig2_barrier.png")]
+        if results:
+            paths.append(plots.accuracy_vs_bits(results, accuracies, out / "fig3_accuracy_vs_bits.png"))
+        other = without_prob1.history if without_prob1 is not None else None
+        paths.append(plots.importance_evolution(self.history, out / "fig4_importance.png", without=other))
+        return paths
