@@ -9,7 +9,7 @@ from sdk.data import digits
 from sdk.errors import InputError
 from sdk.models import create
 from sdk.reshape import reshape_weights_
-from sdk.train import TrainResult, evaluate, train
+from sdk.training import TrainResult, evaluate, train
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,7 @@
-"""Float training (SGD + cosine LR, optional distribution reshaping) and top-1 evaluation."""
+"""Float training (SGD + cosine LR, optional distribution reshaping) and top-1 evaluation.
+
+Named ``training`` rather than ``train`` so the module never shadows the public ``sdk.train`` function.
+"""
 
 from __future__ import annotations
 
