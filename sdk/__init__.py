@@ -22,8 +22,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "quant": ("sdk.quant", None),
     "quantize": ("sdk.quant", "quantize"),
     "bops": ("sdk.counting", "bops"),
-    "train": ("sdk.train", "train"),
-    "evaluate": ("sdk.train", "evaluate"),
+    "train": ("sdk.training", "train"),
+    "evaluate": ("sdk.training", "evaluate"),
     "search": ("sdk.search", "search"),
     "SearchResult": ("sdk.search", "SearchResult"),
     "retrain": ("sdk.search", "retrain"),
@@ -73,4 +73,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sdk.preprocess import Preprocess  # noqa: F401
     from sdk.quant import quantize  # noqa: F401
     from sdk.search import SearchResult, retrain, search  # noqa: F401
-    from sdk.train import evaluate, train  # noqa: F401
+    from sdk.training import evaluate, train  # noqa: F401
