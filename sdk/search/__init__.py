@@ -29,3 +29,26 @@ __all__ = [
     "search",
     "uniform_qat",
 ]
+
+
+def _bind_package_name_to_function() -> None:
+    """API.md makes ``sdk.search`` the search *function*, and this package is also named ``sdk.search``.
+
+    After this file runs, Python's import system sets ``sdk.search = sys.modules["sdk.search"]`` (the lazy
+    loader in ``sdk/__init__.py`` would otherwise be shadowed by the package whenever a submodule such as
+    ``sdk.search.api`` is imported first). So that entry becomes the function itself, carrying the
+    package's ``__path__`` (submodule imports keep working) and its public names (``from sdk.search import
+    retrain`` keeps working).
+    """
+    import sys
+
+    pkg = sys.modules[__name__]
+    for name, value in vars(pkg).items():
+        if name not in ("__name__", "__doc__", "__builtins__", "__qualname__") and not hasattr(search, name):
+            setattr(search, name, value)
+    for name in ("__path__", "__file__", "__spec__", "__package__", "__loader__", "__all__"):
+        setattr(search, name, getattr(pkg, name))
+    sys.modules[__name__] = search  # type: ignore[assignment]
+
+
+_bind_package_name_to_function()

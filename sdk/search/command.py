@@ -128,10 +128,8 @@ def run_search_command(argv: Sequence[str]) -> int:
 
 
 def _float_train(model: Any, data: Any, epochs: int, seed: int) -> None:
-    try:
-        from sdk.training import train  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from sdk.train import train
+    from sdk.training import train
+
     train(model, data.train, data.val, epochs=epochs, reshape=True, progress=False, seed=seed)
 
 

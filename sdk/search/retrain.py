@@ -41,10 +41,8 @@ class RetrainHistory:
 
 def evaluate(model: nn.Module, loader: Any, *, device: str | torch.device = "cpu") -> float:
     """Top-1 accuracy (``sdk.train.evaluate``)."""
-    try:
-        from sdk.training import evaluate as ev  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from sdk.train import evaluate as ev
+    from sdk.training import evaluate as ev
+
     return float(ev(model, loader, device=device))
 
 

@@ -1,0 +1,82 @@
+"""The budget guarantee: theta steps never leave the barrier domain, repair, certificate."""
+
+import math
+
+import pytest
+import torch
+
+import sdk
+from sdk.search import PAPER_CANDIDATES
+from sdk.search.algorithm import INSIDE_TOL, SearchSettings, _theta_step
+from sdk.search.api import prepare_space
+from sdk.search.sampling import repair
+from sdk.search.supernet import build_supernet, init_theta_inside
+
+
+@pytest.mark.parametrize("b_max", [2.46, 2.5, 3.0, 3.5, 4.0, 6.0])
+def test_init_starts_strictly_inside_with_budget_filling_argmax(tiny, b_max):
+    space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
+    sn = build_supernet(tiny, space)
+    margin = min(0.1, 0.5 * (b_max - space.min_avg_bits()))
+    init_theta_inside(sn, b_max, margin)
+    assert sn.expected_bits().item() <= b_max - margin + 1e-9
+    assert space.report(sn.argmax_choice()).within(b_max)
+
+
+def test_theta_steps_never_leave_the_domain(tiny, loaders, monkeypatch):
+    """Huge Adam steps driven by a loss that rewards bits: each step is shortened at the barrier."""
+    b_max = 3.0
+    space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
+    sn = build_supernet(tiny, space)
+    x, y = next(iter(loaders[0]))
+    sn.calibrate(x)
+    init_theta_inside(sn, b_max, 1e-3)  # start right at the edge
+    costs = torch.tensor([float(w * a) for w, a in PAPER_CANDIDATES])
+    monkeypatch.setattr("sdk.search.algorithm.prob1", lambda probs: -sum((p * costs).sum() for p in probs))
+    opt = torch.optim.Adam(sn.theta_params(), lr=5.0)
+    s = SearchSettings(b_max=b_max, epochs=1)
+    backtracks = 0
+    for _ in range(10):
+        backtracks += int(_theta_step(sn, opt, s, x, y, mu=1e-4, prob1_weight=1.0, epoch=0)[3])
+        e = sn.expected_bits().item()
+        assert math.isfinite(e) and e <= b_max - INSIDE_TOL
+    assert backtracks > 0
+    assert e > b_max - 0.05  # it did push right up to the barrier
+
+
+def test_repair_lowers_least_important_per_bop_until_inside(tiny):
+    space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
+    top = PAPER_CANDIDATES.index((8, 4))
+    choice = [top, top, top]
+    # conv1 is sure of (8, 4); conv2 is not (nearly tied with (4, 4)); fc is irrelevant in MACs
+    probs = [[0.01] * 7 + [0.93], [0.01] * 4 + [0.45, 0.01, 0.01, 0.46], [0.01] * 7 + [0.93]]
+    probs = [[v / sum(p) for v in p] for p in probs]
+    assert not space.report(choice).within(3.0)
+    fixed, moves = repair(space, choice, probs, 3.0)
+    assert space.report(fixed).within(3.0)
+    assert moves and moves[0].group == "conv2" and moves[0].after == (4, 4)
+    assert all(m.bops_saved > 0 for m in moves)
+
+
+def test_search_repairs_an_over_budget_argmax_and_certifies(tiny, loaders, monkeypatch):
+    def over_budget_start(sn, b_max, margin, **_):
+        """E(SN) inside, but the argmax everywhere is (8, 4): Eq. 8 alone would break the budget."""
+        with torch.no_grad():
+            for t in sn.theta:
+                p = torch.tensor([0.245, 0.245, 0.245, 1e-3, 1e-3, 1e-3, 1e-3, 0.26])
+                t.copy_(p.log())
+        assert sn.expected_bits().item() < b_max
+        return 0, 0.0
+
+    monkeypatch.setattr("sdk.search.api.init_theta_inside", over_budget_start)
+    res = sdk.search(tiny, *loaders, b_max=4.0, epochs=1, progress=False, steps_per_epoch=1, theta_lr=0.0)
+    assert res.repaired and res.pre_repair_avg_bits > 4.0 and res.repair_moves
+    assert res.certificate.within(4.0) and res.avg_bits <= 4.0
+    assert sdk.bops(tiny, res.config, input_shape=(1, 1, 8, 8)).avg_bits == res.certificate.avg_bits
+    assert res.pre_repair_config != res.config
+
+
+def test_degenerate_budget_returns_the_cheapest_config(tiny, loaders):
+    b = math.sqrt(6) + 1e-5  # only all-(2, 3) fits
+    res = sdk.search(tiny, *loaders, b_max=b, epochs=1, progress=False)
+    assert set(res.config.values()) == {(2, 3)} and res.certificate.within(b)
