@@ -38,7 +38,7 @@ def _bind_package_name_to_function() -> None:
     loader in ``sdk/__init__.py`` would otherwise be shadowed by the package whenever a submodule such as
     ``sdk.search.api`` is imported first). So that entry becomes the function itself, carrying the
     package's ``__path__`` (submodule imports keep working) and its public names (``from sdk.search import
-    retrain`` keeps working).
+    retrain`` and ``from sdk.search import plots`` keep working).
     """
     import sys
 
@@ -46,8 +46,8 @@ def _bind_package_name_to_function() -> None:
     for name, value in vars(pkg).items():
         if name not in ("__name__", "__doc__", "__builtins__", "__qualname__") and not hasattr(search, name):
             setattr(search, name, value)
-    for name in ("__path__", "__file__", "__spec__", "__package__", "__loader__", "__all__"):
-        setattr(search, name, getattr(pkg, name))
+    for name in ("__path__", "__file__", "__spec__", "__package__", "__loader__", "__all__", "__name__"):
+        setattr(search, name, getattr(pkg, name))  # __name__ too: `from sdk.search import plots` needs it
     sys.modules[__name__] = search  # type: ignore[assignment]
 
 
