@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sdk.config import FLOAT_BITS
+from sdk.models.layers import Add
 from sdk.quant.layers import quantizable_layers
+from sdk.quant.modules import QuantAdd
 from sdk.search.losses import expected_bits
 from sdk.search.mixed import MixedLayer, Mode
 from sdk.search.space import SearchSpace
@@ -109,9 +112,22 @@ def _coeff_matrix(space: SearchSpace) -> torch.Tensor:
     return torch.tensor([c + [0.0] * (width - len(c)) for c in coeffs], dtype=torch.float64)
 
 
-def build_supernet(model: nn.Module, space: SearchSpace, *, seed: int = 0) -> Supernet:
-    """Deep-copy ``model`` and replace each quantizable layer by a MixedLayer with its group's candidates."""
+def build_supernet(
+    model: nn.Module, space: SearchSpace, *, seed: int = 0, residual_bits: int = 8
+) -> Supernet:
+    """Deep-copy ``model`` and replace each quantizable layer by a MixedLayer with its group's candidates.
+
+    Residual ``Add`` modules become ``QuantAdd(residual_bits)`` as in ``sdk.quantize``, so the supernet trains
+    the weights under the same residual quantization the retrained and deployed model will run.
+    """
     net = copy.deepcopy(model)
+    if residual_bits < FLOAT_BITS:
+        for name, m in list(net.named_modules()):
+            if type(m) is Add:
+                parent_name, _, child = name.rpartition(".")
+                setattr(
+                    net.get_submodule(parent_name) if parent_name else net, child, QuantAdd(residual_bits)
+                )
     group_of = {layer: gi for gi, g in enumerate(space.groups) for layer in g.layers}
     layers: list[list[MixedLayer]] = [[] for _ in space.groups]
     for name, m in quantizable_layers(net):
