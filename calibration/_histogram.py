@@ -47,7 +47,7 @@ class AbsHistogram:
             self._grow(math.ceil(math.log2(top / self.range)))
             while top > self.range:  # float rounding in log2
                 self._grow(1)
-        counts = torch.histc(flat.float(), self.bins, 0.0, self.range).double()
+        counts = torch.histc(flat.float(), self.bins, 0.0, self.range).double().cpu()
         counts[0] -= zeros  # zeros are counted apart
         self.counts += counts
 

@@ -58,6 +58,7 @@ def test_folded_float_model_equals_unfolded(zoo_model):
         torch.testing.assert_close(fold_bn(model64)(x.double()), model64(x.double()), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("zoo_model", ["digits_cnn", "resnet20", "mobilenet_v2"], indirect=True)
 def test_folded_weight_quantized_model_matches(zoo_model):
     """Weights at 4 bits, activations float: folding keeps the codes (but for float32 rounding of alpha)."""
     name, model, x = zoo_model
