@@ -76,6 +76,7 @@ class SearchResult:
                     "group": m.group,
                     "before": list(m.before),
                     "after": list(m.after),
+                    "log_p_lost": m.log_p_lost,
                     "bops_saved": m.bops_saved,
                 }
                 for m in self.repair_moves
@@ -84,6 +85,39 @@ class SearchResult:
             "groups": {k: list(v) for k, v in self.groups.items()},
             "history": self.history.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchResult:
+        """Rebuild a result written by ``to_dict``/``to_json`` (certificate read back, not recounted)."""
+        moves = tuple(
+            RepairMove(
+                m["group"],
+                tuple(m["before"]),
+                tuple(m["after"]),
+                float(m.get("log_p_lost", 0.0)),
+                int(m["bops_saved"]),
+            )  # fmt: skip
+            for m in d["repair_moves"]
+        )
+        return cls(
+            config=MixedPrecisionConfig.from_dict(d["config"]),
+            certificate=BopsReport.from_dict(d["certificate"]),
+            b_max=float(d["b_max"]),
+            repaired=bool(d["repaired"]),
+            pre_repair_config=MixedPrecisionConfig.from_dict(d["pre_repair_config"]),
+            pre_repair_avg_bits=float(d["pre_repair_avg_bits"]),
+            repair_moves=moves,  # type: ignore[arg-type]
+            history=SearchHistory.from_dict(d["history"]),
+            theta={k: tuple(float(x) for x in v) for k, v in d["theta"].items()},
+            groups={k: tuple(v) for k, v in d["groups"].items()},
+            seed=int(d["seed"]),
+            method=str(d.get("method", "bp-nas")),
+        )
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> SearchResult:
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"

@@ -1,5 +1,7 @@
 """End to end on tiny models: result, history, block groups, sampled paths, DNAS baseline, retrain, plots."""
 
+import json
+
 import pytest
 import torch
 
@@ -23,7 +25,7 @@ def test_search_result_history_and_certificate(tiny, loaders, capsys):
     assert h.final_max_prob() > 0.0
     d = res.to_dict()
     assert d["within"] and d["config"]["layers"]["conv1"] == list(res.config["conv1"])
-    assert sdk.search.SearchHistory.from_dict(h.to_dict()) == h
+    assert json.dumps(sdk.search.SearchHistory.from_dict(h.to_dict()).to_dict()) == json.dumps(h.to_dict())
     assert tiny.conv1.__class__ is torch.nn.Conv2d  # the user's model is untouched
 
 
@@ -92,3 +94,11 @@ def test_input_errors(tiny, loaders):
     with pytest.raises(sdk.InputError, match="mode"):
         sdk.search(tiny, *loaders, mode="gumbel", progress=False)  # type: ignore[arg-type]
     assert PAPER_CANDIDATES[0] == (2, 3)
+
+
+def test_result_json_round_trip(tiny, loaders, tmp_path):
+    res = sdk.search(tiny, *loaders, b_max=3.0, epochs=1, steps_per_epoch=2, progress=False)
+    res.to_json(tmp_path / "r.json")
+    back = sdk.search.SearchResult.from_json(tmp_path / "r.json")
+    assert back.config == res.config and back.certificate == res.certificate
+    assert json.dumps(back.to_dict()) == json.dumps(res.to_dict())  # NaN-safe comparison of everything
