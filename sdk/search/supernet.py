@@ -147,7 +147,8 @@ def init_theta_inside(
     """Start strictly inside the budget, with the Eq. 8 argmax on a budget-filling uniform choice.
 
     Per group, with L the leading candidate (cost w*a), the start is theta = log p with
-    ``p = (1 - lam - eps_g) onehot(L) + lam uniform(cheaper than L) + eps_g uniform(costlier than L)``,
+    ``p = (1 - lam - eps_g) onehot(L) + lam q(cheaper than L) + eps_g uniform(costlier than L)``, q giving
+    the next cheaper candidate 3/4 of its mass (weights 1, 1/4, 1/16, ... going down),
     ``eps_g = min(max_spread, spread * mean_share / share_g)`` with share_g the group's fraction of the MACs:
     layers that cost little (stem, classifier) start with much of their mass on costlier candidates, which
     they can afford, big layers with little. E(SN)^2 is linear in lam, so lam is solved exactly for
@@ -177,8 +178,12 @@ def init_theta_inside(
             ]
             p = [0.0] * len(costs)
             p[lc] = 1.0 - (lam if below else 0.0) - (eps if above else 0.0)
-            for j in below:
-                p[j] += lam / len(below)
+            # the next cheaper candidates get most of the mass below L (weights 1, 1/4, 1/16, ... downward):
+            # the barrier then moves big layers one step down rather than straight to the cheapest
+            ranks = sorted(below, key=lambda j: -costs[j])
+            weights = [0.25**r for r in range(len(ranks))]
+            for j, wgt in zip(ranks, weights):
+                p[j] += lam * wgt / sum(weights)
             for j in above:
                 p[j] += eps / len(above)
             out.append(p)
@@ -191,6 +196,9 @@ def init_theta_inside(
         for t, p in zip(supernet.theta, ps):
             t.copy_(torch.tensor([math.log(max(v, 1e-12)) for v in p]))
 
+    def top_share(n_below: int) -> float:
+        return 1.0 / sum(0.25**r for r in range(n_below))
+
     n = len(groups[0].candidates)
     order = sorted(range(n), key=lambda j: (groups[0].cost(j), j))
     fits = [
@@ -201,8 +209,9 @@ def init_theta_inside(
             break
         n_below = lead
         e_hi, e_lo = e2(mix(lead, 0.0, spread)), e2(mix(lead, 1.0 - spread, spread))
-        lam = 0.0 if e_hi <= target else (e_hi - target) / (e_hi - e_lo)
-        lam_max = (1.0 - max_spread) / (1.0 + 1.0 / n_below) * 0.95  # L stays clearly the most probable
+        # at least a little mass below L (only lowers E): every candidate stays alive
+        lam = max(0.02, 0.0 if e_hi <= target else (e_hi - target) / (e_hi - e_lo))
+        lam_max = (1.0 - max_spread) / (1.0 + top_share(n_below)) * 0.95  # L stays clearly the most probable
         if lam <= lam_max:
             apply(mix(lead, lam, spread))
             return order[lead], lam
