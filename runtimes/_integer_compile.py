@@ -79,7 +79,7 @@ class LayerInfo:
     k: int
     bound: int  # max |acc| over channels: sum_k |w_ck| * max|a| + |bias_c|
     coarse_bound: int  # K * max|w| * max|a| + max|bias|
-    gemm_dtype: str
+    gemm: str  # the exact container: "float32", "float32x3->float64" (K split in 3 exact pieces), ...
 
 
 @dataclass
@@ -138,11 +138,12 @@ class _Deq:
 
 
 @dataclass(eq=False)
-class _Acc:
+class _Acc:  # value = reg * scales[c] + offset[c]
     reg: int
     scales: list[Fraction]
     bound: int
     shape: Shape
+    offset: list[Fraction] | None = None  # what the int32 bias on the accumulator grid leaves out
 
 
 @dataclass(eq=False)
@@ -207,20 +208,6 @@ def _input_quant(x: np.ndarray, s: np.float32, lo: int, hi: int, dt: type) -> np
     return y.astype(dt)
 
 
-def _conv_op(x: np.ndarray, *, w: np.ndarray, bias: np.ndarray | None, **kw: Any) -> np.ndarray:
-    acc = K.conv2d(x, w, **kw)
-    if bias is not None:
-        acc += bias
-    return acc
-
-
-def _gemm_op(x: np.ndarray, *, w: np.ndarray, bias: np.ndarray | None, dtype: type) -> np.ndarray:
-    acc = K.gemm(x, w, dtype)
-    if bias is not None:
-        acc += bias
-    return acc
-
-
 def _rescale_op(*terms: np.ndarray, plan: K.RescalePlan, lo: int | None, hi: int | None, dt: type) -> np.ndarray:
     return K.rescale(terms, plan, lo, hi, dt)
 
@@ -229,11 +216,48 @@ def _clip_op(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(x, lo, hi)
 
 
+TABLE_LIMIT = 1 << 16  # largest code domain tabulated (two 8-bit operands)
+
+
+def _table_operands(v: Any) -> list[_Deq] | None:
+    """The dequantized operands of v when v is one or the sum of two, over a small enough code domain."""
+    terms = [v] if isinstance(v, _Deq) else list(v.terms) if isinstance(v, _Sum) else []
+    if not 1 <= len(terms) <= 2 or not all(isinstance(t, _Deq) for t in terms):
+        return None
+    size = math.prod(t.codes.hi - t.codes.lo + 1 for t in terms)
+    return terms if size <= TABLE_LIMIT else None
+
+
+def _code_table(operands: list[_Deq], s: Fraction, lo: int, hi: int) -> np.ndarray:
+    """Output code for every operand-code combination, by the fake-quant model's float32 arithmetic:
+    ``clamp(round(fl32(fl32(qa * sa) + fl32(qb * sb)) / s), lo, hi)`` (elementwise IEEE float32 ops are
+    deterministic, so this is the specification's own rounding, including its near-ties)."""
+    values = [np.arange(d.codes.lo, d.codes.hi + 1, dtype=np.float32) * np.float32(float(d.scale)) for d in operands]
+    v = values[0] if len(values) == 1 else values[0][:, None] + values[1][None, :]
+    q = np.rint(v / np.float32(float(s)))
+    return np.clip(q, lo, hi).astype(K.code_dtype(lo, hi)).reshape(-1)
+
+
+def _table_op(*codes: np.ndarray, table: np.ndarray, los: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
+    idx = codes[0].astype(np.int32)
+    if los[0]:
+        idx -= los[0]
+    if len(codes) == 2:
+        idx *= sizes[1]
+        idx += codes[1]
+        if los[1]:
+            idx -= los[1]
+    return table[idx]
+
+
 # -- the compiler -------------------------------------------------------------------------------------------
 class _Compiler:
-    def __init__(self, model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]]) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]], *, spec_tables: bool
+    ) -> None:
         self.graph = model.graph
         self.layer_bits = layer_bits
+        self.spec_tables = spec_tables
         self.values: dict[str, Any] = {}
         self.ops: list[Op] = []
         self.nregs = 0
@@ -297,7 +321,7 @@ class _Compiler:
         if isinstance(v, _Deq):
             return max(abs(v.codes.lo), abs(v.codes.hi)) * v.scale
         if isinstance(v, _Acc):
-            return v.bound * max(v.scales)
+            return v.bound * max(v.scales) + max((abs(o) for o in v.offset or ()), default=Fraction(0))
         if isinstance(v, _Sum):
             return sum((self.vbound(t) for t in v.terms), Fraction(0))
         if isinstance(v, _Clip):
@@ -309,27 +333,37 @@ class _Compiler:
             return self.vbound(v.x)
         raise TypeError(type(v))
 
-    def linear_terms(self, v: Any, grid_hint: Fraction, node: onnx.NodeProto) -> list[tuple[int, list[Fraction], int]]:
-        """(register, per-channel scales, bound) of each linear term of v."""
+    def linear_terms(
+        self, v: Any, node: onnx.NodeProto
+    ) -> tuple[list[tuple[int, list[Fraction], int]], list[Fraction] | None]:
+        """(register, per-channel scales, bound) of each linear term of v, and v's constant per-channel offset."""
         if isinstance(v, _Deq):
-            return [(v.codes.reg, [v.scale], max(abs(v.codes.lo), abs(v.codes.hi)))]
+            return [(v.codes.reg, [v.scale], max(abs(v.codes.lo), abs(v.codes.hi)))], None
         if isinstance(v, _Acc):
-            return [(v.reg, v.scales, v.bound)]
+            return [(v.reg, v.scales, v.bound)], v.offset
         if isinstance(v, _Sum):
-            return [t for term in v.terms for t in self.linear_terms(term, grid_hint, node)]
+            terms: list[tuple[int, list[Fraction], int]] = []
+            offset: list[Fraction] | None = None
+            for t in v.terms:
+                more, off = self.linear_terms(t, node)
+                terms += more
+                if off is not None:
+                    offset = off if offset is None else [a + b for a, b in zip(offset, off)]
+            return terms, offset
         g = Fraction(2) ** (K.log2_floor(self.vbound(v)) + 1 - FINE_TERM_BITS)
         reg, bound = self.fine(v, g, node)
-        return [(reg, [g], bound)]
+        return [(reg, [g], bound)], None
 
     def rescale(
         self, v: Any, target: Fraction, lo: int | None, hi: int | None, name: str, node: onnx.NodeProto
     ) -> tuple[int, int]:
         """Emit ``clamp(round(v / target), lo, hi)`` for a linear value v; returns (register, |result| bound)."""
-        terms = self.linear_terms(v, target, node)
+        terms, offset = self.linear_terms(v, node)
         ratios = [[s / target for s in scales] for _, scales, _ in terms]
+        offs = [o / target for o in offset] if offset is not None else None
         clamp = None if lo is None or hi is None else max(abs(lo), abs(hi))
         try:
-            plan = K.plan_rescale(ratios, [b for _, _, b in terms], clamp)
+            plan = K.plan_rescale(ratios, [b for _, _, b in terms], clamp, offs)
         except ValueError as e:
             raise self.fail(node, f"cannot requantize exactly: {e}.") from e
         if clamp is not None:
@@ -337,11 +371,11 @@ class _Compiler:
             bound = clamp
         else:
             dt = np.float64 if plan.path == "f64" else np.int64
-            bound = max(
-                -(-sum(int(b) * int(m[c] if m.size > 1 else m[0]) for (_, _, b), m in zip(terms, plan.mults))
-                  >> int(plan.shifts[c])) + 1
-                for c in range(plan.shifts.size)
-            )  # fmt: skip
+            bound = 0
+            for c in range(plan.shifts.size):
+                total = sum(b * abs(int(m[c] if m.size > 1 else m[0])) for (_, _, b), m in zip(terms, plan.mults))
+                total += abs(int(plan.offset[c])) if plan.offset is not None else 0
+                bound = max(bound, (total >> int(plan.shifts[c])) + 1)
         fn = partial(_rescale_op, plan=plan, lo=lo, hi=hi, dt=dt)
         return self.emit(name, "Requantize", tuple(r for r, _, _ in terms), fn, self.layout(v.shape)), bound
 
@@ -372,6 +406,12 @@ class _Compiler:
             out = _Codes(reg, s, lo, hi, v.shape)
         elif isinstance(v, _Deq) and v.scale == s and lo <= v.codes.lo and v.codes.hi <= hi:
             out = v.codes  # Q(DQ(q)) at the same scale is the identity
+        elif self.spec_tables and (operands := _table_operands(v)) is not None:
+            table = _code_table(operands, s, lo, hi)
+            fn = partial(_table_op, table=table, los=tuple(d.codes.lo for d in operands),
+                         sizes=tuple(d.codes.hi - d.codes.lo + 1 for d in operands))  # fmt: skip
+            reg = self.emit(name, "CodeTable", tuple(d.codes.reg for d in operands), fn, self.layout(v.shape))
+            out = _Codes(reg, s, lo, hi, v.shape)
         elif isinstance(v, (_Deq, _Acc, _Sum)):
             reg, _ = self.rescale(v, s, lo, hi, name, node)
             out = _Codes(reg, s, lo, hi, v.shape)
@@ -445,11 +485,46 @@ class _Compiler:
                 raise self.fail(node, f"op {node.op_type} is not supported (supported: {sorted(_integer_nodes.HANDLERS)}).")
             handler(self, node, idx)
         out = _integer_nodes.output(self, self.values.get(OUTPUT))
-        return Program(
-            self.ops, input_reg, out, shape, self.quantizers, self.layers, self.codes_regs, self.layouts
-        )
+        ops = _fuse_requantization(self.ops, {out, *self.codes_regs.values()})
+        return Program(ops, input_reg, out, shape, self.quantizers, self.layers, self.codes_regs, self.layouts)
 
 
-def compile_model(model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]] | None = None) -> Program:
-    """Compile a QDQ ONNX model into an integer :class:`Program`; BundleError names any unsupported node."""
-    return _Compiler(model, layer_bits or {}).compile()
+def _fuse_requantization(ops: list[Op], keep: set[int]) -> list[Op]:
+    """Run a requantization inside the conv/gemm that is its only input, block by block while in cache."""
+    uses: dict[int, int] = {}
+    for op in ops:
+        for r in op.inputs:
+            uses[r] = uses.get(r, 0) + 1
+    out: list[Op] = []
+    where: dict[int, int] = {}  # register -> index in out of the op producing it
+    for op in ops:
+        src = out[where[op.inputs[0]]] if op.inputs and op.inputs[0] in where else None
+        if (
+            op.op_type == "Requantize"
+            and len(op.inputs) == 1
+            and src is not None
+            and src.op_type in ("Conv", "Gemm", "MatMul")
+            and uses[src.output] == 1
+            and src.output not in keep
+            and isinstance(src.fn, partial)
+        ):
+            fn = partial(src.fn.func, *src.fn.args, **{**src.fn.keywords, "epilogue": op.fn})
+            i = where.pop(src.output)
+            out[i] = Op(src.name, f"{src.op_type}+Requantize", src.inputs, op.output, fn)
+            where[op.output] = i
+            continue
+        where[op.output] = len(out)
+        out.append(op)
+    return out
+
+
+def compile_model(
+    model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]] | None = None, *, spec_tables: bool = True
+) -> Program:
+    """Compile a QDQ ONNX model into an integer :class:`Program`; BundleError names any unsupported node.
+
+    ``spec_tables`` lowers ops whose inputs are one or two code tensors (residual add, code-to-code
+    requantization) to lookup tables that reproduce the fake-quant model's float32 rounding exactly; without
+    it they use dyadic multipliers (exact real arithmetic, which differs from float32 on near-ties).
+    """
+    return _Compiler(model, layer_bits or {}, spec_tables=spec_tables).compile()

@@ -18,7 +18,8 @@ Every array that holds integers here holds them *exactly*, whatever its containe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -32,7 +33,10 @@ __all__ = [
     "RescalePlan",
     "accumulator_bound",
     "code_dtype",
+    "IntWeights",
     "conv2d",
+    "depthwise_conv2d",
+    "exact_splits",
     "exact_float_dtype",
     "log2_floor",
     "gemm",
@@ -123,76 +127,91 @@ def round_shift_half_even(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RescalePlan:
-    """How to compute ``clamp(round_half_even(sum_i q_i * M_i), lo, hi)`` exactly.
+    """How to compute ``clamp(round_half_even(sum_i q_i * M_i + R), lo, hi)`` exactly.
 
     ``mults[i]`` holds term i's per-channel int64 multipliers m and ``shifts`` the per-channel shifts, so
-    ``M_i = m_i * 2^-shift``; ``f64_mults[i]`` are the same numbers as (exact) float64. ``path`` is "f64" or
-    "i64". ``min_bits`` is the precision of the least precise rounded multiplier (None when all are exact).
+    ``M_i = m_i * 2^-shift``; ``offset`` is the per-channel constant R as ``r * 2^-shift`` (int64 r);
+    ``f64_mults``/``f64_offset`` are the same numbers as (exact) float64. ``path`` is "f64" or "i64".
+    ``min_bits`` is the precision of the least precise rounded multiplier (None when all are exact).
     """
 
     path: str
     mults: tuple[np.ndarray, ...]
     shifts: np.ndarray
+    offset: np.ndarray | None
     f64_mults: tuple[np.ndarray, ...]
+    f64_offset: np.ndarray | None
     min_bits: int | None
 
 
 def _channel_plan(
-    col: Sequence[Fraction], bounds: Sequence[int], clamp_max: int | None, path: str
-) -> tuple[list[int], int] | None:
-    """Multipliers with the largest shift the path's exactness argument allows, or None."""
+    col: Sequence[Fraction], bounds: Sequence[int], clamp_max: int | None, path: str, offset: Fraction
+) -> tuple[list[int], int, int] | None:
+    """(multipliers, offset numerator, shift) with the largest shift the path's exactness argument allows."""
     limit = _F64 if path == "f64" else _I64
-    total = sum((b * x for b, x in zip(bounds, col)), Fraction(0))
+    total = sum((b * abs(x) for b, x in zip(bounds, col)), abs(offset))
     if total == 0:
-        return [0] * len(col), 0
+        return [0] * len(col), 0, 0
     shift = log2_floor(Fraction(limit - 1) / total)
     saturating = path == "f64" and clamp_max is not None and len(col) == 1
-    if saturating:  # inexact products then lie beyond the clamp: (R + 1) * 2^shift <= 2^53
-        assert clamp_max is not None
-        shift = max(shift, 53 - clamp_max.bit_length())
+    reach = (clamp_max or 0) + 1 + math.ceil(abs(offset))  # |result| beyond which the clamp decides alone
+    if saturating:  # inexact products then lie beyond the clamp: reach * 2^shift <= 2^53
+        shift = max(shift, log2_floor(Fraction(_F64, reach)))
     while shift >= 0:
         ms = [round(x * (1 << shift)) for x in col]
-        if path == "i64" or all(m < _F64 for m in ms):
-            if sum(b * m for b, m in zip(bounds, ms)) < limit:
-                return ms, shift
-            if saturating and (clamp_max or 0) + 1 <= _F64 >> shift:
-                return ms, shift
+        mo = round(offset * (1 << shift))
+        if path == "i64" or all(abs(m) < _F64 for m in ms):
+            if sum(b * abs(m) for b, m in zip(bounds, ms)) + abs(mo) < limit:
+                return ms, mo, shift
+            if saturating and reach << shift <= _F64:
+                return ms, mo, shift
         shift -= 1
     return None
 
 
 def plan_rescale(
-    ratios: Sequence[Sequence[Fraction]], bounds: Sequence[int], clamp_max: int | None
+    ratios: Sequence[Sequence[Fraction]],
+    bounds: Sequence[int],
+    clamp_max: int | None,
+    offset: Sequence[Fraction] | None = None,
+    *,
+    paths: Sequence[str] = ("f64", "i64"),
 ) -> RescalePlan:
-    """Choose per-channel multipliers for ``sum_i q_i * ratios[i][c]`` with |q_i| <= bounds[i].
+    """Choose per-channel multipliers for ``sum_i q_i * ratios[i][c] + offset[c]`` with |q_i| <= bounds[i].
 
-    ``ratios[i]`` has one entry per channel, or one for all. ``clamp_max`` is max(|lo|, |hi|) of the output
-    clamp (None: no clamp). Prefers the float64 path, falls back to int64, and raises when neither keeps
-    MIN_MULTIPLIER_BITS of precision in every multiplier that is not exact.
+    ``ratios[i]`` (and ``offset``) have one entry per channel, or one for all. ``clamp_max`` is
+    max(|lo|, |hi|) of the output clamp (None: no clamp). Tries ``paths`` in order (float64 first: faster)
+    and raises when none keeps MIN_MULTIPLIER_BITS of precision in every multiplier that is not exact.
     """
-    channels = max(len(r) for r in ratios)
+    channels = max([len(r) for r in ratios] + [len(offset) if offset is not None else 1])
     per = [[r[c] if len(r) > 1 else r[0] for c in range(channels)] for r in ratios]
-    for path in ("f64", "i64"):
+    offs = [offset[c] if len(offset) > 1 else offset[0] for c in range(channels)] if offset else None
+    for path in paths:
         mults: list[list[int]] = [[] for _ in ratios]
+        moffs: list[int] = []
         shifts: list[int] = []
         min_bits: int | None = None
         for c in range(channels):
             col = [p[c] for p in per]
-            found = _channel_plan(col, bounds, clamp_max, path)
+            found = _channel_plan(col, bounds, clamp_max, path, offs[c] if offs else Fraction(0))
             if found is None:
                 break
-            ms, shift = found
+            ms, mo, shift = found
             for i, (m, x) in enumerate(zip(ms, col)):
                 mults[i].append(m)
                 if Fraction(m, 1 << shift) != x:
-                    min_bits = m.bit_length() if min_bits is None else min(min_bits, m.bit_length())
+                    bits = abs(m).bit_length()
+                    min_bits = bits if min_bits is None else min(min_bits, bits)
+            moffs.append(mo)
             shifts.append(shift)
         else:
             if min_bits is None or min_bits >= MIN_MULTIPLIER_BITS:
                 sh = np.array(shifts, dtype=np.int64)
                 ms_arr = tuple(np.array(m, dtype=np.int64) for m in mults)
                 f64 = tuple(np.ldexp(m.astype(np.float64), -sh) for m in ms_arr)
-                return RescalePlan(path, ms_arr, sh, f64, min_bits)
+                off = np.array(moffs, dtype=np.int64) if offs else None
+                f64_off = np.ldexp(off.astype(np.float64), -sh) if off is not None else None
+                return RescalePlan(path, ms_arr, sh, off, f64, f64_off, min_bits)
     raise ValueError(
         f"no exact requantization with >= {MIN_MULTIPLIER_BITS}-bit multipliers for inputs bounded by "
         f"{list(bounds)} and scale ratios {[float(p[0]) for p in per]}"
@@ -202,11 +221,13 @@ def plan_rescale(
 def rescale(
     terms: Sequence[np.ndarray], plan: RescalePlan, lo: int | None, hi: int | None, out_dtype: type
 ) -> np.ndarray:
-    """``clamp(round_half_even(sum_i terms[i] * M_i), lo, hi)``; channel is the last axis of every term."""
+    """``clamp(round_half_even(sum_i terms[i] * M_i + R), lo, hi)``; the channel is every term's last axis."""
     if plan.path == "f64":
         y = np.multiply(terms[0], plan.f64_mults[0], dtype=np.float64)
         for t, m in zip(terms[1:], plan.f64_mults[1:]):
             y += np.multiply(t, m, dtype=np.float64)
+        if plan.f64_offset is not None:
+            y += plan.f64_offset
         np.rint(y, out=y)
         if lo is not None or hi is not None:
             np.clip(y, lo, hi, out=y)
@@ -214,6 +235,8 @@ def rescale(
     acc = terms[0].astype(np.int64) * plan.mults[0]
     for t, m in zip(terms[1:], plan.mults[1:]):
         acc += t.astype(np.int64) * m
+    if plan.offset is not None:
+        acc += plan.offset
     out = round_shift_half_even(acc, plan.shifts)
     if lo is not None or hi is not None:
         np.clip(out, lo, hi, out=out)
@@ -221,6 +244,13 @@ def rescale(
 
 
 # -- convolution and GEMM ------------------------------------------------------------------------------------
+F32_LIMIT = 2**24  # integers (and partial sums) below this are exact in float32
+BLOCK_BYTES = 8 << 20  # im2col block size: big enough for an efficient GEMM, small enough to stay in cache
+BLOCK_ROWS = 2048
+
+Epilogue = Callable[[np.ndarray], np.ndarray]
+
+
 def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value: float | int = 0) -> np.ndarray:
     t, l, b, r = pads
     if not any(pads):
@@ -232,7 +262,116 @@ def _out_size(size: int, k: int, stride: int, dilation: int, pad: int) -> int:
     return (size + pad - dilation * (k - 1) - 1) // stride + 1
 
 
+def exact_splits(w_abs: np.ndarray, a_max: int, limit: int = F32_LIMIT) -> tuple[int, ...]:
+    """Boundaries along K (rows of the (K, Cout) |weight| matrix) such that every channel's partial dot
+    product over one piece is bounded by ``sum |w| * a_max < limit``: each piece is an exact float32 GEMM."""
+    k = w_abs.shape[0]
+    cum = np.concatenate([np.zeros((1, w_abs.shape[1]), np.int64), np.cumsum(w_abs.astype(np.int64), axis=0)])
+    cuts = [0]
+    while cuts[-1] < k:
+        start = cuts[-1]
+        over = ((cum[start + 1 :] - cum[start]) * a_max >= limit).any(axis=1)
+        first = int(np.argmax(over)) if over.any() else k - start
+        if first == 0:
+            raise ValueError(f"a single weight row times {a_max} reaches {limit}; no exact float32 split exists")
+        cuts.append(start + first)
+    return tuple(cuts)
+
+
+@dataclass(frozen=True)
+class IntWeights:
+    """Weight codes as float32 GEMM operands, cut along K so each partial dot product is exact in float32;
+    partials (when there are several) add up in float64, exact below 2^53."""
+
+    w: np.ndarray  # (groups, K, Cout / groups) float32
+    splits: tuple[int, ...]
+    acc_dtype: type  # float32 with one piece and a bound below 2^24 (bias included), else float64
+
+    @classmethod
+    def prepare(cls, w: np.ndarray, a_max: int, bound: int) -> IntWeights:
+        """``w`` is (groups, K, Cout / groups) integer codes; ``bound`` the layer's accumulator bound."""
+        groups, k, cog = w.shape
+        w_abs = np.abs(w).transpose(1, 0, 2).reshape(k, groups * cog)
+        splits = exact_splits(w_abs, max(a_max, 1))
+        acc = np.float32 if len(splits) == 2 and bound < F32_LIMIT else np.float64
+        return cls(np.ascontiguousarray(w.astype(np.float32)), splits, acc)
+
+    def matmul(self, cols: np.ndarray, g: int = 0) -> np.ndarray:
+        w = self.w[g]
+        s = self.splits
+        if len(s) == 2:
+            out = np.matmul(cols, w)
+            return out if self.acc_dtype is np.float32 else out.astype(np.float64)
+        acc = np.matmul(cols[:, s[0] : s[1]], w[s[0] : s[1]]).astype(np.float64)
+        for a, b in zip(s[1:-1], s[2:]):
+            acc += np.matmul(cols[:, a:b], w[a:b])
+        return acc
+
+
+def _blocks(n: int, ho: int, wo: int, rows: int) -> list[tuple[int, int, int, int]]:
+    """(image start, image end, row start, row end) blocks of about ``rows`` output pixels."""
+    if ho * wo >= rows:
+        rb = max(1, rows // wo)
+        return [(i, i + 1, r, min(ho, r + rb)) for i in range(n) for r in range(0, ho, rb)]
+    nb = max(1, rows // (ho * wo))
+    return [(i, min(n, i + nb), 0, ho) for i in range(0, n, nb)]
+
+
 def conv2d(
+    x: np.ndarray,
+    weights: IntWeights,
+    *,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilations: tuple[int, int],
+    bias: np.ndarray | None = None,
+    epilogue: Epilogue | None = None,
+) -> np.ndarray:
+    """Integer conv of NHWC codes by im2col in cache-sized blocks; each block's accumulator (+ bias) goes
+    through ``epilogue`` (the fused requantization) while it is still in cache. Returns NHWC."""
+    n, h, wd, c = x.shape
+    kh, kw = kernel
+    sh, sw = strides
+    dh, dw = dilations
+    groups, kdim, cog = weights.w.shape
+    cg = c // groups
+    ho = _out_size(h, kh, sh, dh, pads[0] + pads[2])
+    wo = _out_size(wd, kw, sw, dw, pads[1] + pads[3])
+    xp = _pad(x, pads)
+    rows = max(64, min(BLOCK_ROWS, BLOCK_BYTES // (4 * kdim)))
+    out: np.ndarray | None = None
+    for n0, n1, r0, r1 in _blocks(n, ho, wo, rows):
+        nr = (n1 - n0) * (r1 - r0) * wo
+        accs = []
+        for g in range(groups):
+            if kh == kw == 1 and groups == 1:
+                src = xp[n0:n1, r0 * sh : (r1 - 1) * sh + 1 : sh, 0 : (wo - 1) * sw + 1 : sw, :]
+                cols = src.reshape(nr, c).astype(np.float32)
+            else:
+                buf = np.empty((n1 - n0, r1 - r0, wo, kh, kw, cg), dtype=np.float32)
+                for i in range(kh):
+                    y0 = r0 * sh + i * dh
+                    for j in range(kw):
+                        x0 = j * dw
+                        buf[:, :, :, i, j, :] = xp[
+                            n0:n1, y0 : y0 + sh * (r1 - r0 - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw,
+                            g * cg : (g + 1) * cg,
+                        ]  # fmt: skip
+                cols = buf.reshape(nr, kdim)
+            accs.append(weights.matmul(cols, g))
+        acc = accs[0] if groups == 1 else np.concatenate(accs, axis=1)
+        if bias is not None:
+            acc += bias
+        res = epilogue(acc) if epilogue is not None else acc
+        if out is None:
+            out = np.empty((n, ho, wo, res.shape[-1]), dtype=res.dtype)
+        out[n0:n1, r0:r1] = res.reshape(n1 - n0, r1 - r0, wo, -1)
+    assert out is not None
+    return out
+
+
+def depthwise_conv2d(
     x: np.ndarray,
     w: np.ndarray,
     *,
@@ -240,11 +379,11 @@ def conv2d(
     strides: tuple[int, int],
     pads: tuple[int, int, int, int],
     dilations: tuple[int, int],
-    groups: int,
-    dtype: type,
+    bias: np.ndarray | None = None,
+    epilogue: Epilogue | None = None,
 ) -> np.ndarray:
-    """Integer conv of NHWC codes ``x``; ``w`` is (groups, kh*kw*Cin/g, Cout/g) in ``dtype``, or for a
-    depthwise conv (Cin == groups, one output per group) (kh*kw, C). Returns the NHWC accumulator."""
+    """Depthwise conv (one filter per channel): one exact multiply-add pass per tap; ``w`` is (kh*kw, C) in
+    the exact accumulator type."""
     n, h, wd, c = x.shape
     kh, kw = kernel
     sh, sw = strides
@@ -252,33 +391,30 @@ def conv2d(
     ho = _out_size(h, kh, sh, dh, pads[0] + pads[2])
     wo = _out_size(wd, kw, sw, dw, pads[1] + pads[3])
     xp = _pad(x, pads)
-
-    def tap(i: int, j: int) -> np.ndarray:
-        return xp[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw, :]
-
-    if w.ndim == 2:  # depthwise: one multiply-add pass per tap, in the exact float type
-        acc = np.multiply(tap(0, 0), w[0], dtype=dtype)
-        for t in range(1, kh * kw):
-            acc += np.multiply(tap(t // kw, t % kw), w[t], dtype=dtype)
+    acc = None
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        tap = xp[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw, :]
+        if acc is None:
+            acc = np.multiply(tap, w[t], dtype=w.dtype)
+        else:
+            acc += np.multiply(tap, w[t], dtype=w.dtype)
+    assert acc is not None
+    if bias is not None:
+        acc += bias
+    if epilogue is None:
         return acc
-    cg = c // groups
-    if kh == kw == 1 and groups == 1:
-        cols = tap(0, 0).reshape(-1, c).astype(dtype)
-        return np.matmul(cols, w[0]).reshape(n, ho, wo, -1)
-    outs = []
-    for g in range(groups):
-        cols = np.empty((n, ho, wo, kh, kw, cg), dtype=dtype)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, :, :, i, j, :] = tap(i, j)[..., g * cg : (g + 1) * cg]
-        outs.append(np.matmul(cols.reshape(n * ho * wo, kh * kw * cg), w[g]))
-    out = outs[0] if groups == 1 else np.concatenate(outs, axis=1)
-    return out.reshape(n, ho, wo, -1)
+    return epilogue(acc.reshape(-1, c)).reshape(n, ho, wo, c)
 
 
-def gemm(x: np.ndarray, w: np.ndarray, dtype: type) -> np.ndarray:
-    """(N, K) codes times the (K, Cout) weight matrix, exact in ``dtype``."""
-    return np.matmul(x.astype(dtype), w)
+def gemm(
+    x: np.ndarray, weights: IntWeights, *, bias: np.ndarray | None = None, epilogue: Epilogue | None = None
+) -> np.ndarray:
+    """(N, K) codes times the (K, Cout) weight codes, exact; plus bias, then ``epilogue``."""
+    acc = weights.matmul(x.astype(np.float32))
+    if bias is not None:
+        acc += bias
+    return epilogue(acc) if epilogue is not None else acc
 
 
 # -- pooling -------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -21,12 +22,10 @@ from runtimes._integer_compile import (
     _Codes,
     _Compiler,
     _Const,
-    _conv_op,
     _Deq,
     _Flat,
     _FloatInput,
     _frac,
-    _gemm_op,
     _input_quant,
     _IntConst,
     _Pool,
@@ -169,31 +168,51 @@ def _weights(c: _Compiler, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.
 
 def _linear_layer(
     c: _Compiler, node: onnx.NodeProto, codes: _Codes, w: np.ndarray, w_scale: np.ndarray, bias_i: int,
-    k: int, out_axis: int,
-) -> tuple[list[Fraction], np.ndarray | None, int, type]:  # fmt: skip
-    """Accumulator scales, bias on the accumulator grid, bound and exact GEMM type of a conv/gemm."""
-    cout = w.shape[out_axis]
+    groups: int = 1,
+) -> tuple[list[Fraction], np.ndarray | None, list[Fraction] | None, int, int]:  # fmt: skip
+    """Accumulator scales, int32 bias on the accumulator grid and what it leaves out of the exact bias
+    ``q_b * s_b`` (s_b is the float32 rounding of s_in * s_w), proven bound and max |a| of a conv/gemm whose
+    weight codes ``w`` are (groups, K, Cout / groups)."""
+    _, k, cog = w.shape
+    cout = groups * cog
     sw = np.broadcast_to(w_scale, (cout,))
     scales = [codes.scale * _frac(x) for x in sw]
-    b = c.value(node, bias_i)
-    bias = None
-    if b is not None:
-        if not isinstance(b, _IntConst):
-            raise c.fail(node, "its bias is not DequantizeLinear(int32 codes) on the accumulator grid (DESIGN §4).")
-        sb = np.broadcast_to(b.scale, (cout,))
-        bias = np.array([round(Fraction(int(q)) * _frac(s) / sa) for q, s, sa in zip(b.codes.reshape(-1), sb, scales)])
+    bias, residual = _bias(c, node, c.value(node, bias_i), scales)
     a_max = max(abs(codes.lo), abs(codes.hi))
-    l1 = np.abs(np.moveaxis(w, out_axis, 0).reshape(cout, -1)).sum(axis=1)
+    l1 = np.abs(w).sum(axis=1).reshape(cout)  # per output channel: sum_k |w_ck|
     bias_abs = np.abs(bias) if bias is not None else np.zeros(cout, dtype=np.int64)
     bound = int(max(int(x) * a_max + int(y) for x, y in zip(l1, bias_abs)))
     w_max = int(np.abs(w).max()) if w.size else 0
     coarse = K.accumulator_bound(k, w_max, a_max, int(bias_abs.max()) if cout else 0)
     if bound >= K.ACC_LIMIT:
         raise c.fail(node, f"its accumulator bound {bound} reaches 2^31: it does not fit the int32 accumulator.")
-    dtype = K.exact_float_dtype(bound)
     wb, ab = _bits_of(c, node.name, w_max, codes)
-    c.layers.append(LayerInfo(node.name, node.op_type, wb, ab, k, bound, coarse, np.dtype(dtype).name))
-    return scales, (bias.astype(dtype) if bias is not None else None), bound, dtype
+    c.layers.append(LayerInfo(node.name, node.op_type, wb, ab, k, bound, coarse, ""))
+    return scales, bias, residual, bound, a_max
+
+
+def _bias(
+    c: _Compiler, node: onnx.NodeProto, b: Any, scales: list[Fraction]
+) -> tuple[np.ndarray | None, list[Fraction] | None]:
+    """The bias codes moved onto the accumulator grid (int), and the exact remainder per channel."""
+    if b is None:
+        return None, None
+    if not isinstance(b, _IntConst) or b.codes.size not in (1, len(scales)):
+        raise c.fail(node, "its bias is not DequantizeLinear(int32 codes) per output channel (DESIGN §4).")
+    exact = [Fraction(int(q)) * _frac(s) for q, s in zip(np.broadcast_to(b.codes.reshape(-1), (len(scales),)),
+                                                         np.broadcast_to(b.scale, (len(scales),)))]  # fmt: skip
+    codes = [round(e / sa) for e, sa in zip(exact, scales)]
+    residual = [e - q * sa for e, q, sa in zip(exact, codes, scales)]
+    return np.array(codes, dtype=np.int64), (residual if any(residual) else None)
+
+
+def _container(c: _Compiler, desc: str) -> None:
+    c.layers[-1] = dataclasses.replace(c.layers[-1], gemm=desc)
+
+
+def _describe(weights: K.IntWeights) -> str:
+    pieces = len(weights.splits) - 1
+    return "float32" if pieces == 1 and weights.acc_dtype is np.float32 else f"float32x{pieces}->float64"
 
 
 def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
@@ -208,21 +227,28 @@ def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     pads = tuple(at.get("pads", (0, 0, 0, 0)))
     dil = tuple(at.get("dilations", (1, 1)))
     cin, h, wd = codes.shape
-    if cg * groups != cin:
+    if cg * groups != cin or cout % groups:
         raise c.fail(node, f"weight expects {cg * groups} input channels, input has {cin}.")
-    scales, bias, bound, dtype = _linear_layer(c, node, codes, w, ws, 2, cg * kh * kw, 0)
-    if groups == cin == cout:
-        wm = w.reshape(cout, kh * kw).T.astype(dtype)
+    og = cout // groups
+    # (groups, K, Cout / groups) with K ordered (kh, kw, Cin / groups), as im2col lays out the columns
+    wg = np.stack([w[g * og : (g + 1) * og].transpose(2, 3, 1, 0).reshape(-1, og) for g in range(groups)])
+    scales, bias, residual, bound, a_max = _linear_layer(c, node, codes, wg, ws, 2, groups)
+    geometry = {"kernel": (kh, kw), "strides": strides, "pads": pads, "dilations": dil}
+    fn: Callable[..., np.ndarray]
+    if groups == cin == cout:  # depthwise: per-tap multiply-add
+        dtype = K.exact_float_dtype(bound)
+        wm = np.ascontiguousarray(wg[:, :, 0].T.astype(dtype))  # (kh*kw, C)
+        fn = partial(K.depthwise_conv2d, w=wm, bias=None if bias is None else bias.astype(dtype), **geometry)
+        _container(c, f"depthwise-{np.dtype(dtype).name}")
     else:
-        og = cout // groups
-        wm = np.stack([w[g * og : (g + 1) * og].transpose(2, 3, 1, 0).reshape(-1, og) for g in range(groups)])
-        wm = np.ascontiguousarray(wm.astype(dtype))
+        weights = K.IntWeights.prepare(wg, a_max, bound)
+        b = None if bias is None else bias.astype(weights.acc_dtype)
+        fn = partial(K.conv2d, weights=weights, bias=b, **geometry)
+        _container(c, _describe(weights))
     ho = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
     wo = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    fn = partial(_conv_op, w=wm, bias=bias, kernel=(kh, kw), strides=strides, pads=pads, dilations=dil,
-                 groups=groups, dtype=dtype)  # fmt: skip
     reg = c.emit(node.name, "Conv", (codes.reg,), fn, "nhwc")
-    _set(c, node, _Acc(reg, scales, bound, (cout, ho, wo)))
+    _set(c, node, _Acc(reg, scales, bound, (cout, ho, wo), residual))
 
 
 def _gemm_like(c: _Compiler, node: onnx.NodeProto, trans_b: bool, bias_i: int) -> None:
@@ -232,11 +258,13 @@ def _gemm_like(c: _Compiler, node: onnx.NodeProto, trans_b: bool, bias_i: int) -
     w, ws = _weights(c, node, 1, 0 if trans_b else 1)
     if w.ndim != 2:
         raise c.fail(node, "expects a 2-D weight.")
-    wk = w.T if trans_b else w  # (K, Cout)
-    scales, bias, bound, dtype = _linear_layer(c, node, codes, wk, ws, bias_i, wk.shape[0], 1)
-    fn = partial(_gemm_op, w=np.ascontiguousarray(wk.astype(dtype)), bias=bias, dtype=dtype)
+    wk = (w.T if trans_b else w)[None]  # (1, K, Cout)
+    scales, bias, residual, bound, a_max = _linear_layer(c, node, codes, wk, ws, bias_i)
+    weights = K.IntWeights.prepare(wk, a_max, bound)
+    _container(c, _describe(weights))
+    fn = partial(K.gemm, weights=weights, bias=None if bias is None else bias.astype(weights.acc_dtype))
     reg = c.emit(node.name, node.op_type, (codes.reg,), fn, "nf")
-    _set(c, node, _Acc(reg, scales, bound, (wk.shape[1],)))
+    _set(c, node, _Acc(reg, scales, bound, (wk.shape[2],), residual))
 
 
 def gemm(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
@@ -258,15 +286,15 @@ def add(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     a, b = c.value(node, 0), c.value(node, 1)
     if isinstance(b, _Acc) and isinstance(a, _IntConst):
         a, b = b, a
-    if isinstance(a, _Acc) and isinstance(b, _IntConst):  # MatMul + bias
-        cout = len(a.scales)
-        sb = np.broadcast_to(b.scale, (cout,))
-        bias = [round(Fraction(int(q)) * _frac(s) / sa) for q, s, sa in zip(b.codes.reshape(-1), sb, a.scales)]
-        bound = a.bound + max(abs(x) for x in bias)
+    if isinstance(a, _Acc) and isinstance(b, _IntConst) and a.offset is None:  # MatMul + bias
+        bias, residual = _bias(c, node, b, a.scales)
+        assert bias is not None
+        bound = a.bound + int(np.abs(bias).max())
         if bound >= K.ACC_LIMIT:
             raise c.fail(node, f"the accumulator bound {bound} reaches 2^31.")
-        fn = partial(_bias_add, bias=np.array(bias, dtype=K.exact_float_dtype(bound)))
-        _set(c, node, _Acc(c.emit(node.name, "BiasAdd", (a.reg,), fn, c.layout(a.shape)), a.scales, bound, a.shape))
+        fn = partial(_bias_add, bias=bias.astype(K.exact_float_dtype(bound)))
+        reg = c.emit(node.name, "BiasAdd", (a.reg,), fn, c.layout(a.shape))
+        _set(c, node, _Acc(reg, a.scales, bound, a.shape, residual))
         return
     for v in (a, b):
         if not isinstance(v, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):

@@ -80,7 +80,9 @@ class IntegerSession:
             return nullcontext()
         return self._controller.limit(limits=self._threads, user_api="blas")
 
-    def _execute(self, x: np.ndarray, keep: Mapping[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _execute(
+        self, x: np.ndarray, keep: Mapping[str, int], feed: Mapping[int, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         prog = self.program
         x = np.asarray(x)
         if x.ndim != 4 or tuple(x.shape[1:]) != prog.input_shape:
@@ -88,33 +90,47 @@ class IntegerSession:
         if not np.isfinite(x).all():
             raise InputError("input contains NaN or inf.")
         x = np.ascontiguousarray(x, dtype=np.float32)
-        kept = set(keep.values())
+        keep_regs = set(keep.values())
+        captured: dict[int, np.ndarray] = {}
         regs: dict[int, np.ndarray] = {prog.input_reg: x}
         with self._threads_limit():
             for i, op in enumerate(prog.ops):
                 t0 = time.perf_counter() if self._profiling else 0.0
-                regs[op.output] = op.fn(*[regs[r] for r in op.inputs])
+                value = op.fn(*[regs[r] for r in op.inputs])
                 if self._profiling:
                     key = (op.name, op.op_type)
                     self._times[key] = self._times.get(key, 0.0) + (time.perf_counter() - t0) * 1e3
+                if op.output in keep_regs:
+                    captured[op.output] = value
+                if feed and op.output in feed:
+                    value = feed[op.output].astype(value.dtype)
+                regs[op.output] = value
                 for r in op.inputs:
-                    if prog.last_use[r] == i and r not in kept:
+                    if prog.last_use[r] == i:
                         regs.pop(r, None)
         self._runs += 1
-        return regs[prog.output_reg], {name: regs[r] for name, r in keep.items()}
+        return regs[prog.output_reg], {name: captured[r] for name, r in keep.items()}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, K) float32 for a float32 (N, C, H, W) batch."""
         return self._execute(x, {})[0]
 
-    def run_codes(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def run_codes(self, x: np.ndarray, *, feed: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Debug: the int32 codes at every activation quantizer, keyed by its QuantizeLinear output name.
 
         Codes are those after the QCDQ integer Clip (the a-bit codes), laid out as ONNX does (NCHW or (N, F)).
-        ``quantizers()`` says what each one quantizes and which nodes read it.
+        ``quantizers()`` says what each one quantizes and which nodes read it. ``feed`` replaces the codes of
+        the named quantizers with given ones as they are computed (teacher forcing), so every quantizer can be
+        checked on exactly the inputs a reference model saw, without earlier differences propagating.
         """
         prog = self.program
-        _, kept = self._execute(x, prog.codes_regs)
+        regs = {}
+        for name, arr in (feed or {}).items():
+            if name not in prog.codes_regs:
+                raise InputError(f"no quantizer named {name!r}; see quantizers().")
+            r = prog.codes_regs[name]
+            regs[r] = np.ascontiguousarray(arr.transpose(0, 2, 3, 1)) if prog.layouts[r] == "nhwc" else arr
+        _, kept = self._execute(x, prog.codes_regs, regs)
         out = {}
         for name, arr in kept.items():
             if prog.layouts[prog.codes_regs[name]] == "nhwc":
