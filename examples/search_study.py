@@ -104,9 +104,10 @@ class Runner:
 
     def accuracy(self, name: str, config: sdk.MixedPrecisionConfig, seed: int) -> float:
         def make() -> dict[str, float]:
-            q = sdk.retrain(self.model, config, self.data.train, self.data.val, self.study.retrain_epochs,
-                            seed=seed, progress=False)  # fmt: skip
-            return {"test_acc": evaluate(q, self.data.test)}
+            data = sdk.data.digits(seed=seed, batch_size=self.study.batch_size)  # same split, seeded order
+            q = sdk.retrain(self.model, config, data.train, data.val, self.study.retrain_epochs, seed=seed,
+                            progress=False)  # fmt: skip
+            return {"test_acc": evaluate(q, data.test)}
 
         return float(self.cached(f"acc_{name}_r{self.study.retrain_epochs}", make, kind="dict")["test_acc"])
 

@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_search_command(argv: Sequence[str]) -> int:
     """Parse ``argv`` (the words after ``bpnas search``), run, write outputs; returns the exit code."""
-    args = build_parser().parse_args(list(argv))
+    words = list(argv)
+    if words[:1] == ["--"]:  # `bpnas search -- --b-max 3` (how argparse REMAINDER passes options through)
+        words = words[1:]
+    args = build_parser().parse_args(words)
     import torch
 
     import sdk

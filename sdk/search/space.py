@@ -104,10 +104,13 @@ class SearchSpace:
             return
         low = self.min_avg_bits()
         pairs = sorted({g.candidates[j] for g, j in zip(self.groups, cheapest)})
+        floor = min(w * a for w, a in pairs)
+        cheaper = [p for p in ((2, 2), (2, 3), (3, 2), (3, 3)) if p[0] * p[1] < floor]
+        also = f", or add cheaper candidates such as {' or '.join(map(str, cheaper[:2]))}" if cheaper else ""
         raise BudgetInfeasible(
             f"b_max={b_max:g} bits cannot be met: the cheapest candidate in every layer {pairs} already "
             f"averages {low:.4f} bits (Eq. 4), the minimum achievable with these candidates. Raise b_max to "
-            f">= {math.ceil(low * 1000) / 1000:.3f}, or add cheaper candidates such as (2, 2) or (2, 3)."
+            f">= {math.ceil(low * 1000) / 1000:.3f}{also}."
         )
 
 
