@@ -44,7 +44,8 @@ class FoldedConvBN(QuantConv2d):
     """A ``QuantConv2d`` that owns its following BatchNorm (``self.bn``) and quantizes the folded weight.
 
     Subclassing QuantConv2d keeps the layer name, ``bits``/``set_bits`` and BOPs counting unchanged, so a
-    MixedPrecisionConfig still applies. ``weight_quant.alpha`` is the clip of the *folded* weight.
+    MixedPrecisionConfig still applies. ``weight_quant.alpha`` is the clip of the *folded* weight, and
+    ``quantized_weight``/``quantized_bias`` return the folded tensors. Freeze (``fold_bn(model)``) to export.
     """
 
     bn: nn.BatchNorm2d
@@ -86,17 +87,21 @@ class FoldedConvBN(QuantConv2d):
         beta = self.bn.bias if self.bn.bias is not None else torch.zeros_like(mu)
         return self.weight * scale.reshape(-1, 1, 1, 1), (bias - mu) * scale + beta
 
-    def _quantize_bias(self, bias: torch.Tensor) -> torch.Tensor:
-        """The accumulator-grid bias of ``QuantConv2d.quantized_bias`` applied to the folded bias."""
+    def quantized_weight(self) -> torch.Tensor:
+        """The quantized folded weight, as the eval forward and ``freeze()`` use it."""
+        return self.weight_quant(self.folded()[0])
+
+    def quantized_bias(self) -> torch.Tensor | None:
+        """The folded bias on the accumulator grid (``QuantConv2d.quantized_bias`` applied to ``b'``)."""
+        bias = self.folded()[1]
         if self.weight_quant.bits >= FLOAT_BITS or self.act_quant.bits >= FLOAT_BITS:
             return bias
         return fake_quant(bias, self.act_quant.scale() * self.weight_quant.scale(), *_INT32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act_quant(x)
         if not self.training:
-            w, b = self.folded()
-            return self._conv_forward(x, self.weight_quant(w), self._quantize_bias(b))
+            return super().forward(x)  # conv(Qa(x), quantized_weight()) + quantized_bias(): the plain fold
+        x = self.act_quant(x)
         scale = self.bn_scale()
         w = self.weight_quant(self.weight * scale.reshape(-1, 1, 1, 1))
         # undo the scale so BN sees the conv output at its own statistics; guard channels with g == 0
