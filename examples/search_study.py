@@ -9,7 +9,7 @@ Figures (Fig. 2-4 of the paper) go to OUT/figs, every search result to OUT/runs 
 an interrupted study resumes), the tables to OUT/STUDY.md.
 
     .venv/bin/python examples/search_study.py --quick          # a few minutes
-    .venv/bin/python examples/search_study.py                   # the full study (about an hour on 1 core)
+    .venv/bin/python examples/search_study.py                   # the full study (~1 h on one busy core)
     .venv/bin/python examples/search_study.py --b-max 2.5 3.0 --only-grid   # split the grid over processes
 """
 
@@ -38,7 +38,7 @@ class Study:
 
     b_maxes: tuple[float, ...] = (2.5, 3.0, 3.5, 4.0)
     seeds: int = 10
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 32
     theta_lr: float = 0.02
     float_epochs: int = 30

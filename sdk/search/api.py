@@ -69,7 +69,8 @@ def search(
     pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
     per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
     The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
-    ``sdk.BudgetInfeasible`` when no config of the candidates can.
+    ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with
+    ``seed``; with ``checkpoint_dir`` a killed search resumes from its last finished epoch to the same result.
     """
     mu_s = (
         MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
@@ -173,7 +174,7 @@ def run_search(
             model, sn, space, shape, settings, _trivial_history(sn, settings), space.cheapest_choice(), method
         )
     if guarantee:
-        margin = init_margin if init_margin is not None else min(0.1, 0.5 * gap)
+        margin = min(init_margin if init_margin is not None else 0.1, 0.5 * gap)
         init_theta_inside(sn, b_max, max(margin, 2 * INSIDE_TOL))
     extra = {
         "groups": [(g.name, g.layers, g.candidates, g.macs) for g in space.groups],
