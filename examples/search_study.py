@@ -68,6 +68,7 @@ class Runner:
         (out / "runs").mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(1)
         self.data = sdk.data.digits(seed=0, batch_size=study.batch_size)
+        torch.manual_seed(0)  # the float model (and so every search) is the same in every process
         self.model = sdk.models.digits_cnn(num_classes=self.data.num_classes)
         path = out / f"float_e{study.float_epochs}.pt"
         if path.exists():
