@@ -18,10 +18,13 @@ Every array that holds integers here holds them *exactly*, whatever its containe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
 import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -308,13 +311,31 @@ class IntWeights:
         return acc
 
 
-def _blocks(n: int, ho: int, wo: int, rows: int) -> list[tuple[int, int, int, int]]:
-    """(image start, image end, row start, row end) blocks of about ``rows`` output pixels."""
-    if ho * wo >= rows:
+#: the worker pool kernels split blocks over, set by the session for the duration of a run (None: serial)
+POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("integer_pool", default=None)
+
+
+def _blocks(n: int, ho: int, wo: int, rows: int, workers: int) -> list[tuple[int, int, int, int]]:
+    """(image start, image end, row start, row end) blocks of at most ``rows`` output pixels, and at least
+    ``workers`` blocks when the output has that many rows."""
+    rows = max(1, min(rows, -(-n * ho * wo // workers)))
+    if ho * wo > rows:
         rb = max(1, rows // wo)
         return [(i, i + 1, r, min(ho, r + rb)) for i in range(n) for r in range(0, ho, rb)]
     nb = max(1, rows // (ho * wo))
     return [(i, min(n, i + nb), 0, ho) for i in range(0, n, nb)]
+
+
+def _run_blocks(blocks: list[Any], work: Callable[[Any], None]) -> None:
+    """Run ``work`` on every block: the first one here (it sizes the output), the rest on the pool."""
+    pool = POOL.get()
+    work(blocks[0])
+    if pool is None or len(blocks) < 3:
+        for b in blocks[1:]:
+            work(b)
+    else:
+        for _ in pool.map(work, blocks[1:]):
+            pass
 
 
 def conv2d(
@@ -328,8 +349,9 @@ def conv2d(
     bias: np.ndarray | None = None,
     epilogue: Epilogue | None = None,
 ) -> np.ndarray:
-    """Integer conv of NHWC codes by im2col in cache-sized blocks; each block's accumulator (+ bias) goes
-    through ``epilogue`` (the fused requantization) while it is still in cache. Returns NHWC."""
+    """Integer conv of NHWC codes by im2col in cache-sized blocks (spread over the run's worker pool); each
+    block's accumulator (+ bias) goes through ``epilogue`` (the fused requantization) while it is still in
+    cache. Returns NHWC."""
     n, h, wd, c = x.shape
     kh, kw = kernel
     sh, sw = strides
@@ -339,36 +361,51 @@ def conv2d(
     ho = _out_size(h, kh, sh, dh, pads[0] + pads[2])
     wo = _out_size(wd, kw, sw, dw, pads[1] + pads[3])
     xp = _pad(x, pads)
+    pool = POOL.get()
+    workers = pool._max_workers if pool is not None else 1
     rows = max(64, min(BLOCK_ROWS, BLOCK_BYTES // (4 * kdim)))
-    out: np.ndarray | None = None
-    for n0, n1, r0, r1 in _blocks(n, ho, wo, rows):
-        nr = (n1 - n0) * (r1 - r0) * wo
+    xw = None
+    if groups == 1 and kw > 1 and c < 16:  # few channels (the stem): gather whole kernel rows at once
+        win = sliding_window_view(xp, (kw - 1) * dw + 1, axis=2)[:, :, : sw * (wo - 1) + 1 : sw, :, ::dw]
+        xw = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 3), dtype=np.float32)  # (N, Hp, Wo, kw, C)
+    out: list[np.ndarray] = []
+
+    def work(block: tuple[int, int, int, int]) -> None:
+        n0, n1, r0, r1 = block
+        nb, nrow = n1 - n0, r1 - r0
         accs = []
         for g in range(groups):
-            if kh == kw == 1 and groups == 1:
+            if xw is not None:
+                buf = np.empty((nb, nrow, wo, kh, kw * c), dtype=np.float32)
+                for i in range(kh):
+                    y0 = r0 * sh + i * dh
+                    buf[:, :, :, i, :] = xw[n0:n1, y0 : y0 + sh * (nrow - 1) + 1 : sh].reshape(nb, nrow, wo, -1)
+                cols = buf.reshape(-1, kdim)
+            elif kh == kw == 1 and groups == 1:
                 src = xp[n0:n1, r0 * sh : (r1 - 1) * sh + 1 : sh, 0 : (wo - 1) * sw + 1 : sw, :]
-                cols = src.reshape(nr, c).astype(np.float32)
+                cols = src.reshape(-1, c).astype(np.float32)
             else:
-                buf = np.empty((n1 - n0, r1 - r0, wo, kh, kw, cg), dtype=np.float32)
+                buf = np.empty((nb, nrow, wo, kh, kw, cg), dtype=np.float32)
                 for i in range(kh):
                     y0 = r0 * sh + i * dh
                     for j in range(kw):
                         x0 = j * dw
                         buf[:, :, :, i, j, :] = xp[
-                            n0:n1, y0 : y0 + sh * (r1 - r0 - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw,
+                            n0:n1, y0 : y0 + sh * (nrow - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw,
                             g * cg : (g + 1) * cg,
                         ]  # fmt: skip
-                cols = buf.reshape(nr, kdim)
+                cols = buf.reshape(-1, kdim)
             accs.append(weights.matmul(cols, g))
         acc = accs[0] if groups == 1 else np.concatenate(accs, axis=1)
         if bias is not None:
             acc += bias
         res = epilogue(acc) if epilogue is not None else acc
-        if out is None:
-            out = np.empty((n, ho, wo, res.shape[-1]), dtype=res.dtype)
-        out[n0:n1, r0:r1] = res.reshape(n1 - n0, r1 - r0, wo, -1)
-    assert out is not None
-    return out
+        if not out:
+            out.append(np.empty((n, ho, wo, res.shape[-1]), dtype=res.dtype))
+        out[0][n0:n1, r0:r1] = res.reshape(nb, nrow, wo, -1)
+
+    _run_blocks(_blocks(n, ho, wo, rows, workers), work)
+    return out[0]
 
 
 def depthwise_conv2d(

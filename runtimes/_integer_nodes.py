@@ -329,6 +329,15 @@ def _spatial(c: _Compiler, node: onnx.NodeProto) -> Any:
 def max_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     x = _spatial(c, node)
     kernel, strides, pads, shape = _pool_geometry(c, node, x)
+    clip, inner = (x, x.x) if isinstance(x, _Clip) else (None, x)
+    if isinstance(inner, _Acc):
+        # value = acc * s_c + o_c is increasing in acc and clipping is monotone, so pool the accumulator once
+        # (before any requantization, on 1/stride^2 of the elements) and keep the clip pending
+        fn = partial(K.max_pool, kernel=kernel, strides=strides, pads=pads, pad_value=-(inner.bound + 1))
+        reg = c.emit(node.name, "MaxPool", (inner.reg,), fn, "nhwc")
+        pooled = _Acc(reg, inner.scales, inner.bound, shape, inner.offset)
+        _set(c, node, pooled if clip is None else _Clip(pooled, clip.lo, clip.hi, shape))
+        return
     _set(c, node, _Pool(x, "max", kernel, strides, pads, shape))
 
 

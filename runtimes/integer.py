@@ -19,8 +19,10 @@ QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-qu
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from runtimes import _integer_kernels as K
 from runtimes._integer_compile import LayerInfo, Program, QuantizerInfo, compile_model
 from runtimes._integer_cost import CyclesReport, LayerCycles, MacArray, integer_cycles
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
@@ -59,15 +62,17 @@ class IntegerSession:
         self._profiling = profiling
         self._times: dict[tuple[str, str], float] = {}
         self._runs = 0
-        self._threads = threads
         self._controller: Any = None
-        if threads is not None:
-            try:
-                from threadpoolctl import ThreadpoolController
+        self._pool: ThreadPoolExecutor | None = None
+        workers = threads if threads is not None else min(os.cpu_count() or 1, 8)
+        try:  # parallelize over blocks with single-threaded BLAS: every stage runs in parallel, no spinning
+            from threadpoolctl import ThreadpoolController
 
-                self._controller = ThreadpoolController()
-            except ImportError:  # optional: without it BLAS keeps its own thread count
-                self._controller = None
+            self._controller = ThreadpoolController()
+        except ImportError:  # without threadpoolctl BLAS keeps its own threads and runs are serial here
+            workers = 1
+        if workers > 1:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="bpnas-integer")
 
     @property
     def program(self) -> Program:
@@ -75,10 +80,15 @@ class IntegerSession:
             raise InputError("this integer session is closed; load the bundle again.")
         return self._program
 
-    def _threads_limit(self) -> Any:
-        if self._controller is None:
-            return nullcontext()
-        return self._controller.limit(limits=self._threads, user_api="blas")
+    @contextmanager
+    def _parallel(self) -> Iterator[None]:
+        limit = self._controller.limit(limits=1, user_api="blas") if self._controller is not None else nullcontext()
+        token = K.POOL.set(self._pool)
+        try:
+            with limit:
+                yield
+        finally:
+            K.POOL.reset(token)
 
     def _execute(
         self, x: np.ndarray, keep: Mapping[str, int], feed: Mapping[int, np.ndarray] | None = None
@@ -93,7 +103,7 @@ class IntegerSession:
         keep_regs = set(keep.values())
         captured: dict[int, np.ndarray] = {}
         regs: dict[int, np.ndarray] = {prog.input_reg: x}
-        with self._threads_limit():
+        with self._parallel():
             for i, op in enumerate(prog.ops):
                 t0 = time.perf_counter() if self._profiling else 0.0
                 value = op.fn(*[regs[r] for r in op.inputs])
@@ -159,6 +169,9 @@ class IntegerSession:
 
     def close(self) -> None:
         self._program = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 def _layer_bits(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
