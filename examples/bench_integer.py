@@ -92,7 +92,9 @@ def throughput(args: argparse.Namespace) -> None:
         so.inter_op_num_threads = 1
         ref = ort.InferenceSession(str(export_float(model, shape, Path(d) / "float.onnx")), so,
                                    providers=["CPUExecutionProvider"])  # fmt: skip
-        print(f"ResNet-18 {args.size}x{args.size}, {args.threads} threads, {args.runs} alternating runs per batch")
+        print(
+            f"ResNet-18 {args.size}x{args.size}, {args.threads} threads, {args.runs} alternating runs a batch"
+        )
         for label, cfg in configs(model).items():
             path = export_qdq(quantized(model, cfg, calib), shape, Path(d) / f"{label}.onnx")
             sess = load_model(path, options=RuntimeOptions(threads=args.threads))
@@ -201,7 +203,8 @@ def parity(args: argparse.Namespace) -> None:
                         same["fed"] += int((fed[k] == v).sum())
                         total += v.size
                     top += int((sess.run(x.numpy()).argmax(1) == logits.argmax(1)).sum())
-                print(f"{name:<14} {seed:>4} {100 * same['e2e'] / total:>17.5f}% {100 * same['fed'] / total:>19.5f}% "
+                e2e, fed = 100 * same["e2e"] / total, 100 * same["fed"] / total
+                print(f"{name:<14} {seed:>4} {e2e:>17.5f}% {fed:>19.5f}% "
                       f"{100 * top / args.inputs:>7.2f}%")  # fmt: skip
 
 

@@ -208,7 +208,9 @@ def _input_quant(x: np.ndarray, s: np.float32, lo: int, hi: int, dt: type) -> np
     return y.astype(dt)
 
 
-def _rescale_op(*terms: np.ndarray, plan: K.RescalePlan, lo: int | None, hi: int | None, dt: type) -> np.ndarray:
+def _rescale_op(
+    *terms: np.ndarray, plan: K.RescalePlan, lo: int | None, hi: int | None, dt: type
+) -> np.ndarray:
     return K.rescale(terms, plan, lo, hi, dt)
 
 
@@ -232,13 +234,17 @@ def _code_table(operands: list[_Deq], s: Fraction, lo: int, hi: int) -> np.ndarr
     """Output code for every operand-code combination, by the fake-quant model's float32 arithmetic:
     ``clamp(round(fl32(fl32(qa * sa) + fl32(qb * sb)) / s), lo, hi)`` (elementwise IEEE float32 ops are
     deterministic, so this is the specification's own rounding, including its near-ties)."""
-    values = [np.arange(d.codes.lo, d.codes.hi + 1, dtype=np.float32) * np.float32(float(d.scale)) for d in operands]
+    values = [
+        np.arange(d.codes.lo, d.codes.hi + 1, dtype=np.float32) * np.float32(float(d.scale)) for d in operands
+    ]
     v = values[0] if len(values) == 1 else values[0][:, None] + values[1][None, :]
     q = np.rint(v / np.float32(float(s)))
     return np.clip(q, lo, hi).astype(K.code_dtype(lo, hi)).reshape(-1)
 
 
-def _table_op(*codes: np.ndarray, table: np.ndarray, los: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
+def _table_op(
+    *codes: np.ndarray, table: np.ndarray, los: tuple[int, ...], sizes: tuple[int, ...]
+) -> np.ndarray:
     idx = codes[0].astype(np.int32)
     if los[0]:
         idx -= los[0]
@@ -283,7 +289,9 @@ class _Compiler:
         self.layouts[self.nregs] = layout
         return self.nregs
 
-    def emit(self, name: str, op_type: str, inputs: tuple[int, ...], fn: Callable[..., np.ndarray], layout: str) -> int:
+    def emit(
+        self, name: str, op_type: str, inputs: tuple[int, ...], fn: Callable[..., np.ndarray], layout: str
+    ) -> int:
         out = self.reg(layout)
         self.ops.append(Op(name, op_type, inputs, out, fn))
         return out
@@ -299,7 +307,9 @@ class _Compiler:
         try:
             return self.values[node.input[i]]
         except KeyError:
-            raise BundleError(f"node {node.name!r} reads {node.input[i]!r}, which nothing produces.") from None
+            raise BundleError(
+                f"node {node.name!r} reads {node.input[i]!r}, which nothing produces."
+            ) from None
 
     def const(self, node: onnx.NodeProto, i: int, what: str) -> np.ndarray | None:
         v = self.value(node, i)
@@ -336,7 +346,7 @@ class _Compiler:
     def linear_terms(
         self, v: Any, node: onnx.NodeProto
     ) -> tuple[list[tuple[int, list[Fraction], int]], list[Fraction] | None]:
-        """(register, per-channel scales, bound) of each linear term of v, and v's constant per-channel offset."""
+        """(register, per-channel scales, bound) of each linear term of v, and v's per-channel constant."""
         if isinstance(v, _Deq):
             return [(v.codes.reg, [v.scale], max(abs(v.codes.lo), abs(v.codes.hi)))], None
         if isinstance(v, _Acc):
@@ -357,7 +367,7 @@ class _Compiler:
     def rescale(
         self, v: Any, target: Fraction, lo: int | None, hi: int | None, name: str, node: onnx.NodeProto
     ) -> tuple[int, int]:
-        """Emit ``clamp(round(v / target), lo, hi)`` for a linear value v; returns (register, |result| bound)."""
+        """Emit ``clamp(round(v / target), lo, hi)`` for a linear value v: (register, max |result|)."""
         terms, offset = self.linear_terms(v, node)
         ratios = [[s / target for s in scales] for _, scales, _ in terms]
         offs = [o / target for o in offset] if offset is not None else None
@@ -373,7 +383,9 @@ class _Compiler:
             dt = np.float64 if plan.path == "f64" else np.int64
             bound = 0
             for c in range(plan.shifts.size):
-                total = sum(b * abs(int(m[c] if m.size > 1 else m[0])) for (_, _, b), m in zip(terms, plan.mults))
+                total = sum(
+                    b * abs(int(m[c] if m.size > 1 else m[0])) for (_, _, b), m in zip(terms, plan.mults)
+                )
                 total += abs(int(plan.offset[c])) if plan.offset is not None else 0
                 bound = max(bound, (total >> int(plan.shifts[c])) + 1)
         fn = partial(_rescale_op, plan=plan, lo=lo, hi=hi, dt=dt)
@@ -394,6 +406,7 @@ class _Compiler:
             out = self.requant(v.x, s, lo2, hi2, name, node)
         elif isinstance(v, _Pool) and v.kind == "max":
             inner = self.requant(v.x, s, lo, hi, name, node)
+            assert v.kernel is not None  # max pooling always has a window
             fn = partial(K.max_pool, kernel=v.kernel, strides=v.strides, pads=v.pads, pad_value=lo)
             out = _Codes(self.emit(name, "MaxPool", (inner.reg,), fn, "nhwc"), s, lo, hi, v.shape)
         elif isinstance(v, _Pool):
@@ -416,12 +429,14 @@ class _Compiler:
             reg, _ = self.rescale(v, s, lo, hi, name, node)
             out = _Codes(reg, s, lo, hi, v.shape)
         else:
-            raise self.fail(node, f"its input is {type(v).__name__.strip('_')}, not an integer-expressible value.")
+            raise self.fail(
+                node, f"its input is {type(v).__name__.strip('_')}, not an integer-expressible value."
+            )
         self.memo[key] = out
         return out
 
     def fine(self, v: Any, g: Fraction, node: onnx.NodeProto) -> tuple[int, int]:
-        """Emit round(v / g) on the fine grid g (exact integers in a float64/int64 container), with a bound."""
+        """Emit round(v / g) on the fine grid g (exact integers in float64/int64), and max |result|."""
         key = ("f", v, g)
         if key in self.memo:
             return self.memo[key]  # type: ignore[no-any-return]
@@ -434,11 +449,13 @@ class _Compiler:
             reg, bound = self.fine(v.x, g, node)
             a = -math.inf if math.isinf(v.lo) else float(round(Fraction(float(np.float32(v.lo))) / g))
             b = math.inf if math.isinf(v.hi) else float(round(Fraction(float(np.float32(v.hi))) / g))
-            out = self.emit(name, "Clip", (reg,), partial(_clip_op, lo=a, hi=b), self.layout(v.shape)), int(
-                min(bound, max(abs(a), abs(b)))
+            out = (
+                self.emit(name, "Clip", (reg,), partial(_clip_op, lo=a, hi=b), self.layout(v.shape)),
+                int(min(bound, max(abs(a), abs(b)))),
             )
         elif isinstance(v, _Pool) and v.kind == "max":
             reg, bound = self.fine(v.x, g, node)
+            assert v.kernel is not None
             fn = partial(K.max_pool, kernel=v.kernel, strides=v.strides, pads=v.pads, pad_value=-(bound + 1))
             out = self.emit(name, "MaxPool", (reg,), fn, "nhwc"), bound
         elif isinstance(v, (_Deq, _Acc, _Sum)):
@@ -458,7 +475,10 @@ class _Compiler:
             inner = self.codes_of(v.x, node)
             reg = self.emit(f"{node.name}.flatten", "Flatten", (inner.reg,), _flatten_codes, "nf")
             return _Codes(reg, inner.scale, inner.lo, inner.hi, v.shape)
-        raise self.fail(node, "its input is not DequantizeLinear(activation codes); every conv/gemm input must be quantized.")
+        raise self.fail(
+            node,
+            "its input is not DequantizeLinear(activation codes); every conv/gemm input must be quantized.",
+        )
 
     # -- entry --------------------------------------------------------------------------------------------
     def compile(self) -> Program:
@@ -467,7 +487,8 @@ class _Compiler:
         inputs = [i for i in self.graph.input if i.name not in self.values]
         if [i.name for i in inputs] != [INPUT] or [o.name for o in self.graph.output] != [OUTPUT]:
             raise BundleError(
-                f"the integer runtime needs one input {INPUT!r} and one output {OUTPUT!r} (DESIGN §4); the graph "
+                f"the integer runtime needs one input {INPUT!r} and one output {OUTPUT!r} (DESIGN §4); the "
+                f"graph "
                 f"has inputs {[i.name for i in inputs]} and outputs {[o.name for o in self.graph.output]}."
             )
         dims = inputs[0].type.tensor_type.shape.dim
@@ -482,11 +503,16 @@ class _Compiler:
                 continue
             handler = _integer_nodes.HANDLERS.get(node.op_type)
             if handler is None:
-                raise self.fail(node, f"op {node.op_type} is not supported (supported: {sorted(_integer_nodes.HANDLERS)}).")
+                raise self.fail(
+                    node,
+                    f"op {node.op_type} is not supported (supported: {sorted(_integer_nodes.HANDLERS)}).",
+                )
             handler(self, node, idx)
         out = _integer_nodes.output(self, self.values.get(OUTPUT))
         ops = _fuse_requantization(self.ops, {out, *self.codes_regs.values()})
-        return Program(ops, input_reg, out, shape, self.quantizers, self.layers, self.codes_regs, self.layouts)
+        return Program(
+            ops, input_reg, out, shape, self.quantizers, self.layers, self.codes_regs, self.layouts
+        )
 
 
 def _fuse_requantization(ops: list[Op], keep: set[int]) -> list[Op]:
@@ -519,7 +545,10 @@ def _fuse_requantization(ops: list[Op], keep: set[int]) -> list[Op]:
 
 
 def compile_model(
-    model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]] | None = None, *, spec_tables: bool = True
+    model: onnx.ModelProto,
+    layer_bits: Mapping[str, tuple[int, int]] | None = None,
+    *,
+    spec_tables: bool = True,
 ) -> Program:
     """Compile a QDQ ONNX model into an integer :class:`Program`; BundleError names any unsupported node.
 

@@ -38,7 +38,9 @@ class MacArray:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"MacArray.{name} must be a positive int, got {v!r}.")
-        if not (isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0):
+        if not (
+            isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0
+        ):
             raise InputError(f"MacArray.clock_mhz must be a positive number, got {self.clock_mhz!r}.")
 
     def cycles_per_mac(self, w_bits: int, a_bits: int) -> int:
@@ -80,7 +82,9 @@ class CyclesReport:
             for r in self.layers
         ]
         a = self.array
-        lines.append(f"total {self.cycles:,} cycles, {self.ms:.3f} ms on {a.rows}x{a.cols} @ {a.clock_mhz:g} MHz")
+        lines.append(
+            f"total {self.cycles:,} cycles, {self.ms:.3f} ms on {a.rows}x{a.cols} @ {a.clock_mhz:g} MHz"
+        )
         return "\n".join(lines)
 
 
@@ -90,7 +94,9 @@ def _row(r: LayerCost | Mapping[str, Any]) -> tuple[str, int, int, int]:
     try:
         return str(r["name"]), int(r["macs"]), int(r["w_bits"]), int(r["a_bits"])
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"a layer row needs name, macs, w_bits, a_bits (a sdk.cost.LayerCost); got {r!r}.") from e
+        raise InputError(
+            f"a layer row needs name, macs, w_bits, a_bits (a sdk.cost.LayerCost); got {r!r}."
+        ) from e
 
 
 def integer_cycles(
@@ -103,7 +109,9 @@ def integer_cycles(
     for r in rows:
         name, macs, w, a = _row(r)
         if FLOAT_BITS in (w, a):
-            raise InputError(f"layer {name!r} is float ({w}, {a}); the integer MAC array runs 2-8 bit layers only.")
+            raise InputError(
+                f"layer {name!r} is float ({w}, {a}); the integer MAC array runs 2-8 bit layers only."
+            )
         cycles = -(-macs * arr.cycles_per_mac(w, a) // (arr.rows * arr.cols))
         out.append(LayerCycles(name, macs, w, a, macs * w * a, cycles, cycles / (arr.clock_mhz * 1e3)))
     return CyclesReport(arr, tuple(out))

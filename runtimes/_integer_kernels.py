@@ -52,6 +52,7 @@ __all__ = [
 
 ACC_LIMIT = 2**31  # |acc| < 2^31: an int32 accumulator
 MIN_MULTIPLIER_BITS = 31  # requantization multipliers carry at least this much precision (or are exact)
+MAX_SHIFT = 62  # int64 shifts
 _F64 = 2**53
 _I64 = 2**63
 
@@ -160,6 +161,7 @@ def _channel_plan(
     reach = (clamp_max or 0) + 1 + math.ceil(abs(offset))  # |result| beyond which the clamp decides alone
     if saturating:  # inexact products then lie beyond the clamp: reach * 2^shift <= 2^53
         shift = max(shift, log2_floor(Fraction(_F64, reach)))
+    shift = min(shift, MAX_SHIFT)
     while shift >= 0:
         ms = [round(x * (1 << shift)) for x in col]
         mo = round(offset * (1 << shift))
@@ -276,7 +278,9 @@ def exact_splits(w_abs: np.ndarray, a_max: int, limit: int = F32_LIMIT) -> tuple
         over = ((cum[start + 1 :] - cum[start]) * a_max >= limit).any(axis=1)
         first = int(np.argmax(over)) if over.any() else k - start
         if first == 0:
-            raise ValueError(f"a single weight row times {a_max} reaches {limit}; no exact float32 split exists")
+            raise ValueError(
+                f"a single weight row times {a_max} reaches {limit}; no exact float32 split exists"
+            )
         cuts.append(start + first)
     return tuple(cuts)
 
@@ -379,7 +383,9 @@ def conv2d(
                 buf = np.empty((nb, nrow, wo, kh, kw * c), dtype=np.float32)
                 for i in range(kh):
                     y0 = r0 * sh + i * dh
-                    buf[:, :, :, i, :] = xw[n0:n1, y0 : y0 + sh * (nrow - 1) + 1 : sh].reshape(nb, nrow, wo, -1)
+                    buf[:, :, :, i, :] = xw[n0:n1, y0 : y0 + sh * (nrow - 1) + 1 : sh].reshape(
+                        nb, nrow, wo, -1
+                    )
                 cols = buf.reshape(-1, kdim)
             elif kh == kw == 1 and groups == 1:
                 src = xp[n0:n1, r0 * sh : (r1 - 1) * sh + 1 : sh, 0 : (wo - 1) * sw + 1 : sw, :]

@@ -18,7 +18,9 @@ from runtimes._integer_compile import (
     LayerInfo,
     QuantizerInfo,
     _Acc,
+    _attrs,
     _Clip,
+    _clip_op,
     _Codes,
     _Compiler,
     _Const,
@@ -30,8 +32,6 @@ from runtimes._integer_compile import (
     _IntConst,
     _Pool,
     _Sum,
-    _attrs,
-    _clip_op,
 )
 from sdk.errors import BundleError
 
@@ -140,14 +140,13 @@ def dequantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     elif isinstance(x, _Codes):
         _set(c, node, _Deq(x, _scalar_scale(c, node), x.shape))
     else:
-        raise c.fail(node, f"dequantizes {type(x).__name__.strip('_')}; expected codes or an integer initializer.")
+        raise c.fail(
+            node, f"dequantizes {type(x).__name__.strip('_')}; expected codes or an integer initializer."
+        )
 
 
 def _bits_of(c: _Compiler, name: str, w_max: int, codes: _Codes) -> tuple[int, int]:
-    if codes.lo == 0:
-        a = max(1, (codes.hi).bit_length())
-    else:
-        a = (max(-codes.lo, codes.hi)).bit_length() + 1
+    a = max(1, codes.hi.bit_length()) if codes.lo == 0 else max(-codes.lo, codes.hi).bit_length() + 1
     w = max(2, w_max.bit_length() + 1)
     if name in c.layer_bits:
         wb, ab = (int(b) for b in c.layer_bits[name])
@@ -160,7 +159,9 @@ def _bits_of(c: _Compiler, name: str, w_max: int, codes: _Codes) -> tuple[int, i
 def _weights(c: _Compiler, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
     w = c.value(node, i)
     if not isinstance(w, _IntConst) or w.codes.dtype.kind not in "iu":
-        raise c.fail(node, "its weight is not DequantizeLinear(int8 codes); float weights cannot run on integers.")
+        raise c.fail(
+            node, "its weight is not DequantizeLinear(int8 codes); float weights cannot run on integers."
+        )
     if w.scale.size != 1 and w.axis % w.codes.ndim != axis:
         raise c.fail(node, f"weight scales must be per-tensor or per output channel (axis {axis}).")
     return w.codes, w.scale
@@ -185,7 +186,9 @@ def _linear_layer(
     w_max = int(np.abs(w).max()) if w.size else 0
     coarse = K.accumulator_bound(k, w_max, a_max, int(bias_abs.max()) if cout else 0)
     if bound >= K.ACC_LIMIT:
-        raise c.fail(node, f"its accumulator bound {bound} reaches 2^31: it does not fit the int32 accumulator.")
+        raise c.fail(
+            node, f"its accumulator bound {bound} reaches 2^31: it does not fit the int32 accumulator."
+        )
     wb, ab = _bits_of(c, node.name, w_max, codes)
     c.layers.append(LayerInfo(node.name, node.op_type, wb, ab, k, bound, coarse, ""))
     return scales, bias, residual, bound, a_max
@@ -199,8 +202,12 @@ def _bias(
         return None, None
     if not isinstance(b, _IntConst) or b.codes.size not in (1, len(scales)):
         raise c.fail(node, "its bias is not DequantizeLinear(int32 codes) per output channel (DESIGN §4).")
-    exact = [Fraction(int(q)) * _frac(s) for q, s in zip(np.broadcast_to(b.codes.reshape(-1), (len(scales),)),
-                                                         np.broadcast_to(b.scale, (len(scales),)))]  # fmt: skip
+    exact = [
+        Fraction(int(q)) * _frac(s)
+        for q, s in zip(
+            np.broadcast_to(b.codes.reshape(-1), (len(scales),)), np.broadcast_to(b.scale, (len(scales),))
+        )
+    ]
     codes = [round(e / sa) for e, sa in zip(exact, scales)]
     residual = [e - q * sa for e, q, sa in zip(exact, codes, scales)]
     return np.array(codes, dtype=np.int64), (residual if any(residual) else None)
@@ -233,7 +240,7 @@ def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     # (groups, K, Cout / groups) with K ordered (kh, kw, Cin / groups), as im2col lays out the columns
     wg = np.stack([w[g * og : (g + 1) * og].transpose(2, 3, 1, 0).reshape(-1, og) for g in range(groups)])
     scales, bias, residual, bound, a_max = _linear_layer(c, node, codes, wg, ws, 2, groups)
-    geometry = {"kernel": (kh, kw), "strides": strides, "pads": pads, "dilations": dil}
+    geometry: dict[str, Any] = {"kernel": (kh, kw), "strides": strides, "pads": pads, "dilations": dil}
     fn: Callable[..., np.ndarray]
     if groups == cin == cout:  # depthwise: per-tap multiply-add
         dtype = K.exact_float_dtype(bound)
@@ -242,8 +249,8 @@ def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
         _container(c, f"depthwise-{np.dtype(dtype).name}")
     else:
         weights = K.IntWeights.prepare(wg, a_max, bound)
-        b = None if bias is None else bias.astype(weights.acc_dtype)
-        fn = partial(K.conv2d, weights=weights, bias=b, **geometry)
+        b_acc: np.ndarray | None = None if bias is None else bias.astype(weights.acc_dtype)
+        fn = partial(K.conv2d, weights=weights, bias=b_acc, **geometry)
         _container(c, _describe(weights))
     ho = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
     wo = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
@@ -298,15 +305,23 @@ def add(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
         return
     for v in (a, b):
         if not isinstance(v, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):
-            raise c.fail(node, f"adds {type(v).__name__.strip('_')}; only quantized operands can be added exactly.")
+            raise c.fail(
+                node, f"adds {type(v).__name__.strip('_')}; only quantized operands can be added exactly."
+            )
     if a.shape != b.shape:
         raise c.fail(node, f"adds shapes {a.shape} and {b.shape}; broadcasting is not supported.")
     _set(c, node, _Sum((a, b), a.shape))
 
 
-def _pool_geometry(c: _Compiler, node: onnx.NodeProto, x: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], tuple[int, int, int]]:  # fmt: skip
+def _pool_geometry(
+    c: _Compiler, node: onnx.NodeProto, x: Any
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], tuple[int, int, int]]:
     at = _attrs(node)
-    if at.get("ceil_mode", 0) or any(d != 1 for d in at.get("dilations", (1, 1))) or at.get("storage_order", 0):
+    if (
+        at.get("ceil_mode", 0)
+        or any(d != 1 for d in at.get("dilations", (1, 1)))
+        or at.get("storage_order", 0)
+    ):
         raise c.fail(node, "ceil_mode, dilations and storage_order are not supported.")
     if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
         raise c.fail(node, "auto_pad is not supported; export explicit pads.")

@@ -82,7 +82,11 @@ class IntegerSession:
 
     @contextmanager
     def _parallel(self) -> Iterator[None]:
-        limit = self._controller.limit(limits=1, user_api="blas") if self._controller is not None else nullcontext()
+        limit = (
+            self._controller.limit(limits=1, user_api="blas")
+            if self._controller is not None
+            else nullcontext()
+        )
         token = K.POOL.set(self._pool)
         try:
             with limit:
@@ -125,7 +129,9 @@ class IntegerSession:
         """Logits (N, K) float32 for a float32 (N, C, H, W) batch."""
         return self._execute(x, {})[0]
 
-    def run_codes(self, x: np.ndarray, *, feed: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def run_codes(
+        self, x: np.ndarray, *, feed: Mapping[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         """Debug: the int32 codes at every activation quantizer, keyed by its QuantizeLinear output name.
 
         Codes are those after the QCDQ integer Clip (the a-bit codes), laid out as ONNX does (NCHW or (N, F)).
@@ -179,7 +185,11 @@ def _layer_bits(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     layers = config.get("layers") if isinstance(config, Mapping) else None
     if not isinstance(layers, Mapping):
         return {}
-    return {str(k): (int(v[0]), int(v[1])) for k, v in layers.items() if isinstance(v, (list, tuple)) and len(v) == 2}
+    return {
+        str(k): (int(v[0]), int(v[1]))
+        for k, v in layers.items()
+        if isinstance(v, (list, tuple)) and len(v) == 2
+    }
 
 
 @contextmanager

@@ -1,9 +1,10 @@
-"""Test helpers for the integer runtime: a reference QDQ exporter (DESIGN §4) for BN-folded zoo models, and the
-torch fake-quant codes at every quantizer, matched to the ONNX quantizers through the graph.
+"""Test helpers for the integer runtime: a reference QDQ exporter (DESIGN §4) for BN-folded zoo models, and
+the torch fake-quant codes at every quantizer, matched to the ONNX quantizers through the graph.
 
 The exporter traces the quantized model with torch.fx (quant modules as leaves) and writes each quantizer as
 QuantizeLinear -> integer Clip (omitted at the container's full range) -> DequantizeLinear, int8 weight codes
-with per-channel scales, int32 bias codes with scale ``s_in * s_w``; Conv/Gemm nodes are named after the layers.
+with per-channel scales, int32 bias codes with scale ``s_in * s_w``; Conv/Gemm nodes are named after the
+layers.
 Used until ``export.to_onnx`` lands; the parity test prefers the real exporter when it exists.
 """
 
@@ -108,7 +109,8 @@ class _Writer:
                 bq = torch.clamp(torch.round(m.bias / torch.from_numpy(s_b)), -(2**31) + 1, 2**31 - 1)
             b = self.node(
                 "DequantizeLinear",
-                [self.init(f"{name}.bias_q", bq.numpy().astype(np.int32)), self.init(f"{name}.bias_scale", s_b),
+                [self.init(f"{name}.bias_q", bq.numpy().astype(np.int32)),
+                 self.init(f"{name}.bias_scale", s_b),
                  self.init(f"{name}.bias_zp", np.zeros(s_b.shape, np.int32))],
                 f"{name}.bias_dq", axis=0,
             )  # fmt: skip
@@ -153,7 +155,10 @@ def reference_export(qmodel: nn.Module, input_shape: Sequence[int]) -> onnx.Mode
             b = w.qcdq(args[1], f"{target}.quant_b", m.quant_b)
             y = w.node("Add", [a, b], f"{target}.out", name=target)
         elif isinstance(m, nn.ReLU6):
-            lo, hi = w.init(f"{target}.min", np.array(0, np.float32)), w.init(f"{target}.max", np.array(6, np.float32))
+            lo, hi = (
+                w.init(f"{target}.min", np.array(0, np.float32)),
+                w.init(f"{target}.max", np.array(6, np.float32)),
+            )
             y = w.node("Clip", [args[0], lo, hi], f"{target}.out", name=target)
         elif isinstance(m, nn.ReLU):
             y = w.node("Relu", args, f"{target}.out", name=target)
@@ -278,6 +283,15 @@ def float64_codes(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray
         elif op == "Gemm":
             y = vals[ins[0]] @ (vals[ins[1]].T if at.get("transB", 0) else vals[ins[1]])
             y = y + vals[ins[2]] if len(ins) > 2 else y
+        elif op == "MatMul":
+            y = vals[ins[0]] @ vals[ins[1]]
+        elif op == "AveragePool":
+            k, s, p = at["kernel_shape"], at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+            y = F.avg_pool2d(t(ins[0]), k, s, (p[0], p[1]), count_include_pad=True).numpy()
+        elif op == "ReduceMean":
+            y = vals[ins[0]].mean(axis=tuple(at.get("axes", (2, 3))), keepdims=bool(at.get("keepdims", 1)))
+        elif op in ("Reshape", "Squeeze"):
+            y = vals[ins[0]].reshape(vals[ins[0]].shape[0], -1)
         elif op == "Relu":
             y = np.maximum(vals[ins[0]], 0)
         elif op == "Add":
