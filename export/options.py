@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["LoweringOptions", "CLIP_PATTERNS"]
 
 CLIP_PATTERNS = ("qcdq", "float_clip")
+_FLAGS = ("per_channel", "symmetric_int8", "power_of_two_scales", "uint8_activations", "explicit_integer_ops")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class LoweringOptions:
             "float_clip" (float Clip(0, alpha) before QuantizeLinear); QCDQ keeps ORT and OpenVINO on integer
             kernels, measured.
         container_bits: integer container width for sub-8-bit codes (8: a 3-bit layer is stored in int8).
+        uint8_activations: every activation in uint8, signed codes at zero point 128 (ONNX Runtime: its x86
+            QDQ fusion needs uint8 on both sides of a conv; int8 or mixed types run float). Same codes.
+        explicit_integer_ops: lower quantized convs/linears ONNX Runtime cannot fuse (their output feeds two
+            quantizers, or a pooling layer) to ConvInteger/MatMulInteger + DequantizeLinear instead of
+            DequantizeLinear -> float Conv. Needs uint8_activations.
     """
 
     opset: int = 17
@@ -33,8 +39,19 @@ class LoweringOptions:
     power_of_two_scales: bool = False
     clip_pattern: str = "qcdq"
     container_bits: int = 8
+    uint8_activations: bool = False
+    explicit_integer_ops: bool = False
 
     def __post_init__(self) -> None:
+        for name in _FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.symmetric_int8 and self.uint8_activations:
+            raise ValueError("symmetric_int8 and uint8_activations exclude each other; pick the target's one")
+        if self.explicit_integer_ops and not self.uint8_activations:
+            raise ValueError(
+                "explicit_integer_ops needs uint8_activations=True (ConvInteger takes uint8 inputs)"
+            )
         if self.opset < 17:
             raise ValueError(f"opset must be >= 17, got {self.opset}")
         if self.clip_pattern not in CLIP_PATTERNS:
@@ -56,4 +73,8 @@ class LoweringOptions:
             parts.append("s8")
         if self.power_of_two_scales:
             parts.append("po2")
+        if self.uint8_activations:
+            parts.append("u8")
+        if self.explicit_integer_ops:
+            parts.append("intops")
         return "-".join(parts)

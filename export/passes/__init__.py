@@ -1,0 +1,40 @@
+"""Graph lowering passes: each ``apply(model) -> (model, changed)``, one per file, run to a fixed point.
+
+Torch-free: they work on ``onnx.ModelProto`` only, so they can be tested on hand-built graphs.
+"""
+
+from export.passes.base import Pass, PassesDidNotConverge, run_passes
+from export.passes.constants import ConstantsToInitializers
+from export.passes.containers import ActivationContainers
+from export.passes.dedupe import DedupeQuantizers
+from export.passes.drop_full_range_clip import DropFullRangeClip
+from export.passes.float_clip import FloatClip
+from export.passes.fold_activation import FoldActivationIntoQuantize
+from export.passes.integer_ops import IntegerOps
+from export.passes.io_contract import IoContract
+from export.passes.merge_clips import MergeClips
+from export.passes.name_layers import NameLayers
+from export.passes.per_tensor import PerTensorWeights
+from export.passes.power_of_two import PowerOfTwoCheck
+from export.passes.prune import Prune
+from export.passes.remove_identity import RemoveIdentity
+
+__all__ = [
+    "ActivationContainers",
+    "ConstantsToInitializers",
+    "DedupeQuantizers",
+    "DropFullRangeClip",
+    "FloatClip",
+    "FoldActivationIntoQuantize",
+    "IntegerOps",
+    "IoContract",
+    "MergeClips",
+    "NameLayers",
+    "Pass",
+    "PassesDidNotConverge",
+    "PerTensorWeights",
+    "PowerOfTwoCheck",
+    "Prune",
+    "RemoveIdentity",
+    "run_passes",
+]

@@ -1,0 +1,42 @@
+"""The ``float_clip`` pattern: ``Clip(x, lo*s, hi*s) -> QuantizeLinear -> DequantizeLinear``.
+
+Same codes as QCDQ (quantization is monotone), but the float Clip sits between a conv and its
+QuantizeLinear; kept as a LoweringOptions choice because some toolchains want it, and measured to make ONNX
+Runtime run such convs as float FusedConv (see ``export.inspect``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from export._graph import INT_RANGES, Graph
+from export._qdq import act_chains
+
+__all__ = ["FloatClip"]
+
+
+@dataclass(frozen=True)
+class FloatClip:
+    def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
+        graph = Graph(model)
+        changed = False
+        for chain in act_chains(graph):
+            if chain.clip is None or not chain.closed:
+                continue
+            s = chain.params.scale.reshape(()).astype(np.float32)
+            c_lo, c_hi = chain.codes
+            t_lo, t_hi = INT_RANGES[chain.params.dtype]
+            base = chain.q.name or "q"
+            lo = graph.add_initializer(np.float32(c_lo) * s, f"{base}_float_lo") if chain.lo > t_lo else ""
+            hi = graph.add_initializer(np.float32(c_hi) * s, f"{base}_float_hi") if chain.hi < t_hi else ""
+            clipped = graph.unique(f"{chain.source}_clipped")
+            clip = graph.make_node("Clip", [chain.source, lo, hi], [clipped], name=f"{base}_float_clip")
+            graph.replace_uses(chain.clip.output[0], chain.q.output[0])
+            graph.remove_nodes([chain.clip])
+            chain.q.input[0] = clipped
+            model.graph.node.append(clip)
+            changed = True
+        return model, changed
