@@ -112,9 +112,16 @@ def tune_module(
     tasks = extract_tasks(mod, target)
     if not tasks:
         return {"tasks": 0, "trials_per_task": 0, "records_added": 0, "wall_s": time.perf_counter() - t0}
-    work_dir = logs_dir
+    per_task = trials_per_task or max(1, -(-trials // len(tasks)))
+    # A smaller population than MetaSchedule's 512 keeps the search cost per round in proportion to a small
+    # trial budget (each round otherwise spends ~1 min sampling and evolving on a 2-core machine).
+    strategy = ms.search_strategy.EvolutionarySearch(
+        population_size=min(512, max(64, 16 * per_task)),
+        genetic_num_iters=2 if per_task < 32 else 4,
+        init_min_unmeasured=min(50, max(16, 4 * per_task)),
+    )
     contexts, weights = extracted_tasks_to_tune_contexts(
-        tasks, work_dir=str(work_dir), num_threads=_num_cores(target), seed=seed
+        tasks, work_dir=str(logs_dir), strategy=strategy, num_threads=_num_cores(target), seed=seed
     )
     database = open_database(records_dir)
     before = len(database)
@@ -126,11 +133,10 @@ def tune_module(
     except ImportError:  # xgboost is optional; a random model still searches, just less efficiently
         _log.warning("xgboost is not installed: MetaSchedule uses a random cost model (pip install xgboost)")
         cost_model = "random"
-    per_task = trials_per_task or max(8, -(-trials // max(1, len(contexts))))
     ms.tune_tasks(
         tasks=contexts,
         task_weights=weights,
-        work_dir=str(work_dir),
+        work_dir=str(logs_dir),
         max_trials_global=trials,
         max_trials_per_task=per_task,
         num_trials_per_iter=min(per_task, 16),

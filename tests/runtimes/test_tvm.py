@@ -1,0 +1,202 @@
+"""TVM adapter: QDQ parity with the ONNX reference, compiled-library cache, tuning records, warnings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from runtimes import RuntimeOptions
+from sdk.errors import InputError, TargetUnavailable
+from tests.runtimes._bundles import make_bundle, manifest_of, random_input, reference
+
+pytestmark = [pytest.mark.tvm, pytest.mark.xdist_group("tvm")]  # one worker imports TVM, not both
+STEP = 6.0 / 127  # one code of the tiny bundle's signed 8-bit output quantizer
+
+
+def test_module_imports_without_importing_tvm():
+    code = "import sys, runtimes.tvm; assert 'tvm' not in sys.modules, 'runtimes.tvm imported tvm'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_tvm_names_the_extra(monkeypatch):
+    from runtimes import _tvm_build
+
+    monkeypatch.setitem(sys.modules, "tvm", None)
+    with pytest.raises(TargetUnavailable, match=r"bpnas\[tvm\]"):
+        _tvm_build.import_tvm()
+
+
+def test_broken_ffi_pairing_is_refused(monkeypatch):
+    pytest.importorskip("tvm", reason="needs the tvm extra: pip install 'bpnas[tvm]'")
+    import tvm
+    import tvm_ffi
+
+    from runtimes import _tvm_build
+
+    monkeypatch.setattr(tvm, "__version__", "0.27.0.post1")
+    monkeypatch.setattr(tvm_ffi, "__version__", "0.1.15.post2")
+    with pytest.raises(TargetUnavailable, match="apache-tvm-ffi<0.1.15"):
+        _tvm_build.check_serialization()
+    monkeypatch.setattr(tvm_ffi, "__version__", "0.1.14.post1")
+    _tvm_build.check_serialization()
+
+
+def test_unknown_option_suggests_the_close_key():
+    from runtimes.tvm import TvmOptions
+
+    with pytest.raises(InputError, match="Did you mean 'tvm_trials'"):
+        TvmOptions.from_extra({"tvm_trails": 3})
+    with pytest.raises(InputError, match="tvm_batch"):
+        TvmOptions.from_extra({"tvm_batch": 0})
+
+
+# -- with TVM ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rt():
+    pytest.importorskip("tvm", reason="needs the tvm extra: pip install 'bpnas[tvm]'")
+    from runtimes import tvm as rt
+
+    return rt
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("tvm"))
+
+
+@pytest.fixture(scope="module")
+def first(rt, bundle, tmp_path_factory):
+    """The first, compiling load of the tiny bundle, with its warnings."""
+    cache = tmp_path_factory.mktemp("tvm_cache")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=cache))
+    return session, caught, cache
+
+
+def test_matches_the_onnx_reference(first, bundle):
+    session, _, _ = first
+    for n in (1, 3):  # 3 runs the batch-1 library three times
+        x = random_input(n, seed=n)
+        y = session.run(x)
+        assert y.shape == (n, 10) and y.dtype == np.float32
+        np.testing.assert_allclose(y, reference(bundle, x), atol=STEP * 1.01, rtol=0)
+
+
+def test_matches_onnxruntime_without_graph_rewrites(first, bundle):
+    """ORT with optimizations off runs the same float QDQ simulation: identical codes, hence tiny diffs."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    x = random_input(4, seed=7)
+    y, r = first[0].run(x), ref.run(None, {"input": x})[0]
+    assert np.abs(y - r).max() < 1e-4 and (y.argmax(1) == r.argmax(1)).all()
+
+
+def test_untuned_load_warns(rt, first):
+    session, caught, _ = first
+    assert any(issubclass(w.category, rt.TvmUntunedWarning) for w in caught)
+    assert not session.tuned and not session.from_cache
+
+
+def test_second_load_reuses_the_cached_library(rt, first, bundle):
+    session, _, cache = first
+    assert session.library_path is not None and session.library_path.parent == cache
+    with pytest.warns(rt.TvmUntunedWarning):
+        again = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=cache))
+    assert again.from_cache
+    x = random_input(2, seed=3)
+    np.testing.assert_array_equal(again.run(x), session.run(x))
+    assert len(list(cache.glob("*.so"))) == 1
+
+
+def test_effective_precision_reports_the_float_upcast(first):
+    prec = first[0].effective_precision()
+    assert [p.layer for p in prec] == ["conv1", "conv2", "conv3", "fc"]
+    assert [p.kernel for p in prec] == ["conv2d", "conv2d", "conv2d", "matmul"]
+    assert all(p.precision == "f32" and p.upcast for p in prec), prec
+
+
+def test_wrong_input_is_refused(first):
+    with pytest.raises(InputError, match="compiled shape"):
+        first[0].run(random_input(1, size=9))
+    with pytest.raises(InputError, match="float32"):
+        first[0].run(random_input(1).astype(np.float64))
+
+
+def test_layer_times_only_when_profiling(rt, first, bundle):
+    assert first[0].layer_times() is None
+    cache = first[2]
+    with pytest.warns(rt.TvmUntunedWarning):
+        s = rt.load(
+            bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=cache, profiling=True)
+        )
+    s.run(random_input(2))
+    times = s.layer_times()
+    assert times and all(t.ms >= 0 for t in times)
+    assert any(t.op_type == "conv2d" for t in times), times
+
+
+def _identity_records(records, model_path):
+    """A MetaSchedule database holding one untransformed schedule per task: the record format `tune` writes,
+    made without a search (MetaSchedule's first TuneContext costs ~25 s of CPU to import its intrinsics)."""
+    import onnx
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from runtimes import _tvm_build as tb
+    from runtimes._tvm_tune import open_database
+
+    model = onnx.load(str(model_path))
+    target = tb.make_target(None, None)
+    fused = tb.fused_module(tb.relax_module(model, "input", (1, 3, 8, 8)), target)
+    db = open_database(records)
+    for task in ms.relax_integration.extract_tasks(fused, target):
+        mod = task.dispatched[0]
+        sch = tvm.s_tir.Schedule(mod)
+        args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+        db.commit_tuning_record(
+            ms.database.TuningRecord(sch.trace, db.commit_workload(mod), [1e-3], target, args)
+        )
+    return len(db)
+
+
+def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
+    bundle = make_bundle(tmp_path)  # its own bundle: the records would make the shared one tuned
+    records = bundle / rt.DEFAULT_TUNING_DIR  # found without any option: bpnas keeps them in the bundle
+    assert _identity_records(records, bundle / "model.onnx") >= 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rt.TvmUntunedWarning)  # records found: no untuned warning
+        s = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=tmp_path / "cache"))
+    assert s.tuned and not s.from_cache
+    x = random_input(2, seed=5)
+    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("BPNAS_TVM_TUNE_TEST"),
+    reason="a real MetaSchedule search takes 1-4 min on 2 cores; set BPNAS_TVM_TUNE_TEST=1 to run it",
+)
+def test_tune_writes_records_that_load_reuses(rt, tmp_path):
+    bundle = make_bundle(tmp_path)
+    records = tmp_path / "records"
+    rep = rt.tune(bundle / "model.onnx", records, trials=2, trials_per_task=1, latency_runs=1)
+    assert rep.tasks >= 1 and rep.records_added >= 1 and rep.wall_s > 0
+    assert (records / "tvm_tuning.json").is_file()
+    extra = {"tvm_tuning_dir": str(records)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rt.TvmUntunedWarning)
+        s = rt.load(
+            bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=tmp_path / "c", extra=extra)
+        )
+    assert s.tuned
+    x = random_input(2, seed=5)
+    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
