@@ -144,6 +144,16 @@ def test_layer_times_only_when_profiling(rt, first, bundle):
     assert any(t.op_type == "conv2d" for t in times), times
 
 
+def _records_or_skip():
+    """Skip where this TVM/tvm-ffi pairing segfaults on writing records (the adapter refuses it instead)."""
+    from runtimes import _tvm_build
+
+    try:
+        _tvm_build.check_serialization()
+    except TargetUnavailable as e:
+        pytest.skip(str(e))
+
+
 def _identity_records(records, model_path):
     """A MetaSchedule database holding one untransformed schedule per task: the record format `tune` writes,
     made without a search (MetaSchedule's first TuneContext costs ~25 s of CPU to import its intrinsics)."""
@@ -169,6 +179,7 @@ def _identity_records(records, model_path):
 
 
 def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
+    _records_or_skip()
     bundle = make_bundle(tmp_path)  # its own bundle: the records would make the shared one tuned
     records = bundle / rt.DEFAULT_TUNING_DIR  # found without any option: bpnas keeps them in the bundle
     assert _identity_records(records, bundle / "model.onnx") >= 4
@@ -186,6 +197,7 @@ def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
     reason="a real MetaSchedule search takes 1-4 min on 2 cores; set BPNAS_TVM_TUNE_TEST=1 to run it",
 )
 def test_tune_writes_records_that_load_reuses(rt, tmp_path):
+    _records_or_skip()
     bundle = make_bundle(tmp_path)
     records = tmp_path / "records"
     rep = rt.tune(bundle / "model.onnx", records, trials=2, trials_per_task=1, latency_runs=1)
