@@ -67,6 +67,7 @@ def test_lowering_options_per_target():
     assert targets.get("tensorrt").lowering.symmetric_int8
     assert targets.get("jetson").lowering == targets.get("tensorrt").lowering  # one shared artifact
     assert not targets.get("onnxruntime").lowering.symmetric_int8
+    assert targets.get("onnxruntime").lowering.uint8_activations  # ORT fuses only same-type QDQ groups
     from targets.integer import POW2
 
     pow2 = targets.get("integer").replace(lowering=POW2)
