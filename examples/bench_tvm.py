@@ -83,6 +83,7 @@ def compile_default(path: Path, shape: tuple[int, ...], threads: int) -> Callabl
     tvm = tb.import_tvm()
     from tvm import relax
 
+    tb.set_runtime_threads(threads)  # before the first kernel sizes TVM's thread pool
     model = onnx.load(str(path))
     spec = tb.read_onnx_spec(model)
     target = tb.make_target(threads, None)
@@ -130,7 +131,8 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
         sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
                                                 extra={"tvm_tuning_dir": str(tuning)}))  # fmt: skip
         notes["tvm tuned"] = (
-            f"{rep.trials_requested} trials over {rep.tasks} tasks ({rep.trials_per_task}/task), "
+            f"{rep.trials_requested} trials over {rep.tasks} tasks ({rep.trials_per_task}/task, "
+            f"{rep.records_total} records in all), "
             f"tuning {rep.wall_s / 60:.1f} min, max|d| {np.abs(sess.run(x) - ref).max():.2g}"
         )
         variants["tvm tuned"] = lambda: sess.run(x)

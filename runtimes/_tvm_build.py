@@ -22,6 +22,8 @@ __all__ = [
     "check_serialization",
     "host_cpu_id",
     "make_target",
+    "host_threads",
+    "set_runtime_threads",
     "file_sha256",
     "records_digest",
     "cache_key",
@@ -100,13 +102,34 @@ def host_cpu_id() -> str:
     return hashlib.sha256(f"{platform.machine()}|{model}|{flags}".encode()).hexdigest()[:16]
 
 
+def host_threads(threads: int | None) -> int:
+    """``threads``, else the CPUs this process may run on."""
+    if threads:
+        return int(threads)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else int(os.cpu_count() or 1)
+
+
+def set_runtime_threads(threads: int | None) -> int:
+    """Size TVM's (process-wide) thread pool before its first parallel kernel creates it.
+
+    Without TVM_NUM_THREADS (or OMP_NUM_THREADS) TVM on x86 assumes hyper-threading and uses half the
+    logical CPUs: one thread on a 2-core machine. An explicit ``threads`` overrides the environment; the
+    pool is only sized once per process, so the first load or tune decides.
+    """
+    n = host_threads(threads)
+    if threads:
+        os.environ["TVM_NUM_THREADS"] = str(n)
+    else:
+        os.environ.setdefault("TVM_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", str(n)))
+    return int(os.environ["TVM_NUM_THREADS"])
+
+
 def make_target(threads: int | None, mcpu: str | None) -> Any:
     """The LLVM host target as a TVM 0.27 JSON-dict target; mcpu None means LLVM's guess for this host."""
     tvm = import_tvm()
     from tvm.target import codegen
 
-    cores = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    spec: dict[str, Any] = {"kind": "llvm", "num-cores": int(cores or 1)}
+    spec: dict[str, Any] = {"kind": "llvm", "num-cores": host_threads(threads)}
     cpu = mcpu if mcpu is not None else codegen.llvm_get_system_cpu()
     if cpu and cpu != "generic":
         spec["mcpu"] = cpu

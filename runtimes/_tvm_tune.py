@@ -111,7 +111,7 @@ def tune_module(
     t0 = time.perf_counter()
     tasks = extract_tasks(mod, target)
     if not tasks:
-        return {"tasks": 0, "trials_per_task": 0, "records_added": 0, "wall_s": time.perf_counter() - t0}
+        return {"tasks": 0, "trials_per_task": 0, "records_added": 0, "records_total": 0, "wall_s": 0.0}
     per_task = trials_per_task or max(1, -(-trials // len(tasks)))
     # A smaller population than MetaSchedule's 512 keeps the search cost per round in proportion to a small
     # trial budget (each round otherwise spends ~1 min sampling and evolving on a 2-core machine).
@@ -150,6 +150,7 @@ def tune_module(
         "tasks": len(contexts),
         "trials_per_task": per_task,
         "records_added": len(database) - before,
+        "records_total": len(database),
         "wall_s": time.perf_counter() - t0,
         "task_names": [c.task_name for c in contexts],
     }

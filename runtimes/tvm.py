@@ -76,6 +76,7 @@ class TuneReport:
     trials_requested: int
     trials_per_task: int
     records_added: int
+    records_total: int  # records accumulate across tune calls into the same directory
     wall_s: float
     latency_before_ms: float
     latency_after_ms: float
@@ -222,8 +223,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
         raise InputError(f"TVM artifact {artifact} does not exist")
     settings = TvmOptions.from_extra(options.extra)
     tuning_dir = settings.tuning_dir(artifact, manifest)
-    if options.threads:
-        os.environ.setdefault("TVM_NUM_THREADS", str(options.threads))
+    tb.set_runtime_threads(options.threads)
     model = onnx.load(str(artifact))
     spec = tb.read_onnx_spec(model)
     if any(d is None for d in spec.sample_shape):
@@ -361,6 +361,7 @@ def tune(
 
     tb.import_tvm()
     tb.check_serialization()
+    tb.set_runtime_threads(threads)
     import onnx
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -403,6 +404,7 @@ def tune(
         trials_requested=trials,
         trials_per_task=stats["trials_per_task"],
         records_added=stats["records_added"],
+        records_total=stats["records_total"],
         wall_s=wall,
         latency_before_ms=before,
         latency_after_ms=after,
