@@ -148,23 +148,32 @@ class RescalePlan:
     min_bits: int | None
 
 
+def _round_div(n: int, d: int) -> int:
+    """round_half_even(n / d) for d > 0, on integers."""
+    q, r = divmod(n, d)
+    return q + (2 * r > d or (2 * r == d and q & 1))
+
+
 def _channel_plan(
     col: Sequence[Fraction], bounds: Sequence[int], clamp_max: int | None, path: str, offset: Fraction
 ) -> tuple[list[int], int, int] | None:
-    """(multipliers, offset numerator, shift) with the largest shift the path's exactness argument allows."""
+    """(multipliers, offset numerator, shift) with the largest shift the path's exactness argument allows.
+
+    The start is estimated in floating point; every condition is then checked exactly on integers."""
     limit = _F64 if path == "f64" else _I64
-    total = sum((b * abs(x) for b, x in zip(bounds, col)), abs(offset))
+    total = sum(b * abs(float(x)) for b, x in zip(bounds, col)) + abs(float(offset))
     if total == 0:
         return [0] * len(col), 0, 0
-    shift = log2_floor(Fraction(limit - 1) / total)
+    shift = math.floor(math.log2((limit - 1) / total)) + 1
     saturating = path == "f64" and clamp_max is not None and len(col) == 1
     reach = (clamp_max or 0) + 1 + math.ceil(abs(offset))  # |result| beyond which the clamp decides alone
     if saturating:  # inexact products then lie beyond the clamp: reach * 2^shift <= 2^53
-        shift = max(shift, log2_floor(Fraction(_F64, reach)))
+        shift = max(shift, math.floor(math.log2(_F64 / reach)) + 1)
     shift = min(shift, MAX_SHIFT)
+    fracs = [(x.numerator, x.denominator) for x in col]
     while shift >= 0:
-        ms = [round(x * (1 << shift)) for x in col]
-        mo = round(offset * (1 << shift))
+        ms = [_round_div(n << shift, d) for n, d in fracs]
+        mo = _round_div(offset.numerator << shift, offset.denominator)
         if path == "i64" or all(abs(m) < _F64 for m in ms):
             if sum(b * abs(m) for b, m in zip(bounds, ms)) + abs(mo) < limit:
                 return ms, mo, shift
@@ -204,7 +213,7 @@ def plan_rescale(
             ms, mo, shift = found
             for i, (m, x) in enumerate(zip(ms, col)):
                 mults[i].append(m)
-                if Fraction(m, 1 << shift) != x:
+                if m * x.denominator != x.numerator << shift:  # m / 2^shift != x
                     bits = abs(m).bit_length()
                     min_bits = bits if min_bits is None else min(min_bits, bits)
             moffs.append(mo)
@@ -271,6 +280,8 @@ def exact_splits(w_abs: np.ndarray, a_max: int, limit: int = F32_LIMIT) -> tuple
     """Boundaries along K (rows of the (K, Cout) |weight| matrix) such that every channel's partial dot
     product over one piece is bounded by ``sum |w| * a_max < limit``: each piece is an exact float32 GEMM."""
     k = w_abs.shape[0]
+    if int(w_abs.sum(axis=0, dtype=np.int64).max(initial=0)) * a_max < limit:
+        return (0, k)
     cum = np.concatenate([np.zeros((1, w_abs.shape[1]), np.int64), np.cumsum(w_abs.astype(np.int64), axis=0)])
     cuts = [0]
     while cuts[-1] < k:

@@ -21,6 +21,7 @@ from runtimes._integer_compile import (
     _attrs,
     _Clip,
     _clip_op,
+    _code_of,
     _Codes,
     _Compiler,
     _Const,
@@ -82,9 +83,16 @@ def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
         lo, hi = max(lo, a if a is not None else lo), min(hi, b if b is not None else hi)
         clip_name = clip.output[0]
         c.skip.add(clip_name)
-    if isinstance(x, _FloatInput):
+    inner = x
+    while isinstance(inner, _Clip):  # a float clip of the input ("float_clip" lowering) is a code clamp
+        inner = inner.x
+    if isinstance(inner, _FloatInput):
+        while isinstance(x, _Clip):
+            a, b = _code_of(x.lo, s), _code_of(x.hi, s)
+            lo, hi = int(min(max(a, lo), hi)), int(min(max(b, lo), hi))
+            x = x.x
         fn = partial(_input_quant, s=np.float32(float(s)), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
-        codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, x.shape)
+        codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, inner.shape)
     elif isinstance(x, (_Const, _IntConst)):
         raise c.fail(node, "quantizes a float initializer; weights must be stored as int8 codes (DESIGN §4).")
     else:
@@ -118,7 +126,7 @@ def clip(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
 
 
 def _float_clip(c: _Compiler, node: onnx.NodeProto, x: Any, lo: float, hi: float) -> _Clip:
-    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):
+    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat, _FloatInput)):
         raise c.fail(node, f"clips {type(x).__name__.strip('_')}, not a value between quantizers.")
     return _Clip(x, lo, hi, x.shape)
 

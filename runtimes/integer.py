@@ -19,11 +19,13 @@ QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-qu
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from sdk.errors import BundleError, InputError
 
 __all__ = [
     "CyclesReport",
+    "IntegerOptions",
     "IntegerSession",
     "LayerCycles",
     "LayerInfo",
@@ -50,6 +53,33 @@ __all__ = [
 ]
 
 QUANT_SCHEME = "bpnas-qdq-v1"
+
+
+@dataclass(frozen=True)
+class IntegerOptions:
+    """The typed form of ``RuntimeOptions.extra`` for the integer runtime.
+
+    Attributes:
+        spec_tables: run ops on one or two code tensors (residual add, code-to-code requantization) as
+            lookup tables that reproduce the fake-quant model's float32 rounding exactly (default); False uses
+            dyadic multipliers, the exact real-number result, which can differ from float32 on near-ties.
+    """
+
+    spec_tables: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec_tables, bool):
+            raise InputError(f"spec_tables must be True or False, got {self.spec_tables!r}.")
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> IntegerOptions:
+        known = list(cls.__dataclass_fields__)
+        for key in extra:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise InputError(f"unknown integer runtime option {key!r}.{hint} Known: {', '.join(known)}.")
+        return cls(**dict(extra))
 
 
 class IntegerSession:
@@ -208,8 +238,7 @@ def load_model(
 ) -> IntegerSession:
     """Compile a QDQ ONNX model (object or path) into a session; ``layer_bits`` names each layer's (w, a)."""
     opts = options or RuntimeOptions()
-    if opts.extra:
-        raise InputError(f"the integer runtime takes no extra options; got {sorted(opts.extra)}.")
+    extra = IntegerOptions.from_extra(opts.extra)
     if not isinstance(model, onnx.ModelProto):
         path = Path(model)
         with _reading(path):
@@ -217,7 +246,7 @@ def load_model(
     scheme = {p.key: p.value for p in model.metadata_props}.get("bpnas_quant_scheme")
     if scheme is not None and scheme != QUANT_SCHEME:
         raise BundleError(f"artifact quant scheme {scheme!r} is not {QUANT_SCHEME!r}; re-export the bundle.")
-    program = compile_model(model, layer_bits)
+    program = compile_model(model, layer_bits, spec_tables=extra.spec_tables)
     return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
 
 
