@@ -88,8 +88,8 @@ def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
         inner = inner.x
     if isinstance(inner, _FloatInput):
         while isinstance(x, _Clip):
-            a, b = _code_of(x.lo, s), _code_of(x.hi, s)
-            lo, hi = int(min(max(a, lo), hi)), int(min(max(b, lo), hi))
+            ca, cb = _code_of(x.lo, s), _code_of(x.hi, s)
+            lo, hi = int(min(max(ca, lo), hi)), int(min(max(cb, lo), hi))
             x = x.x
         fn = partial(_input_quant, s=np.float32(float(s)), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
         codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, inner.shape)
