@@ -29,6 +29,7 @@ from export.passes import (
     PowerOfTwoCheck,
     Prune,
     RemoveIdentity,
+    SliceStridedPointwise,
     run_passes,
 )
 
@@ -63,6 +64,8 @@ def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pas
     engine: list[Pass] = []
     if options.explicit_integer_ops:
         engine.append(IntegerOps())
+    if options.slice_strided_pointwise:
+        engine.append(SliceStridedPointwise())
     if options.clip_pattern == "float_clip":
         engine.append(FloatClip())
     if options.power_of_two_scales:

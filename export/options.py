@@ -9,7 +9,14 @@ from typing import Any
 __all__ = ["LoweringOptions", "CLIP_PATTERNS"]
 
 CLIP_PATTERNS = ("qcdq", "float_clip")
-_FLAGS = ("per_channel", "symmetric_int8", "power_of_two_scales", "uint8_activations", "explicit_integer_ops")
+_FLAGS = (
+    "per_channel",
+    "symmetric_int8",
+    "power_of_two_scales",
+    "uint8_activations",
+    "explicit_integer_ops",
+    "slice_strided_pointwise",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class LoweringOptions:
         explicit_integer_ops: lower quantized convs/linears ONNX Runtime cannot fuse (their output feeds two
             quantizers, or a pooling layer) to ConvInteger/MatMulInteger + DequantizeLinear instead of
             DequantizeLinear -> float Conv. Needs uint8_activations.
+        slice_strided_pointwise: run a strided 1x1 conv as an integer Slice + stride-1 conv (exact; OpenVINO
+            runs strided 1x1 convs on QDQ inputs in f32, e.g. every ResNet downsample shortcut).
     """
 
     opset: int = 17
@@ -41,6 +50,7 @@ class LoweringOptions:
     container_bits: int = 8
     uint8_activations: bool = False
     explicit_integer_ops: bool = False
+    slice_strided_pointwise: bool = False
 
     def __post_init__(self) -> None:
         for name in _FLAGS:
@@ -77,4 +87,6 @@ class LoweringOptions:
             parts.append("u8")
         if self.explicit_integer_ops:
             parts.append("intops")
+        if self.slice_strided_pointwise:
+            parts.append("s1x1")
         return "-".join(parts)

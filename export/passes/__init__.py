@@ -18,6 +18,7 @@ from export.passes.per_tensor import PerTensorWeights
 from export.passes.power_of_two import PowerOfTwoCheck
 from export.passes.prune import Prune
 from export.passes.remove_identity import RemoveIdentity
+from export.passes.strided_pointwise import SliceStridedPointwise
 
 __all__ = [
     "ActivationContainers",
@@ -36,5 +37,6 @@ __all__ = [
     "PowerOfTwoCheck",
     "Prune",
     "RemoveIdentity",
+    "SliceStridedPointwise",
     "run_passes",
 ]
