@@ -1,0 +1,229 @@
+"""The ONNX QDQ artifact follows DESIGN §4, and each LoweringOptions variant does what it says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto
+from torch import nn
+
+import calibration
+import sdk
+from export._graph import Graph
+from export._qdq import act_chains, quant_params
+from export._trace import standin_model
+from export.onnx_qdq import Traced, to_onnx
+from export.options import LoweringOptions
+from sdk.errors import ConfigError, InputError
+from sdk.quant import QuantConv2d, QuantLinear, config_of, quant_layers
+from tests.export._helpers import inputs, output_step, quantized, run_ort
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return quantized("resnet20", 1)
+
+
+def test_structure_follows_design_section_4(resnet20, tmp_path):
+    q, x = resnet20
+    path = tmp_path / "model.onnx"
+    to_onnx(q, path, x)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert next(o.version for o in model.opset_import if o.domain == "") == 17
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "input" and out.name == "logits"
+    assert inp.type.tensor_type.elem_type == TensorProto.FLOAT
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["N", 3, 16, 16]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["N", 10]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["bpnas_quant_scheme"] == "bpnas-qdq-v1" and meta["bpnas_version"] == sdk.__version__
+    assert json.loads(meta["bpnas_config"]) == config_of(q).to_dict()
+
+    graph = Graph(model)
+    nodes = {n.name: n for n in model.graph.node}
+    for name, layer in quant_layers(q):
+        node = nodes[name]  # Conv/Gemm node names are the layer names
+        assert node.op_type == ("Conv" if isinstance(layer, QuantConv2d) else "Gemm")
+        w_bits, _ = layer.bits
+        w_dq = graph.producer[node.input[1]]
+        codes = graph.const(w_dq.input[0])
+        wp = quant_params(graph, w_dq)
+        assert codes is not None and codes.dtype == np.int8 and wp is not None
+        n = 2 ** (w_bits - 1) - 1
+        assert codes.min() >= -n and codes.max() <= n
+        np.testing.assert_array_equal(codes, layer.weight_quant.codes(layer.weight).numpy())
+        assert wp.axis == 0 and not wp.zero_point.any() and wp.dtype == TensorProto.INT8
+        np.testing.assert_array_equal(wp.scale, layer.weight_quant.scale().detach().numpy())
+        if layer.bias is not None:
+            b_dq = graph.producer[node.input[2]]
+            bp = quant_params(graph, b_dq)
+            assert graph.const(b_dq.input[0]).dtype == np.int32  # type: ignore[union-attr]
+            s_in = layer.act_quant.scale().detach().numpy()
+            np.testing.assert_array_equal(bp.scale, s_in * layer.weight_quant.scale().detach().numpy())  # type: ignore[union-attr]
+        x_dq = graph.producer[node.input[0]]
+        assert x_dq.op_type == "DequantizeLinear"
+    for chain in act_chains(graph):
+        zp = int(chain.params.zero_point)
+        signed = chain.params.dtype == TensorProto.INT8
+        assert zp == 0 and (chain.lo < 0) == signed
+        if chain.clip is None:
+            assert (chain.lo, chain.hi) in ((0, 255), (-128, 127))
+        else:
+            assert chain.lo == -chain.hi if signed else chain.lo == 0
+
+
+def test_standin_model_computes_the_fake_quant_model_bit_for_bit(resnet20):
+    q, _ = resnet20
+    x = torch.from_numpy(inputs("resnet20", 64))
+    with torch.no_grad():
+        assert torch.equal(standin_model(q)(x), q(x))
+
+
+def test_dynamic_batch_and_opset_18(resnet20):
+    q, x = resnet20
+    model = to_onnx(q, None, x, options=LoweringOptions(opset=18))
+    assert next(o.version for o in model.opset_import if o.domain == "") == 18
+    for n in (1, 7):
+        assert run_ort(model, inputs("resnet20", n)).shape == (n, 10)
+
+
+def test_float_sides_and_batchnorm_left_in_the_model():
+    torch.manual_seed(0)
+    model = sdk.models.digits_cnn()
+    cfg = sdk.MixedPrecisionConfig.uniform(model, 4, 4)
+    first, second, *_ = cfg
+    cfg[first], cfg[second] = (32, 4), (4, 32)
+    q = sdk.quantize(model, cfg).eval()  # BN still in: to_onnx folds it with calibration.fold_bn
+    with torch.no_grad():
+        q(torch.randn(32, 1, 8, 8))
+    x = inputs("digits_cnn", 100)
+    with torch.no_grad():
+        ref = calibration.fold_bn(q)(torch.from_numpy(x)).numpy()
+    onnx_model = to_onnx(q, None, torch.randn(1, 1, 8, 8))
+    assert "BatchNormalization" not in {n.op_type for n in onnx_model.graph.node}
+    out = run_ort(onnx_model, x)  # float layers: float rounding may flip a code, one output step at most here
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.99
+    np.testing.assert_allclose(out, ref, rtol=0, atol=output_step(q) * 1.001)
+
+
+def test_refuses_unready_models_with_the_fix():
+    model = sdk.models.digits_cnn()
+    with pytest.raises(InputError, match="sdk.quantize"):
+        to_onnx(model, None, torch.randn(1, 1, 8, 8))
+    q = calibration.fold_bn(sdk.quantize(model, sdk.MixedPrecisionConfig.uniform(model, 4, 4)))
+    with pytest.raises(InputError, match="Calibrate"):
+        to_onnx(q, None, torch.randn(1, 1, 8, 8))
+    with pytest.raises(InputError, match="example_input"):
+        to_onnx(q, None, np.zeros((1, 1, 8, 8)))  # type: ignore[arg-type]
+
+
+def test_symmetric_int8_for_tensorrt():
+    q, x = quantized("digits_cnn", 0, power_of_two=True)
+    for _, m in q.named_modules():
+        if isinstance(m, (QuantConv2d, QuantLinear)) and m.act_quant.bits == 8 and not m.act_quant.signed:
+            m.set_bits(m.bits[0], 6)  # unsigned 8-bit does not fit symmetric int8
+    calibration.round_scales_to_power_of_two_(q)
+    model = to_onnx(q, None, x, options=LoweringOptions(symmetric_int8=True))
+    chains = act_chains(Graph(model))
+    assert chains and {(c.params.dtype, int(c.params.zero_point)) for c in chains} == {(TensorProto.INT8, 0)}
+    xs = inputs("digits_cnn", 200)
+    with torch.no_grad():
+        np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
+
+
+def test_symmetric_int8_refuses_unsigned_8_bit_activations():
+    q, x = quantized("digits_cnn", 0)
+    for _, m in quant_layers(q)[1:]:
+        m.set_bits(4, 8)
+    with pytest.raises(ConfigError, match="a_bits <= 7"):
+        to_onnx(q, None, x, options=LoweringOptions(symmetric_int8=True))
+
+
+def test_per_tensor_and_power_of_two_options():
+    q, x = quantized("digits_cnn", 2)
+    with pytest.raises(ConfigError, match="per_channel=False"):
+        to_onnx(q, None, x, options=LoweringOptions(per_channel=False))
+    with pytest.raises(ConfigError, match="power_of_two=True"):
+        to_onnx(q, None, x, options=LoweringOptions(power_of_two_scales=True))
+    torch.manual_seed(0)
+    model = sdk.models.digits_cnn()
+    pt = calibration.fold_bn(
+        sdk.quantize(model, sdk.MixedPrecisionConfig.uniform(model, 4, 4), per_channel=False)
+    )
+    with torch.no_grad():
+        pt(torch.randn(32, 1, 8, 8))
+    calibration.round_scales_to_power_of_two_(pt)
+    lowered = to_onnx(pt, None, x, options=LoweringOptions(per_channel=False, power_of_two_scales=True))
+    graph = Graph(lowered)
+    weight_dqs = [
+        n
+        for n in lowered.graph.node
+        if n.op_type == "DequantizeLinear" and graph.const(n.input[0]) is not None
+    ]
+    assert weight_dqs and all(quant_params(graph, n).per_tensor for n in weight_dqs)  # type: ignore[union-attr]
+
+
+def test_each_options_key_names_its_artifact():
+    keys = {
+        LoweringOptions().key(),
+        LoweringOptions(uint8_activations=True, explicit_integer_ops=True).key(),
+        LoweringOptions(uint8_activations=True, slice_strided_pointwise=True).key(),
+        LoweringOptions(symmetric_int8=True).key(),
+    }
+    assert len(keys) == 4
+    with pytest.raises(ValueError):
+        LoweringOptions(symmetric_int8=True, uint8_activations=True)
+    with pytest.raises(ValueError):
+        LoweringOptions(explicit_integer_ops=True)
+
+
+class _Cat(nn.Module):
+    """Uses torch.cat, which the fx fast path has no handler for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)
+        self.b = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(torch.cat([self.a(x), self.b(x)], 1))
+        return self.fc(self.flatten(self.pool(y)))
+
+
+@pytest.mark.slow
+def test_models_the_fast_path_cannot_emit_fall_back_to_torch_onnx():
+    torch.manual_seed(0)
+    q = sdk.quantize(_Cat().eval(), {"a": (4, 4), "b": (3, 5), "fc": (8, 8)}).eval()
+    with torch.no_grad():
+        q(torch.randn(32, 1, 8, 8))
+    calibration.round_scales_to_power_of_two_(q)
+    traced = Traced(q, torch.randn(1, 1, 8, 8))
+    assert traced.tracer == "torch.onnx"
+    model = traced.lower(LoweringOptions(uint8_activations=True, explicit_integer_ops=True))
+    assert {n.name for n in model.graph.node} >= {"a", "b", "fc"}
+    xs = inputs("digits_cnn", 200)
+    with torch.no_grad():
+        np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
+    with pytest.raises(InputError, match="fx exporter"):
+        Traced(q, torch.randn(1, 1, 8, 8), tracer="fx")
+
+
+@pytest.mark.slow
+def test_both_tracers_lower_to_the_same_numbers():
+    q, x = quantized("resnet20", 0, power_of_two=True)
+    xs = inputs("resnet20", 100)
+    fx = Traced(q, x, tracer="fx").lower(LoweringOptions())
+    ref = Traced(q, x, tracer="torch.onnx").lower(LoweringOptions())
+    np.testing.assert_array_equal(run_ort(fx, xs), run_ort(ref, xs))
+    assert {n.name for n in fx.graph.node if n.op_type in ("Conv", "Gemm")} == {
+        n.name for n in ref.graph.node if n.op_type in ("Conv", "Gemm")
+    }
