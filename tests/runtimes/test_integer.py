@@ -432,6 +432,9 @@ def test_cycles_follow_the_bit_serial_model():
 
 # -- the zoo ------------------------------------------------------------------------------------------------
 ZOO = [pytest.param(name, seed, id=f"{name}-cfg{seed}") for name in sdk.models.names() for seed in (0, 1)]
+ZOO_GROUP = pytest.mark.xdist_group(
+    "integer_zoo"
+)  # one worker builds each zoo model once (`--dist loadgroup`)
 
 
 @functools.cache
@@ -445,6 +448,7 @@ def _inputs(name: str, n: int) -> np.ndarray:
     return np.random.default_rng(7).normal(size=(n, *zoo_input_shape(name))).astype(np.float32)
 
 
+@ZOO_GROUP
 @pytest.mark.parametrize(("name", "seed"), ZOO)
 def test_zoo_codes_equal_the_exact_semantics(name, seed):
     """With dyadic arithmetic throughout, every code equals a float64 evaluation of the graph, end to end."""
@@ -457,6 +461,7 @@ def test_zoo_codes_equal_the_exact_semantics(name, seed):
     assert same / total >= 0.999999, f"{total - same} of {total} codes differ"
 
 
+@ZOO_GROUP
 @pytest.mark.parametrize(("name", "seed"), ZOO)
 def test_zoo_codes_match_the_fake_quant_model(name, seed):
     """Each quantizer, fed the PyTorch codes of its inputs, gives the PyTorch codes on >= 99.99% of elements.
@@ -477,6 +482,7 @@ def test_zoo_codes_match_the_fake_quant_model(name, seed):
     assert same / total >= 0.9999, f"{total - same} of {total} codes differ"
 
 
+@ZOO_GROUP
 @pytest.mark.parametrize("seed", [0, 1])
 def test_top1_and_codes_match_end_to_end_on_1000_inputs(seed):
     qmodel, model = _zoo("digits_cnn", seed)
