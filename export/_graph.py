@@ -105,7 +105,7 @@ class Graph:
         self._names.add(name)
         return name
 
-    def add_initializer(self, value: np.ndarray, hint: str) -> str:
+    def add_initializer(self, value: Any, hint: str) -> str:
         name = self.unique(hint)
         t = numpy_helper.from_array(np.asarray(value), name)
         self.g.initializer.append(t)

@@ -18,6 +18,7 @@ from export.onnx_qdq import Traced, metadata_for
 from export.options import LoweringOptions
 from export.passes import DropFullRangeClip, MergeClips, Prune, run_passes
 from export.passes.qonnx_quant import QdqToQuant
+from sdk.quant.convert import quant_layers
 
 __all__ = ["to_qonnx", "QONNX_SCHEME", "lower_qonnx"]
 
@@ -29,18 +30,12 @@ def lower_qonnx(traced: Traced, *, opset: int = 17) -> onnx.ModelProto:
     model = onnx.ModelProto()
     model.CopyFrom(traced.graph)
     del model.graph.value_info[:]
-    w_bits = {name: layer.bits[0] for name, layer in _layers(traced.qmodel)}
+    w_bits = {name: int(layer.bits[0]) for name, layer in quant_layers(traced.qmodel)}
     model = run_passes(model, [*cleanup_passes(traced.layers), MergeClips(), DropFullRangeClip(), Prune()])
     model = run_passes(model, [QdqToQuant(w_bits), Prune()])
     meta = dict(metadata_for(traced.qmodel, LoweringOptions(opset=opset)))
     meta["bpnas_quant_scheme"] = QONNX_SCHEME
     return finalize(model, opset, meta)
-
-
-def _layers(qmodel: nn.Module) -> list[tuple[str, nn.Module]]:
-    from sdk.quant.convert import quant_layers
-
-    return list(quant_layers(qmodel))
 
 
 def to_qonnx(

@@ -70,8 +70,16 @@ class QdqToQuant:
             graph.add_initializer(np.float32(bits), f"{base}.bitwidth"),
         ]
         out = chain.dqs[0].output[0]
-        attrs = {"signed": signed, "narrow": narrow, "rounding_mode": "ROUND"}
-        node = helper.make_node("Quant", ins, [out], name=base, domain=QONNX_DOMAIN, **attrs)
+        node = helper.make_node(
+            "Quant",
+            ins,
+            [out],
+            name=base,
+            domain=QONNX_DOMAIN,
+            signed=signed,
+            narrow=narrow,
+            rounding_mode="ROUND",
+        )
         for dq in chain.dqs[1:]:
             graph.replace_uses(dq.output[0], out)
         graph.remove_nodes([chain.q, *([chain.clip] if chain.clip is not None else []), *chain.dqs])
@@ -102,9 +110,17 @@ class QdqToQuant:
             graph.add_initializer(np.float32(0.0), f"{layer}.weight_zeropt"),
             graph.add_initializer(np.float32(bits), f"{layer}.weight_bitwidth"),
         ]
-        attrs = {"signed": 1, "narrow": 1, "rounding_mode": "ROUND"}
         name = f"{layer}/weight_quant"
-        node = helper.make_node("Quant", ins, [dq.output[0]], name=name, domain=QONNX_DOMAIN, **attrs)
+        node = helper.make_node(
+            "Quant",
+            ins,
+            [dq.output[0]],
+            name=name,
+            domain=QONNX_DOMAIN,
+            signed=1,
+            narrow=1,
+            rounding_mode="ROUND",
+        )
         graph.remove_nodes([dq])
         graph.g.node.append(node)
         return True

@@ -74,9 +74,8 @@ def test_qonnx_executor_parity(name: str, seed: int, power_of_two: bool, tmp_pat
     agree = float((out.argmax(1) == ref.argmax(1)).mean())
     max_steps = float(np.abs(out - ref).max() / output_step(q))
     kind = "po2" if power_of_two else "calibrated"
-    print(
-        f"\n[qonnx parity] {name} cfg{seed} {kind}: top-1 {100 * agree:.1f}%, max |dlogit| {max_steps:.2f} steps"
-    )
+    figure = f"top-1 {100 * agree:.1f}%, max |dlogit| {max_steps:.2f} steps"
+    print(f"\n[qonnx parity] {name} cfg{seed} {kind}: {figure}")
     if power_of_two:
         np.testing.assert_array_equal(out, ref)
     else:
