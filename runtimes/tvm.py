@@ -12,17 +12,25 @@ DequantizeLinear is folded into float weights at compile time. Conv and matmul t
 Batch: the library is compiled for one batch size (``tvm_batch``, default 1, so tuning records apply);
 larger batches run in chunks of that size, the last chunk zero-padded.
 
-Keys read from ``RuntimeOptions.extra`` (all optional; unknown ``tvm_*`` keys raise):
-    tvm_tuning_dir: directory of MetaSchedule records written by :func:`tune`. Relative paths resolve
-        against the artifact's directory. Falls back to ``manifest["tvm"]["tuning_dir"]``.
-    tvm_trials: int, when > 0 and the tuning directory has no records yet, tune at load with this many
-        trials and write the records there (needs ``tvm_tuning_dir`` or the manifest entry).
+Tuning records are looked for, in order, in ``extra["tvm_tuning_dir"]``, the manifest's
+``targets.tvm.tuning_dir``, and ``<bundle>/tvm_tuning`` (relative paths resolve against the artifact's
+directory, i.e. the bundle). They are MetaSchedule's JSON database files plus ``tvm_tuning.json``.
+
+Keys read from ``RuntimeOptions.extra`` (all optional; any other key raises InputError):
+    tvm_tuning_dir: the records directory, as above.
+    tvm_trials: int, when > 0 and the records directory has none yet, tune at load with this many
+        trials (minutes to hours) and write the records there.
     tvm_batch: int, the batch size compiled (default 1).
     tvm_mcpu: str, LLVM CPU name for code generation (default: LLVM's name for this host).
-    tvm_default_schedules: bool, schedule untuned kernels with DLight's CPU rules (default False).
+    tvm_default_schedules: bool, schedule untuned kernels with DLight's CPU rules (default False; they
+        cover reductions and GEMV only, so convolutions stay plain loops).
 
-Compiled libraries are cached as ``<key>.so`` in ``options.cache_dir`` (default ``<artifact dir>/.tvm_cache``)
-keyed by TVM version, host CPU (model + flags), model sha256, target, input shape and tuning records.
+Threads: TVM's thread pool is process-wide and sized once; ``RuntimeOptions.threads`` (else every CPU
+this process may use) goes to ``TVM_NUM_THREADS`` before the first kernel runs.
+
+Compiled libraries are cached as ``<key>.so`` + ``<key>.json`` in ``options.cache_dir`` (default
+``<artifact dir>/.tvm_cache``), keyed by TVM version, host CPU (model + flags digest), model sha256,
+target, input shape, records digest and schedule options; a later load with the same key skips compiling.
 """
 
 from __future__ import annotations
@@ -289,8 +297,8 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
     if not meta["tuned"]:
         warnings.warn(
             f"TVM runs {artifact.name} with untuned kernels, typically 10-100x slower than onnxruntime. "
-            "Tune once with runtimes.tvm.tune(artifact, bundle_dir / 'tvm_tuning', trials=...) and load with "
-            "extra={'tvm_tuning_dir': ...}, or pass extra={'tvm_trials': N, 'tvm_tuning_dir': ...}.",
+            "Tune once with runtimes.tvm.tune(artifact, bundle / 'tvm_tuning', trials=...) (later loads find "
+            "the records there), or load with options={'tvm_trials': N}.",
             TvmUntunedWarning,
             stacklevel=2,
         )
