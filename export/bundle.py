@@ -1,0 +1,270 @@
+"""``sdk.export``: a fake-quant model -> a ``NAME.bpnas/`` bundle (DESIGN §5), written atomically.
+
+The model is traced once; each distinct LoweringOptions among the requested targets gives one artifact
+(targets sharing options share the file). Everything is written into ``NAME.bpnas.tmp-<pid>-<rand>`` with
+``manifest.json`` last, then renamed into place; an existing bundle is moved aside and deleted only after
+the rename succeeded, so a failure at any point leaves the old bundle as it was and no partial directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from export.lowering import QUANT_SCHEME
+from export.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    ArtifactEntry,
+    Manifest,
+    TensorSpec,
+    read_manifest,
+    sha256_file,
+    versions,
+)
+from export.onnx_qdq import Traced
+from export.options import LoweringOptions
+from sdk.errors import BundleError, InputError, TargetUnavailable
+
+__all__ = ["Bundle", "export", "target_lowering", "DEFAULT_LOWERING"]
+
+# TODO(targets): drop this table once every deployment reads targets.get(name).lowering (it is used only when
+# the targets package cannot be imported). Measured choices, see export/inspect.py.
+DEFAULT_LOWERING: Mapping[str, LoweringOptions] = {
+    "onnxruntime": LoweringOptions(uint8_activations=True, explicit_integer_ops=True),
+    "openvino": LoweringOptions(uint8_activations=True, slice_strided_pointwise=True),
+    "tvm": LoweringOptions(),
+    "integer": LoweringOptions(),
+    "fpga": LoweringOptions(),
+    "tensorrt": LoweringOptions(symmetric_int8=True),
+    "jetson": LoweringOptions(symmetric_int8=True),
+}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A written bundle: its directory and its (verified) manifest. ``os.fspath(bundle)`` is the directory."""
+
+    path: Path
+    manifest: Manifest
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def artifact(self, target: str) -> Path:
+        return self.manifest.artifact_path(target)
+
+
+def target_lowering(name: str) -> tuple[str, LoweringOptions]:
+    """(canonical target name, the LoweringOptions its artifact needs), from the targets package."""
+    try:
+        import targets
+    except ImportError:  # pragma: no cover - targets ships with bpnas; kept for the dependency direction
+        if name not in DEFAULT_LOWERING:
+            raise TargetUnavailable(f"unknown target {name!r}; known: {sorted(DEFAULT_LOWERING)}.") from None
+        return name, DEFAULT_LOWERING[name]
+    target = targets.get(name)
+    return target.name, target.lowering
+
+
+def export(
+    qmodel: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    example_input: torch.Tensor,
+    targets: str | Sequence[str] = ("onnxruntime",),
+    preprocess: Any = None,
+    labels: Sequence[str] | None = None,
+    name: str | None = None,
+    qonnx: bool = False,
+    overwrite: bool = True,
+) -> Bundle:
+    """Export ``qmodel`` (fake-quant, calibrated) as a bundle for ``targets``; returns the Bundle.
+
+    ``preprocess`` is an ``sdk.Preprocess`` (or its ``to_dict()``); ``labels`` one name per class; ``qonnx``
+    adds a QONNX artifact for FINN/hls4ml flows. An existing bundle at ``path`` is replaced only when the
+    new one is complete (``overwrite=False`` refuses instead).
+    """
+    dest = Path(path)
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    if not wanted or not all(isinstance(t, str) for t in wanted):
+        raise InputError(f"targets must be a target name or a list of them, got {targets!r}.")
+    _check_destination(dest, overwrite)
+    lowering: dict[str, LoweringOptions] = {}
+    for t in wanted:
+        canonical, options = target_lowering(t)
+        lowering[canonical] = options
+    pre = _preprocess_dict(preprocess)
+
+    traced = Traced(qmodel, example_input)
+    files: dict[str, tuple[onnx.ModelProto, str, LoweringOptions | None]] = {}
+    target_files: dict[str, str] = {}
+    for target, options in lowering.items():
+        file = f"model-{options.key()}.onnx"
+        if file not in files:
+            files[file] = (traced.lower(options), "onnx-qdq", options)
+        target_files[target] = file
+    if qonnx:
+        from export.qonnx_export import lower_qonnx
+
+        files["model.qonnx.onnx"] = (lower_qonnx(traced), "qonnx", None)
+
+    first = next(iter(files.values()))[0]
+    out_dims = [d.dim_value or None for d in first.graph.output[0].type.tensor_type.shape.dim]
+    label_list = _labels(labels, out_dims[-1] if out_dims else None)
+
+    tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        entries = {}
+        for file, (model, fmt, made_by) in files.items():
+            _write_artifact(model, tmp / file)
+            lowering_dict = made_by.to_dict() if made_by is not None else {"opset": _opset(model)}
+            entries[file] = ArtifactEntry(
+                sha256_file(tmp / file), (tmp / file).stat().st_size, fmt, lowering_dict
+            )
+        manifest = _manifest(
+            traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
+        )
+        _write_manifest(manifest, tmp / MANIFEST_NAME)
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle(dest, read_manifest(dest))
+
+
+def _check_destination(dest: Path, overwrite: bool) -> None:
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not overwrite:
+        raise BundleError(
+            f"{dest} already exists; pass overwrite=True to replace it, or choose another path."
+        )
+    if dest.is_symlink() or not dest.is_dir() or not (dest / MANIFEST_NAME).is_file():
+        raise BundleError(
+            f"{dest} exists and is not a bpnas bundle; refusing to replace it. "
+            "Choose another path or remove it."
+        )
+
+
+def _preprocess_dict(preprocess: Any) -> dict[str, Any] | None:
+    if preprocess is None:
+        return None
+    if hasattr(preprocess, "to_dict"):
+        return dict(preprocess.to_dict())
+    if isinstance(preprocess, Mapping):
+        return dict(preprocess)
+    raise InputError(
+        f"preprocess must be an sdk.Preprocess (or its to_dict()), got {type(preprocess).__name__}."
+    )
+
+
+def _labels(labels: Sequence[str] | None, classes: int | None) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
+        raise InputError("labels must be a list of class names (strings).")
+    out = tuple(labels)
+    if classes is not None and len(out) != classes:
+        raise InputError(
+            f"labels has {len(out)} names but the model outputs {classes} classes; pass one per class."
+        )
+    return out
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _quant_summary(qmodel: nn.Module) -> dict[str, Any]:
+    from sdk.quant import QuantAdd, quant_layers
+
+    layers = quant_layers(qmodel)
+    adds = [m for m in qmodel.modules() if isinstance(m, QuantAdd)]
+    last = layers[-1][1]
+    return {
+        "scheme": QUANT_SCHEME,
+        "per_channel": all(m.weight_quant.per_channel for _, m in layers),
+        "residual_bits": adds[0].quant_a.bits if adds else 32,
+        "output_bits": last.out_quant.bits if last.out_quant is not None else 32,
+    }
+
+
+def _manifest(
+    traced: Traced,
+    example_input: torch.Tensor,
+    dest: Path,
+    name: str | None,
+    preprocess: dict[str, Any] | None,
+    labels: tuple[str, ...] | None,
+    out_dims: list[int | None],
+    artifacts: dict[str, ArtifactEntry],
+    target_files: dict[str, str],
+) -> Manifest:
+    import sdk
+    from sdk.quant import config_of
+
+    shape = tuple(int(s) for s in example_input.shape)
+    return Manifest(
+        name=name or dest.name.removesuffix(".bpnas"),
+        created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        versions=versions(),
+        input=TensorSpec("input", (None, *shape[1:]), "float32", "NCHW" if len(shape) == 4 else None),
+        output=TensorSpec("logits", (None, *out_dims[1:]), "float32"),
+        preprocess=preprocess,
+        labels=labels,
+        config=config_of(traced.qmodel),
+        bops=sdk.bops(traced.qmodel, input_shape=(1, *shape[1:])),
+        quant=_quant_summary(traced.qmodel),
+        artifacts=artifacts,
+        targets=target_files,
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+    )
+
+
+def _write_artifact(model: onnx.ModelProto, file: Path) -> None:
+    with open(file, "wb") as f:
+        f.write(model.SerializeToString())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_manifest(manifest: Manifest, file: Path) -> None:
+    with open(file, "w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Rename the complete ``tmp`` bundle to ``dest``; an old bundle there goes only after that worked."""
+    old = None
+    if dest.exists():
+        old = dest.parent / f"{dest.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(dest, old)
+    try:
+        os.rename(tmp, dest)
+    except BaseException:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.rename(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,324 @@
+"""The bundle manifest (DESIGN §5): schema, checksums, versions. Torch-free: the deploy path reads it.
+
+``read_manifest(path)`` returns a :class:`Manifest` only after the format, version, every field's type,
+every artifact name and every artifact's size and sha256 check out; anything else raises
+``sdk.errors.BundleError`` naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sdk.config import MixedPrecisionConfig
+from sdk.cost import BopsReport
+from sdk.errors import BpnasError, BundleError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "ArtifactEntry",
+    "Manifest",
+    "TensorSpec",
+    "check_artifact_name",
+    "read_manifest",
+    "sha256_file",
+    "versions",
+]
+
+FORMAT = "bpnas-bundle"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+_FIX = "Re-export the bundle with sdk.export(qmodel, path, example_input=...)."
+_HEX = frozenset("0123456789abcdef")
+
+# format_version -> function turning a manifest of that version into the next version's form
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+# distributions whose versions a bundle records when installed (import-free lookup)
+_VERSIONED = ("torch", "onnx", "onnxruntime", "openvino", "qonnx", "onnxscript", "apache-tvm", "tensorrt")
+
+
+def versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """bpnas, Python and the installed ML/engine packages, looked up without importing them."""
+    import sdk
+
+    out = {"bpnas": sdk.__version__, "python": platform.python_version()}
+    for dist in _VERSIONED:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    out.update(extra or {})
+    return out
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_artifact_name(name: object, where: str = "bundle") -> str:
+    """A plain file name inside the bundle: no separators, no '..', not absolute, not hidden."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or os.path.isabs(name)
+        or name == MANIFEST_NAME
+    ):
+        raise BundleError(
+            f"{where} names an unsafe artifact {name!r}: artifacts must be plain file names inside the "
+            f"bundle (no '/', '..', absolute paths). The manifest was edited or written by something "
+            f"else. {_FIX}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, shape (None = dynamic), dtype and layout."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    layout: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.layout is not None:
+            d["layout"] = self.layout
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> TensorSpec:
+        data = _expect(data, dict, where)
+        shape = _expect(data.get("shape"), list, f"{where}.shape")
+        if not shape or any(
+            not (d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)) for d in shape
+        ):
+            raise BundleError(
+                f"bundle manifest {where}.shape must be a list of positive ints or null. {_FIX}"
+            )
+        layout = data.get("layout")
+        return cls(
+            name=_expect(data.get("name"), str, f"{where}.name"),
+            shape=tuple(shape),
+            dtype=_expect(data.get("dtype", "float32"), str, f"{where}.dtype"),
+            layout=None if layout is None else _expect(layout, str, f"{where}.layout"),
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One artifact file: checksum, size, format ("onnx-qdq" or "qonnx") and the lowering that made it."""
+
+    sha256: str
+    bytes: int
+    format: str
+    lowering: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "format": self.format,
+            "lowering": dict(self.lowering),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> ArtifactEntry:
+        data = _expect(data, dict, where)
+        sha = _expect(data.get("sha256"), str, f"{where}.sha256")
+        if len(sha) != 64 or not set(sha) <= _HEX:
+            raise BundleError(f"bundle manifest {where}.sha256 is not a sha256 hex digest. {_FIX}")
+        size = data.get("bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BundleError(f"bundle manifest {where}.bytes must be a non-negative int. {_FIX}")
+        return cls(
+            sha256=sha,
+            bytes=size,
+            format=_expect(data.get("format"), str, f"{where}.format"),
+            lowering=dict(_expect(data.get("lowering", {}), dict, f"{where}.lowering")),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A bundle's manifest.json, checked. ``path`` is the bundle directory it was read from (or None)."""
+
+    name: str
+    created_utc: str
+    versions: Mapping[str, str]
+    input: TensorSpec
+    output: TensorSpec
+    config: MixedPrecisionConfig
+    bops: BopsReport
+    quant: Mapping[str, Any]
+    artifacts: Mapping[str, ArtifactEntry]
+    targets: Mapping[str, str]  # target name -> artifact file name
+    preprocess: Mapping[str, Any] | None = None
+    labels: tuple[str, ...] | None = None
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    path: Path | None = field(default=None, compare=False)
+
+    def artifact_path(self, target: str) -> Path:
+        """Where the artifact for ``target`` lives (needs a manifest read from a bundle)."""
+        if self.path is None:
+            raise BundleError("this manifest was not read from a bundle directory; use read_manifest(path).")
+        if target not in self.targets:
+            raise BundleError(
+                f"bundle {self.path} has no artifact for target {target!r}; "
+                f"it carries {sorted(self.targets)}. "
+                f"Re-export with sdk.export(..., targets=[..., {target!r}])."
+            )
+        return self.path / self.targets[target]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest.json content (DESIGN §5 layout)."""
+        return {
+            "format": self.format,
+            "format_version": self.format_version,
+            "name": self.name,
+            "created_utc": self.created_utc,
+            "versions": dict(self.versions),
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+            "preprocess": None if self.preprocess is None else dict(self.preprocess),
+            "labels": None if self.labels is None else list(self.labels),
+            "config": self.config.to_dict(),
+            "bops": self.bops.to_dict(),
+            "quant": dict(self.quant),
+            "artifacts": {k: v.to_dict() for k, v in self.artifacts.items()},
+            "targets": {k: {"artifact": v} for k, v in self.targets.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path | None = None) -> Manifest:
+        """Validate a manifest dict (migrating older format versions); raises BundleError."""
+        data = _migrate(_expect(data, dict, "root"))
+        artifacts_raw = _expect(data.get("artifacts"), dict, "artifacts")
+        if not artifacts_raw:
+            raise BundleError(f"bundle manifest lists no artifacts. {_FIX}")
+        artifacts = {
+            check_artifact_name(k, "bundle manifest"): ArtifactEntry.from_dict(v, f"artifacts[{k!r}]")
+            for k, v in artifacts_raw.items()
+        }
+        targets: dict[str, str] = {}
+        for t, entry in _expect(data.get("targets"), dict, "targets").items():
+            art = _expect(
+                _expect(entry, dict, f"targets[{t!r}]").get("artifact"), str, f"targets[{t!r}].artifact"
+            )
+            if art not in artifacts:
+                raise BundleError(
+                    f"bundle manifest: target {t!r} points at {art!r}, which is not an artifact. {_FIX}"
+                )
+            targets[str(t)] = art
+        labels = data.get("labels")
+        if labels is not None:
+            labels = _expect(labels, list, "labels")
+            if not all(isinstance(s, str) for s in labels):
+                raise BundleError(f"bundle manifest labels must be strings. {_FIX}")
+        preprocess = data.get("preprocess")
+        try:
+            config = MixedPrecisionConfig.from_dict(_expect(data.get("config"), dict, "config"))
+            bops = BopsReport.from_dict(_expect(data.get("bops"), dict, "bops"))
+        except (BpnasError, KeyError, TypeError, ValueError) as e:
+            if isinstance(e, BundleError):
+                raise
+            raise BundleError(f"bundle manifest config/bops are invalid ({e}). {_FIX}") from e
+        return cls(
+            name=_expect(data.get("name"), str, "name"),
+            created_utc=_expect(data.get("created_utc"), str, "created_utc"),
+            versions={str(k): str(v) for k, v in _expect(data.get("versions"), dict, "versions").items()},
+            input=TensorSpec.from_dict(data.get("input"), "input"),
+            output=TensorSpec.from_dict(data.get("output"), "output"),
+            preprocess=None if preprocess is None else dict(_expect(preprocess, dict, "preprocess")),
+            labels=None if labels is None else tuple(labels),
+            config=config,
+            bops=bops,
+            quant=dict(_expect(data.get("quant"), dict, "quant")),
+            artifacts=artifacts,
+            targets=targets,
+            format=data["format"],
+            format_version=data["format_version"],
+            path=path,
+        )
+
+
+def _expect(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise BundleError(
+            f"bundle manifest field {where!r} should be a {kind.__name__}, got {type(value).__name__}. {_FIX}"
+        )
+    return value
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("format") != FORMAT:
+        raise BundleError(
+            f"not a bpnas bundle manifest (format is {data.get('format')!r}, not {FORMAT!r}). {_FIX}"
+        )
+    version = data.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BundleError(f"bundle manifest format_version must be an int, got {version!r}. {_FIX}")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"this bundle has format_version {version}, newer than this bpnas reads ({FORMAT_VERSION}). "
+            "Upgrade bpnas (pip install -U bpnas), or re-export the bundle with this version."
+        )
+    while version < FORMAT_VERSION:
+        step = _MIGRATIONS.get(version)
+        if step is None:
+            raise BundleError(f"bundle format_version {version} is older than any bpnas reads. {_FIX}")
+        data = step(dict(data))
+        version = data["format_version"]
+    return data
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and verify the bundle at ``path``: schema, versions, artifact names, sizes and sha256."""
+    bundle = Path(path)
+    if not bundle.exists():
+        raise BundleError(f"no bundle at {bundle}: create one with sdk.export(qmodel, {str(bundle)!r}, ...).")
+    manifest_file = bundle / MANIFEST_NAME
+    if not bundle.is_dir() or manifest_file.is_symlink() or not manifest_file.is_file():
+        raise BundleError(f"{bundle} is not a bpnas bundle (no {MANIFEST_NAME} in it). {_FIX}")
+    try:
+        data = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{manifest_file} is corrupt ({e}). {_FIX}") from e
+    manifest = Manifest.from_dict(data, path=bundle)
+    for name, entry in manifest.artifacts.items():
+        file = bundle / name
+        if file.is_symlink():
+            raise BundleError(
+                f"bundle {bundle}: artifact {name!r} is a symlink, which bundles may not contain. {_FIX}"
+            )
+        if not file.is_file():
+            raise BundleError(f"bundle {bundle} is missing its artifact {name!r}. {_FIX}")
+        size = file.stat().st_size
+        if size != entry.bytes or sha256_file(file) != entry.sha256:
+            raise BundleError(
+                f"bundle {bundle}: artifact {name!r} does not match its checksum ({size} bytes, manifest "
+                f"says {entry.bytes}); it was modified or damaged after export. {_FIX}"
+            )
+    return manifest

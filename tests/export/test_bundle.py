@@ -1,0 +1,190 @@
+"""sdk.export bundles (DESIGN §5): manifest, checksums, versions, atomic replace, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import export
+import sdk
+from export import bundle as bundle_mod
+from export.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+from sdk.errors import BundleError, InputError
+from tests.export._helpers import inputs, quantized, run_ort
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return quantized("digits_cnn", 0, power_of_two=True)
+
+
+@pytest.fixture(scope="module")
+def written(digits, tmp_path_factory):
+    q, x = digits
+    path = tmp_path_factory.mktemp("b") / "digits.bpnas"
+    pre = sdk.Preprocess(size=(8, 8), mean=(0.5,), std=(0.25,), channels=1)
+    labels = [str(k) for k in range(10)]
+    targets = ["onnxruntime", "openvino", "integer"]
+    b = sdk.export(q, path, example_input=x, targets=targets, preprocess=pre, labels=labels)
+    return b, q
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_sdk_export_is_export_export_and_import_export_is_torch_free():
+    assert sdk.export is export.export
+    code = "import sys, export; export.LoweringOptions; import export.manifest; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_manifest_lists_everything_design_asks_for(written):
+    b, q = written
+    m = read_manifest(b.path)
+    raw = json.loads((b.path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert raw["format"] == "bpnas-bundle" and raw["format_version"] == 1
+    assert raw["name"] == "digits" and raw["created_utc"].endswith("Z")
+    for key in ("bpnas", "python", "torch", "onnx", "onnxruntime"):
+        assert key in raw["versions"]
+    assert raw["versions"]["bpnas"] == sdk.__version__ and raw["versions"]["torch"] == torch.__version__
+    assert raw["input"] == {"name": "input", "shape": [None, 1, 8, 8], "dtype": "float32", "layout": "NCHW"}
+    assert raw["output"] == {"name": "logits", "shape": [None, 10], "dtype": "float32"}
+    assert raw["preprocess"]["size"] == [8, 8] and raw["labels"] == [str(k) for k in range(10)]
+    assert raw["config"] == sdk.quant.config_of(q).to_dict()
+    assert raw["bops"] == sdk.bops(q, input_shape=(1, 1, 8, 8)).to_dict()
+    assert raw["quant"] == {
+        "scheme": "bpnas-qdq-v1",
+        "per_channel": True,
+        "residual_bits": 32,
+        "output_bits": 8,
+    }
+    assert set(raw["targets"]) == {"onnxruntime", "openvino", "integer"}
+    keys = {bundle_mod.target_lowering(t)[1].key() for t in raw["targets"]}
+    assert len(raw["artifacts"]) == len(keys)  # one file per distinct lowering; targets sharing it share it
+    for name, entry in raw["artifacts"].items():
+        assert entry["sha256"] == sha256_file(b.path / name)
+        assert entry["bytes"] == (b.path / name).stat().st_size and entry["format"] == "onnx-qdq"
+    assert m.to_dict() == raw
+    assert Manifest.from_dict(m.to_dict(), path=b.path) == m  # round trip
+    assert str(b) == os.fspath(b) == str(b.path)
+
+
+def test_each_target_artifact_runs_the_model(written):
+    b, q = written
+    x = inputs("digits_cnn", 64)
+    with torch.no_grad():
+        ref = q(torch.from_numpy(x)).numpy()
+    import onnx
+
+    for target in ("onnxruntime", "openvino", "integer"):
+        np.testing.assert_array_equal(run_ort(onnx.load(b.artifact(target)), x), ref)
+
+
+def test_tampered_missing_corrupt_and_unsafe_bundles_are_refused(written, tmp_path):
+    b, _ = written
+    art = next(iter(read_manifest(b.path).artifacts))
+
+    tampered = _copy(b.path, tmp_path / "t.bpnas")
+    with open(tampered / art, "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01")
+    with pytest.raises(BundleError, match="checksum"):
+        read_manifest(tampered)
+
+    missing = _copy(b.path, tmp_path / "m.bpnas")
+    (missing / MANIFEST_NAME).unlink()
+    with pytest.raises(BundleError, match="not a bpnas bundle"):
+        read_manifest(missing)
+    with pytest.raises(BundleError, match="no bundle"):
+        read_manifest(tmp_path / "nothing.bpnas")
+
+    corrupt = _copy(b.path, tmp_path / "c.bpnas")
+    (corrupt / MANIFEST_NAME).write_text("{not json", encoding="utf-8")
+    with pytest.raises(BundleError, match="corrupt"):
+        read_manifest(corrupt)
+
+    raw = json.loads((b.path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    for bad in ("../evil.onnx", "/etc/passwd", "sub/model.onnx", ".hidden"):
+        unsafe = _copy(b.path, tmp_path / f"u{abs(hash(bad))}.bpnas")
+        data = json.loads(json.dumps(raw))
+        data["artifacts"][bad] = data["artifacts"].pop(art)
+        for t in data["targets"].values():
+            t["artifact"] = bad if t["artifact"] == art else t["artifact"]
+        (unsafe / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+        with pytest.raises(BundleError, match="unsafe artifact"):
+            read_manifest(unsafe)
+
+    linked = _copy(b.path, tmp_path / "l.bpnas")
+    (linked / art).unlink()
+    os.symlink(b.path / art, linked / art)
+    with pytest.raises(BundleError, match="symlink"):
+        read_manifest(linked)
+
+
+def test_schema_and_version_checks(written, tmp_path):
+    b, _ = written
+    raw = json.loads((b.path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    cases = {
+        "newer": (lambda d: d.update(format_version=2), "newer than this bpnas"),
+        "format": (lambda d: d.update(format="something"), "not a bpnas bundle manifest"),
+        "type": (lambda d: d.update(input="input"), "should be a dict"),
+        "target": (lambda d: d["targets"].update(x86={"artifact": "nope.onnx"}), "not an artifact"),
+        "config": (lambda d: d.update(config={"layers": {"a": [5, 99]}}), "config/bops are invalid"),
+        "sha": (lambda d: next(iter(d["artifacts"].values())).update(sha256="xyz"), "sha256"),
+    }
+    for label, (edit, message) in cases.items():
+        bad = _copy(b.path, tmp_path / f"{label}.bpnas")
+        data = json.loads(json.dumps(raw))
+        edit(data)
+        (bad / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+        with pytest.raises(BundleError, match=message):
+            read_manifest(bad)
+
+
+def test_failed_export_leaves_the_old_bundle_and_no_temp_dirs(digits, tmp_path, monkeypatch):
+    q, x = digits
+    path = tmp_path / "model.bpnas"
+    sdk.export(q, path, example_input=x)
+    before = {p.name: sha256_file(p) for p in path.iterdir()}
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    for writer in ("_write_manifest", "_write_artifact", "_replace"):
+        with monkeypatch.context() as mp:
+            mp.setattr(bundle_mod, writer, boom)
+            with pytest.raises(OSError, match="disk full"):
+                sdk.export(q, path, example_input=x, targets=["onnxruntime", "openvino"])
+        assert {p.name: sha256_file(p) for p in path.iterdir()} == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bpnas"]
+        read_manifest(path)
+
+
+def test_replace_and_overwrite_rules(digits, tmp_path):
+    q, x = digits
+    path = tmp_path / "model.bpnas"
+    first = sdk.export(q, path, example_input=x)
+    second = sdk.export(q, path, example_input=x, targets="openvino", qonnx=True)
+    assert set(second.manifest.targets) == {"openvino"} and "model.qonnx.onnx" in second.manifest.artifacts
+    assert first.manifest.targets != second.manifest.targets
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bpnas"]
+    with pytest.raises(BundleError, match="overwrite=True"):
+        sdk.export(q, path, example_input=x, overwrite=False)
+    other = tmp_path / "notes"
+    other.mkdir()
+    with pytest.raises(BundleError, match="not a bpnas bundle"):
+        sdk.export(q, other, example_input=x)
+    with pytest.raises(InputError, match="labels"):
+        sdk.export(q, tmp_path / "l.bpnas", example_input=x, labels=["a", "b"])
+    assert not (tmp_path / "l.bpnas").exists()
