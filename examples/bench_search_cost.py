@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 import sdk
-from sdk.search.algorithm import SearchSettings, _theta_step
-from sdk.search.api import prepare_space
-from sdk.search.space import PAPER_CANDIDATES
-from sdk.search.supernet import Supernet, build_supernet, init_theta_inside
+from sdk.nas.algorithm import SearchSettings, _theta_step
+from sdk.nas.api import prepare_space
+from sdk.nas.space import PAPER_CANDIDATES
+from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside
 
 
 def qat_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 import sdk
-from sdk.search import SearchResult, dnas_search, lambda_sweep
+from sdk.nas import SearchResult, dnas_search, lambda_sweep
 from sdk.training import evaluate, train
 
 

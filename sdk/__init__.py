@@ -24,9 +24,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "bops": ("sdk.counting", "bops"),
     "train": ("sdk.training", "train"),
     "evaluate": ("sdk.training", "evaluate"),
-    "search": ("sdk.search", "search"),
-    "SearchResult": ("sdk.search", "SearchResult"),
-    "retrain": ("sdk.search", "retrain"),
+    "search": ("sdk.nas", "search"),
+    "SearchResult": ("sdk.nas", "SearchResult"),
+    "retrain": ("sdk.nas", "retrain"),
     "export": ("export", "export"),
     "Preprocess": ("sdk.preprocess", "Preprocess"),
     "load": ("sdk.predictor", "load"),
@@ -72,5 +72,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sdk.predictor import LatencyReport, Predictor, load, profile  # noqa: F401
     from sdk.preprocess import Preprocess  # noqa: F401
     from sdk.quant import quantize  # noqa: F401
-    from sdk.search import SearchResult, retrain, search  # noqa: F401
+    from sdk.nas import SearchResult, retrain, search  # noqa: F401
     from sdk.training import evaluate, train  # noqa: F401

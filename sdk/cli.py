@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sdk.errors import BpnasError
 
@@ -47,12 +47,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         cfg = sdk.MixedPrecisionConfig.uniform(model, args.w_bits, args.a_bits)
     print(sdk.bops(model, cfg, input_shape=shape).table())
     return 0
-
-
-def _cmd_search(args: argparse.Namespace) -> int:
-    from sdk.search import run_search_command
-
-    return run_search_command(args.rest)
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
@@ -150,8 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("search", help="BP-NAS search (and retraining); `bpnas search --help` for options")
-    s.add_argument("rest", nargs=argparse.REMAINDER)
-    s.set_defaults(func=_cmd_search)
+    s.add_argument("options", nargs=argparse.REMAINDER, help="see `bpnas search --help`")
 
     rt = sub.add_parser(
         "retrain", help="train float (reshaped), then QAT-retrain a config; writes a checkpoint"
@@ -201,9 +194,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bpnas` console script; user errors print one clear line and exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["search"]:  # the search command owns its options (also under torchrun)
+        from sdk.nas import run_search_command
+
+        return _guard(lambda: run_search_command(argv[1:]))
     args = _build_parser().parse_args(argv)
+    return _guard(lambda: int(args.func(args)))
+
+
+def _guard(run: Callable[[], int]) -> int:
     try:
-        return int(args.func(args))
+        return int(run())
     except BpnasError as e:
         print(f"bpnas: error: {e}", file=sys.stderr)
         return 2

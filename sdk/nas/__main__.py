@@ -1,9 +1,9 @@
-"""``python -m sdk.search ...`` = ``bpnas search ...`` (handy under torchrun)."""
+"""``python -m sdk.nas ...`` = ``bpnas search ...`` (handy under torchrun)."""
 
 import sys
 
 from sdk.errors import BpnasError
-from sdk.search.command import run_search_command
+from sdk.nas.command import run_search_command
 
 try:
     sys.exit(run_search_command(sys.argv[1:]))

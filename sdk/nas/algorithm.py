@@ -10,7 +10,7 @@ Per step (first-order DARTS alternation):
    The barrier is finite only for E(SN) < b_max, and E depends on theta alone, so after each Adam step a
    step that would leave (b_max - 1e-4) is shortened by halving
    (theta_old + s * (theta_new - theta_old), s = 1/2, 1/4, ...; s = 0 keeps theta_old, always inside).
-Distributed: W steps through DDP, theta gradients all-reduced (see sdk.search.distributed).
+Distributed: W steps through DDP, theta gradients all-reduced (see sdk.nas.distributed).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.errors import InputError
+from sdk.nas import checkpoint as ckpt
+from sdk.nas import distributed as ddp
+from sdk.nas.history import EpochRecord, SearchHistory
+from sdk.nas.losses import barrier, dnas_cost, prob1
+from sdk.nas.mixed import Mode
+from sdk.nas.schedule import MuSchedule
+from sdk.nas.supernet import Supernet
 from sdk.reshape import reshape_weights_
-from sdk.search import checkpoint as ckpt
-from sdk.search import distributed as ddp
-from sdk.search.history import EpochRecord, SearchHistory
-from sdk.search.losses import barrier, dnas_cost, prob1
-from sdk.search.mixed import Mode
-from sdk.search.schedule import MuSchedule
-from sdk.search.supernet import Supernet
 
 __all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
 

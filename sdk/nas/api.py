@@ -13,17 +13,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.errors import InputError
-from sdk.quant.convert import is_quantized
-from sdk.quant.layers import quantizable_layer_names
-from sdk.search import checkpoint as ckpt
-from sdk.search import distributed as ddp
-from sdk.search.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
-from sdk.search.history import SearchHistory
-from sdk.search.mixed import Mode
-from sdk.search.result import SearchResult
-from sdk.search.sampling import argmax_choice, certify, repair
-from sdk.search.schedule import MuSchedule
-from sdk.search.space import (
+from sdk.nas import checkpoint as ckpt
+from sdk.nas import distributed as ddp
+from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
+from sdk.nas.history import SearchHistory
+from sdk.nas.mixed import Mode
+from sdk.nas.result import SearchResult
+from sdk.nas.sampling import argmax_choice, certify, repair
+from sdk.nas.schedule import MuSchedule
+from sdk.nas.space import (
     PAPER_CANDIDATES,
     SearchSpace,
     build_space,
@@ -31,7 +29,9 @@ from sdk.search.space import (
     normalize_candidates,
     restrict_to_target,
 )
-from sdk.search.supernet import Supernet, build_supernet, init_theta_inside
+from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside
+from sdk.quant.convert import is_quantized
+from sdk.quant.layers import quantizable_layer_names
 
 __all__ = ["search", "run_search", "prepare_space", "peek_batch"]
 

@@ -12,9 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
-from sdk.search.algorithm import SearchSettings
-from sdk.search.result import SearchResult
-from sdk.search.space import PAPER_CANDIDATES
+from sdk.nas.algorithm import SearchSettings
+from sdk.nas.result import SearchResult
+from sdk.nas.space import PAPER_CANDIDATES
 
 __all__ = ["uniform_qat", "dnas_search", "LambdaSweep", "lambda_sweep"]
 
@@ -28,7 +28,7 @@ def uniform_qat(
     **retrain_kwargs: Any,
 ) -> nn.Module:
     """Retrain every layer at (b, b) (or the given (w, a)) with the same QAT recipe as ``sdk.retrain``."""
-    from sdk.search.retrain import retrain
+    from sdk.nas.retrain import retrain
 
     w, a = (bits, bits) if isinstance(bits, int) else bits
     cfg = MixedPrecisionConfig.uniform(model, w, a)
@@ -55,7 +55,7 @@ def dnas_search(
 
     ``b_max`` is only used to report ``result.within``; nothing steers the result inside it.
     """
-    from sdk.search.api import run_search
+    from sdk.nas.api import run_search
 
     s = SearchSettings(
         b_max=float(b_max),

@@ -1,6 +1,6 @@
 """``bpnas search ...``: float pre-training (reshaped), BP-NAS search, optional retraining, on a zoo model.
 
-Works under ``torchrun --nproc_per_node=N -m sdk.cli search ...`` (or ``-m sdk.search``): the process group
+Works under ``torchrun --nproc_per_node=N -m sdk.cli search ...`` (or ``-m sdk.nas``): the process group
 is initialised from the environment, search and retraining run data-parallel, rank 0 writes the outputs.
 """
 
@@ -61,10 +61,10 @@ def run_search_command(argv: Sequence[str]) -> int:
 
     import sdk
     from sdk.checkpoint import data_from_spec
-    from sdk.search import distributed as ddp
-    from sdk.search.api import search
-    from sdk.search.retrain import evaluate, retrain
-    from sdk.search.space import PAPER_CANDIDATES
+    from sdk.nas import distributed as ddp
+    from sdk.nas.api import search
+    from sdk.nas.retrain import evaluate, retrain
+    from sdk.nas.space import PAPER_CANDIDATES
 
     ddp.init_from_env()
     rank = ddp.rank()
@@ -138,7 +138,7 @@ def _float_train(model: Any, data: Any, epochs: int, seed: int) -> None:
 
 def _broadcast_(model: Any) -> None:
     """Make every rank hold rank 0's float weights (float training is repeated, not sharded)."""
-    from sdk.search import distributed as ddp
+    from sdk.nas import distributed as ddp
 
     if not ddp.is_distributed():
         return

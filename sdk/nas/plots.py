@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdk.errors import InputError
-from sdk.search.history import SearchHistory
-from sdk.search.losses import barrier_value
+from sdk.nas.history import SearchHistory
+from sdk.nas.losses import barrier_value
 
 if TYPE_CHECKING:
-    from sdk.search.result import SearchResult
+    from sdk.nas.result import SearchResult
 
 __all__ = ["barrier_curves", "accuracy_vs_bits", "importance_evolution"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from sdk.config import MixedPrecisionConfig
 from sdk.cost import BopsReport
-from sdk.search.history import SearchHistory
-from sdk.search.sampling import RepairMove
+from sdk.nas.history import SearchHistory
+from sdk.nas.sampling import RepairMove
 
 __all__ = ["SearchResult"]
 
@@ -137,7 +137,7 @@ class SearchResult:
         fig2_barrier.png (barrier curves, b_max=4, several mu), fig4_importance.png (this search's p_ij of
         its first searched group, next to ``without_prob1``'s when given) and, with ``results`` and their
         retrained ``accuracies``, fig3_accuracy_vs_bits.png."""
-        from sdk.search import plots
+        from sdk.nas import plots
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

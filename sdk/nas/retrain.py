@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
 from sdk.errors import InputError
+from sdk.nas import distributed as ddp
 from sdk.reshape import reshape_weights_
-from sdk.search import distributed as ddp
 
 __all__ = ["RetrainHistory", "retrain", "evaluate"]
 
@@ -67,8 +67,8 @@ def retrain(
     per-epoch accuracies in ``qmodel.retrain_history`` (a RetrainHistory). ``model`` is not modified."""
     from tqdm.auto import tqdm
 
+    from sdk.nas.api import peek_batch
     from sdk.quant import quantize
-    from sdk.search.api import peek_batch
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be an int >= 1, got {epochs!r}.")

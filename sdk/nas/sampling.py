@@ -21,7 +21,7 @@ from torch import nn
 
 from sdk.config import MixedPrecisionConfig
 from sdk.cost import BopsReport
-from sdk.search.space import SearchSpace
+from sdk.nas.space import SearchSpace
 
 __all__ = ["RepairMove", "argmax_choice", "repair", "certify"]
 

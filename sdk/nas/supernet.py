@@ -15,11 +15,11 @@ from torch import nn
 
 from sdk.config import FLOAT_BITS
 from sdk.models.layers import Add
+from sdk.nas.losses import expected_bits
+from sdk.nas.mixed import MixedLayer, Mode
+from sdk.nas.space import SearchSpace
 from sdk.quant.layers import quantizable_layers
 from sdk.quant.modules import QuantAdd
-from sdk.search.losses import expected_bits
-from sdk.search.mixed import MixedLayer, Mode
-from sdk.search.space import SearchSpace
 
 __all__ = ["Supernet", "build_supernet", "init_theta_inside"]
 

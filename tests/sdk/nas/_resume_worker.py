@@ -1,6 +1,6 @@
 """Subprocess worker for test_resume: a small deterministic search, optionally checkpointed.
 
-python -m tests.sdk.search._resume_worker OUT.json EPOCHS [CHECKPOINT_DIR]
+python -m tests.sdk.nas._resume_worker OUT.json EPOCHS [CHECKPOINT_DIR]
 """
 
 import json
@@ -11,7 +11,7 @@ import torch
 torch.set_num_threads(1)
 
 import sdk  # noqa: E402
-from tests.sdk.search._tiny import TinyNet, tiny_loaders  # noqa: E402
+from tests.sdk.nas._tiny import TinyNet, tiny_loaders  # noqa: E402
 
 
 def main(out: str, epochs: int, checkpoint_dir: str | None) -> None:

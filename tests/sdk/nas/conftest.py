@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.sdk.search._tiny import TinyNet, TinyResNet, tiny_loaders
+from tests.sdk.nas._tiny import TinyNet, TinyResNet, tiny_loaders
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`torchrun --nproc_per_node=2 -m sdk.search ...` on CPU (gloo): both ranks end with one theta and config."""
+"""`torchrun --nproc_per_node=2 -m sdk.nas ...` on CPU (gloo): both ranks end with one theta and config."""
 
 import json
 import os
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_two_rank_search_and_retrain_agree(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "sdk.search", "--model", "digits_cnn", "--float-epochs", "0", "--epochs", "2",
+           "-m", "sdk.nas", "--model", "digits_cnn", "--float-epochs", "0", "--epochs", "2",
            "--steps-per-epoch", "4", "--retrain-epochs", "1", "--batch-size", "32", "--dump-ranks",
            "--no-progress", "--out", str(tmp_path), "--b-max", "3.0"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import sdk
-from sdk.search import PAPER_CANDIDATES
-from sdk.search.algorithm import INSIDE_TOL, SearchSettings, _theta_step
-from sdk.search.api import prepare_space
-from sdk.search.sampling import repair
-from sdk.search.supernet import build_supernet, init_theta_inside
+from sdk.nas import PAPER_CANDIDATES
+from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, _theta_step
+from sdk.nas.api import prepare_space
+from sdk.nas.sampling import repair
+from sdk.nas.supernet import build_supernet, init_theta_inside
 
 
 @pytest.mark.parametrize("b_max", [2.46, 2.5, 3.0, 3.5, 4.0, 6.0])
@@ -32,7 +32,7 @@ def test_theta_steps_never_leave_the_domain(tiny, loaders, monkeypatch):
     sn.calibrate(x)
     init_theta_inside(sn, b_max, 1e-3)  # start right at the edge
     costs = torch.tensor([float(w * a) for w, a in PAPER_CANDIDATES])
-    monkeypatch.setattr("sdk.search.algorithm.prob1", lambda probs: -sum((p * costs).sum() for p in probs))
+    monkeypatch.setattr("sdk.nas.algorithm.prob1", lambda probs: -sum((p * costs).sum() for p in probs))
     opt = torch.optim.Adam(sn.theta_params(), lr=5.0)
     s = SearchSettings(b_max=b_max, epochs=1)
     backtracks = 0
@@ -68,7 +68,7 @@ def test_search_repairs_an_over_budget_argmax_and_certifies(tiny, loaders, monke
         assert sn.expected_bits().item() < b_max
         return 0, 0.0
 
-    monkeypatch.setattr("sdk.search.api.init_theta_inside", over_budget_start)
+    monkeypatch.setattr("sdk.nas.api.init_theta_inside", over_budget_start)
     res = sdk.search(tiny, *loaders, b_max=4.0, epochs=1, progress=False, steps_per_epoch=1, theta_lr=0.0)
     assert res.repaired and res.pre_repair_avg_bits > 4.0 and res.repair_moves
     assert res.certificate.within(4.0) and res.avg_bits <= 4.0

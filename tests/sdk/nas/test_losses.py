@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import sdk
-from sdk.search import MuSchedule
-from sdk.search.algorithm import INSIDE_TOL
-from sdk.search.losses import barrier, barrier_value, expected_bits, prob1
+from sdk.nas import MuSchedule
+from sdk.nas.algorithm import INSIDE_TOL
+from sdk.nas.losses import barrier, barrier_value, expected_bits, prob1
 
 
 @pytest.mark.parametrize("mu", [0.5, 0.2, 0.05])
@@ -41,8 +41,8 @@ def test_prob1_property():
 
 
 def test_expected_bits_matches_sdk_bops_when_one_hot(tiny):
-    from sdk.search.api import prepare_space
-    from sdk.search.supernet import build_supernet
+    from sdk.nas.api import prepare_space
+    from sdk.nas.supernet import build_supernet
 
     space = prepare_space(tiny, (1, 1, 8, 8), [(2, 3), (4, 4), (8, 4)], "layer", None)
     sn = build_supernet(tiny, space)

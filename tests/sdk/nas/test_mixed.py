@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from sdk.search import PAPER_CANDIDATES
-from sdk.search.mixed import MixedLayer
+from sdk.nas import PAPER_CANDIDATES
+from sdk.nas.mixed import MixedLayer
 
 
 def _layer_and_input(kind: str) -> tuple[nn.Module, torch.Tensor]:

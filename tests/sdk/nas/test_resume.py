@@ -16,7 +16,7 @@ EPOCHS = 6
 
 def _worker(out: Path, ckpt: Path | None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "tests.sdk.search._resume_worker", str(out), str(EPOCHS)]
+    cmd = [sys.executable, "-m", "tests.sdk.nas._resume_worker", str(out), str(EPOCHS)]
     return subprocess.Popen([*cmd, *([str(ckpt)] if ckpt else [])], cwd=ROOT, env=env)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import sdk
-from sdk.search import PAPER_CANDIDATES, MuSchedule, dnas_search, lambda_sweep, uniform_qat
+from sdk.nas import PAPER_CANDIDATES, MuSchedule, dnas_search, lambda_sweep, uniform_qat
 
 
 def test_search_result_history_and_certificate(tiny, loaders, capsys):
@@ -25,7 +25,7 @@ def test_search_result_history_and_certificate(tiny, loaders, capsys):
     assert h.final_max_prob() > 0.0
     d = res.to_dict()
     assert d["within"] and d["config"]["layers"]["conv1"] == list(res.config["conv1"])
-    assert json.dumps(sdk.search.SearchHistory.from_dict(h.to_dict()).to_dict()) == json.dumps(h.to_dict())
+    assert json.dumps(sdk.nas.SearchHistory.from_dict(h.to_dict()).to_dict()) == json.dumps(h.to_dict())
     assert tiny.conv1.__class__ is torch.nn.Conv2d  # the user's model is untouched
 
 
@@ -99,6 +99,6 @@ def test_input_errors(tiny, loaders):
 def test_result_json_round_trip(tiny, loaders, tmp_path):
     res = sdk.search(tiny, *loaders, b_max=3.0, epochs=1, steps_per_epoch=2, progress=False)
     res.to_json(tmp_path / "r.json")
-    back = sdk.search.SearchResult.from_json(tmp_path / "r.json")
+    back = sdk.nas.SearchResult.from_json(tmp_path / "r.json")
     assert back.config == res.config and back.certificate == res.certificate
     assert json.dumps(back.to_dict()) == json.dumps(res.to_dict())  # NaN-safe comparison of everything

@@ -3,9 +3,9 @@
 import pytest
 
 import sdk
-from sdk.search import PAPER_CANDIDATES
-from sdk.search.api import prepare_space
-from sdk.search.space import find_groups, normalize_candidates, restrict_to_target
+from sdk.nas import PAPER_CANDIDATES
+from sdk.nas.api import prepare_space
+from sdk.nas.space import find_groups, normalize_candidates, restrict_to_target
 
 
 def test_block_groups_follow_add_owners(tiny_res):
