@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if uniform is not None:
         for name in ("onnxruntime", "openvino"):
             with sdk.load(uniform, target=name, threads=threads) as p:
-                artifact = uniform / p.manifest["targets"][name]["artifact"]
+                artifact = p.manifest.artifact_path(name)
                 if name == "openvino":
                     bench(f"{name} raw engine call", raw_openvino(artifact, threads, "f32"))
                 else:

@@ -14,8 +14,6 @@ run concurrently; any other adapter's calls are serialized by a lock held around
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import threading
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import targets
+from export.manifest import Manifest, TensorSpec, read_manifest
 from runtimes import get_runtime
 from runtimes._layers import precision_width
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
@@ -37,133 +36,17 @@ from sdk.errors import BundleError, InputError, TargetUnavailable
 from sdk.preprocess import Preprocess
 from targets.base import Target
 
-__all__ = ["InputSpec", "LatencyReport", "Predictor", "load", "profile", "read_bundle_manifest"]
+__all__ = ["LatencyReport", "Predictor", "describe", "load", "profile"]
 
-MANIFEST = "manifest.json"
-FORMAT = "bpnas-bundle"
-FORMAT_VERSION = 1
 _HINTS = ("latency", "throughput")
-_REQUIRED = ("input", "output", "config", "bops", "artifacts", "targets")
-
-
-# -- reading the bundle ------------------------------------------------------------------------------------
-def read_bundle_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The bundle's manifest as a dict, after every artifact's checksum matched. The one switch point.
-
-    Uses ``export.manifest.read_manifest`` when it is installed; until then, the DESIGN §5 checks below.
-    """
-    try:
-        from export.manifest import read_manifest  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return _read_manifest_json(Path(path))
-    manifest = read_manifest(path)  # verifies schema, versions and checksums
-    for attr in ("to_dict", "as_dict", "raw"):
-        value = getattr(manifest, attr, None)
-        if value is not None:
-            return dict(value() if callable(value) else value)
-    return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _safe_artifact(bundle: Path, name: Any) -> Path:
-    if (
-        not isinstance(name, str)
-        or not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\x00" in name
-        or os.path.isabs(name)
-    ):
-        raise BundleError(
-            f"bundle {bundle} names an unsafe artifact {name!r}: artifacts must be plain file names inside "
-            "the bundle. The manifest was edited or written by something else; re-export the bundle."
-        )
-    path = bundle / name
-    if path.is_symlink():
-        raise BundleError(f"bundle {bundle}: artifact {name!r} is a symlink, which bundles may not contain.")
-    return path
-
-
-def _read_manifest_json(bundle: Path) -> dict[str, Any]:
-    """DESIGN §5 checks: format, version, required keys, safe artifact names, sizes and sha256."""
-    if not bundle.exists():
-        raise BundleError(f"no bundle at {bundle}: create one with sdk.export(qmodel, {str(bundle)!r}, ...).")
-    if not bundle.is_dir() or not (bundle / MANIFEST).is_file():
-        raise BundleError(
-            f"{bundle} is not a bpnas bundle (a directory with {MANIFEST}); pass the .bpnas directory."
-        )
-    try:
-        manifest = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{bundle / MANIFEST} is corrupt ({e}); re-export the bundle.") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{bundle / MANIFEST} is not a bpnas bundle manifest (format != {FORMAT!r}).")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise BundleError(f"{bundle / MANIFEST} has no valid format_version; re-export the bundle.")
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"bundle {bundle} has format_version {version}, newer than this bpnas reads ({FORMAT_VERSION}); "
-            "upgrade bpnas."
-        )
-    missing = [k for k in _REQUIRED if not isinstance(manifest.get(k), dict)]
-    if missing:
-        raise BundleError(f"{bundle / MANIFEST} lacks {missing}; re-export the bundle.")
-    for name, info in manifest["artifacts"].items():
-        path = _safe_artifact(bundle, name)
-        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
-            raise BundleError(f"bundle {bundle}: artifact {name!r} has no sha256 in the manifest.")
-        if not path.is_file():
-            raise BundleError(f"bundle {bundle} is missing artifact {name!r}; re-export the bundle.")
-        size = info.get("bytes")
-        if isinstance(size, int) and path.stat().st_size != size:
-            raise BundleError(
-                f"bundle {bundle}: artifact {name!r} is {path.stat().st_size} bytes, the manifest says "
-                f"{size}: it was modified or truncated after export. Re-export the bundle."
-            )
-        if _sha256(path) != info["sha256"]:
-            raise BundleError(
-                f"bundle {bundle}: artifact {name!r} does not match its sha256: it was modified or corrupted "
-                "after export. Re-export the bundle."
-            )
-    for target, entry in manifest["targets"].items():
-        art = entry.get("artifact") if isinstance(entry, dict) else None
-        if art not in manifest["artifacts"]:
-            raise BundleError(f"bundle {bundle}: target {target!r} names artifact {art!r}, which it lacks.")
-    return manifest
 
 
 # -- small value types ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class InputSpec:
-    """What the model takes, from the manifest: name, shape (None = dynamic), dtype, layout."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-    layout: str = "NCHW"
-
-    @property
-    def batch(self) -> int | None:
-        """The fixed batch size, or None when the batch axis is dynamic."""
-        return self.shape[0] if self.shape else None
-
-    @property
-    def sample_shape(self) -> tuple[int | None, ...]:
-        return tuple(self.shape[1:])
-
-    def describe(self) -> str:
-        dims = ["N" if self.batch is None else str(self.batch)]
-        dims += ["?" if d is None else str(d) for d in self.sample_shape]
-        return f"{self.dtype} ({', '.join(dims)}) {self.layout}"
+def describe(spec: TensorSpec) -> str:
+    """``float32 (N, 3, 32, 32) NCHW``: a tensor spec as error messages show it (N = dynamic batch)."""
+    dims = ["N" if spec.shape[0] is None else str(spec.shape[0])]
+    dims += ["?" if d is None else str(d) for d in spec.shape[1:]]
+    return f"{spec.dtype} ({', '.join(dims)}) {spec.layout or ''}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -242,45 +125,41 @@ class Predictor:
 
     def __init__(
         self,
-        path: Path,
-        manifest: Mapping[str, Any],
+        manifest: Manifest,
         target: Target,
         session: Session,
         loader: Callable[..., Session],
         options: RuntimeOptions,
     ) -> None:
-        self.path = path
+        assert manifest.path is not None, "read the manifest with export.manifest.read_manifest(path)"
+        self.path: Path = manifest.path
         self.target = target
-        self._manifest = manifest
+        self.manifest = manifest
+        self._manifest_dict = manifest.to_dict()  # what adapters read (runtimes.base.Loader)
         self._session: Session | None = session
         self._loader = loader
         self._options = options
-        self._artifact = path / manifest["targets"][target.name]["artifact"]
-        inp = manifest["input"]
-        self.input_spec = InputSpec(
-            name=str(inp.get("name", "input")),
-            shape=tuple(None if d is None else int(d) for d in inp.get("shape", [])),
-            dtype=str(inp.get("dtype", "float32")),
-            layout=str(inp.get("layout", "NCHW")),
-        )
+        self._artifact = manifest.artifact_path(target.name)
+        self.input_spec: TensorSpec = manifest.input
         if self.input_spec.dtype != "float32" or len(self.input_spec.shape) != 4:
             raise BundleError(
-                f"bundle {path}: input {self.input_spec.describe()} is not a float32 4-D tensor; "
+                f"bundle {self.path}: input {describe(self.input_spec)} is not a float32 4-D tensor; "
                 "re-export it."
             )
-        pre = manifest.get("preprocess")
         try:
+            pre = manifest.preprocess
             self.preprocess: Preprocess | None = Preprocess.from_dict(pre) if pre else None
-            self.config = MixedPrecisionConfig.from_dict(manifest["config"])
-            self.bops: BopsReport = BopsReport.from_dict(manifest["bops"])
-        except (InputError, KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"bundle {path}: manifest field is invalid ({e}); re-export the bundle.") from e
-        labels = manifest.get("labels")
-        self.labels: tuple[str, ...] | None = tuple(str(s) for s in labels) if labels else None
-        classes = (manifest.get("output", {}).get("shape") or [None])[-1]
-        if self.labels is not None and isinstance(classes, int) and len(self.labels) != classes:
+        except InputError as e:
             raise BundleError(
-                f"bundle {path}: {len(self.labels)} labels for {classes} outputs; re-export it."
+                f"bundle {self.path}: preprocess is invalid ({e}); re-export the bundle."
+            ) from e
+        self.config: MixedPrecisionConfig = manifest.config
+        self.bops: BopsReport = manifest.bops
+        self.labels: tuple[str, ...] | None = manifest.labels
+        classes = manifest.output.shape[-1]
+        if self.labels is not None and classes is not None and len(self.labels) != classes:
+            raise BundleError(
+                f"bundle {self.path}: {len(self.labels)} labels for {classes} outputs; re-export it."
             )
         self._lock: threading.Lock | None = (
             None if getattr(session, "thread_safe", False) else threading.Lock()
@@ -288,21 +167,17 @@ class Predictor:
 
     # -- what the bundle says ------------------------------------------------------------------------
     @property
-    def manifest(self) -> Mapping[str, Any]:
-        return self._manifest
-
-    @property
     def name(self) -> str:
-        return str(self._manifest.get("name", self.path.stem))
+        return self.manifest.name
 
     def __repr__(self) -> str:
         return (
-            f"Predictor({str(self.path)!r}, target={self.target.name!r}, input={self.input_spec.describe()})"
+            f"Predictor({str(self.path)!r}, target={self.target.name!r}, input={describe(self.input_spec)})"
         )
 
     # -- input conversion ----------------------------------------------------------------------------
     def _expected(self) -> str:
-        return self.input_spec.describe()
+        return describe(self.input_spec)
 
     def _frames_to_batch(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         if self.preprocess is None:
@@ -371,7 +246,7 @@ class Predictor:
     def _check(self, x: np.ndarray) -> None:
         spec = self.input_spec
         if x.ndim != len(spec.shape) or any(
-            d is not None and d != s for d, s in zip(spec.sample_shape, x.shape[1:])
+            d is not None and d != s for d, s in zip(spec.shape[1:], x.shape[1:])
         ):
             raise InputError(f"expected input shaped {self._expected()}, got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
@@ -399,7 +274,7 @@ class Predictor:
     def predict(self, x: Any) -> np.ndarray:
         """Logits, float32 (N, classes), for any supported input; one image gives N = 1."""
         batch = self._to_batch(x)
-        fixed = self.input_spec.batch
+        fixed = self.input_spec.shape[0]
         if fixed is None or fixed == len(batch):
             out = self._run(batch)
         else:  # a static-batch artifact: run in chunks of its batch, padding the last
@@ -433,7 +308,7 @@ class Predictor:
         return out
 
     def _example(self, batch: int) -> np.ndarray:
-        dims = self.input_spec.sample_shape
+        dims = self.input_spec.shape[1:]
         if any(d is None for d in dims):
             if self.preprocess is None:
                 raise InputError(f"input {self._expected()} has dynamic dimensions; profile with input=...")
@@ -444,7 +319,7 @@ class Predictor:
     def _layer_times(self, x: np.ndarray, runs: int) -> tuple[LayerTime, ...] | None:
         """Per-layer times from a second, profiling session (so the timed session runs unprofiled)."""
         session = self._loader(
-            self._artifact, self._manifest, dataclasses.replace(self._options, profiling=True)
+            self._artifact, self._manifest_dict, dataclasses.replace(self._options, profiling=True)
         )
         try:
             for _ in range(runs + 1):  # adapters drop the first (allocating) run
@@ -528,25 +403,24 @@ class Predictor:
         self.close()
 
 
-def _resolve_target(name: str, manifest: Mapping[str, Any], path: Path) -> Target:
-    carried = list(manifest["targets"])
+def _resolve_target(name: str, manifest: Manifest) -> Target:
+    carried = list(manifest.targets)
+    bundle = manifest.path.name if manifest.path else manifest.name
     target = targets.resolve(name, among=carried)  # unknown names raise with close matches
     target.require()  # engine missing: names the pip extra
-    layers = manifest.get("config", {}).get("layers", {})
-    bad = target.unsupported({k: tuple(v) for k, v in layers.items()} if isinstance(layers, Mapping) else {})
+    bad = target.unsupported(dict(manifest.config))
     if bad:
         raise BundleError(
-            f"target {target.name!r} runs integer layers only, but bundle {path.name} keeps {bad[:5]} "
-            "in float. "
+            f"target {target.name!r} runs integer layers only, but bundle {bundle} keeps {bad[:5]} in float. "
             "Load it on a float-capable target (onnxruntime, openvino), or search with "
             f"sdk.search(..., target={target.name!r}) so every layer gets 2-8 bits."
         )
-    if target.name not in manifest["targets"]:
+    if target.name not in manifest.targets:
         listed = ", ".join(repr(t) for t in carried) or "none"
         wanted = ", ".join([*map(repr, carried), repr(target.name)])
         raise BundleError(
-            f"bundle {path.name} has no artifact for target {target.name!r} (it has: {listed}). "
-            f"Export for it: sdk.export(qmodel, {str(path)!r}, ..., targets=[{wanted}])."
+            f"bundle {bundle} has no artifact for target {target.name!r} (it has: {listed}). "
+            f"Export for it: sdk.export(qmodel, {str(manifest.path)!r}, ..., targets=[{wanted}])."
         )
     return target
 
@@ -581,9 +455,8 @@ def load(
         raise InputError(f"performance_hint must be one of {_HINTS}, got {performance_hint!r}.")
     if not isinstance(target, str):
         raise TargetUnavailable(f"target must be a name such as 'onnxruntime', got {type(target).__name__}.")
-    bundle = Path(path)
-    manifest = read_bundle_manifest(bundle)
-    tgt = _resolve_target(target, manifest, bundle)
+    manifest = read_manifest(path)  # verifies schema, versions, artifact names, sizes and sha256
+    tgt = _resolve_target(target, manifest)
     loader = get_runtime(tgt.runtime)
     run_options = RuntimeOptions(
         threads=threads,
@@ -591,10 +464,9 @@ def load(
         performance_hint=performance_hint,
         extra=dict(options or {}),
     )
-    artifact = _safe_artifact(bundle, manifest["targets"][tgt.name]["artifact"])
-    session = loader(artifact, manifest, run_options)
+    session = loader(manifest.artifact_path(tgt.name), manifest.to_dict(), run_options)
     try:
-        return Predictor(bundle, manifest, tgt, session, loader, run_options)
+        return Predictor(manifest, tgt, session, loader, run_options)
     except BaseException:
         session.close()
         raise
