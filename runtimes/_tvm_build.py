@@ -31,6 +31,7 @@ __all__ = [
     "read_onnx_spec",
     "relax_module",
     "fused_module",
+    "apply_records",
     "compile_library",
     "conv_dense_kernels",
 ]
@@ -223,11 +224,11 @@ def relax_module(model: Any, input_name: str, shape: Sequence[int]) -> Any:
     return from_onnx(model, shape_dict={input_name: list(shape)}, keep_params_in_input=False)
 
 
-def fused_module(mod: Any, target: Any, database: Any = None) -> Any:
+def fused_module(mod: Any, target: Any) -> Any:
     """Legalize, fold constants (weight DequantizeLinear included) and fuse into TIR kernels.
 
-    With a MetaSchedule database, tuned kernels replace the default loops (workload keys match `tune`'s,
-    because both call this function with the same target).
+    ``tune`` extracts its tasks from this module and ``apply_records`` looks them up again, so the
+    workload keys match as long as both use the same target.
     """
     tvm = import_tvm()
     from tvm import relax
@@ -236,14 +237,24 @@ def fused_module(mod: Any, target: Any, database: Any = None) -> Any:
         [
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
-            relax.get_pipeline("zero"),
+            relax.get_pipeline("zero"),  # LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
         ]
     )
     with target:
-        if database is None:
-            return seq(mod)
-        with database:
-            return seq(mod)
+        return seq(mod)
+
+
+def apply_records(fused: Any, target: Any, database: Any) -> tuple[Any, int, int]:
+    """Replace the fused kernels the database has records for; returns (module, tuned, kernels)."""
+    import_tvm()
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = ms.relax_integration.extract_tasks(fused, target)
+    hits = sum(database.query_tuning_record(t.dispatched[0], target, "main") is not None for t in tasks)
+    with target, database:
+        fused = relax.transform.MetaScheduleApplyDatabase()(fused)
+    return fused, hits, len(tasks)
 
 
 def compile_library(fused: Any, target: Any, *, default_schedules: bool) -> Any:

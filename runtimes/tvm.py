@@ -153,6 +153,7 @@ class TvmSession:
         self._sample_shape = sample_shape
         self._precision = [LayerPrecision(**p) for p in meta["precision"]]
         self.tuned: bool = bool(meta["tuned"])
+        self.tuned_kernels: str = str(meta.get("tuned_kernels", "0/0"))  # "tuned/all" fused kernels
         self.from_cache: bool = bool(meta.get("from_cache", False))
         self.library_path: Path | None = meta.get("library_path")
         self._times: dict[str, list[float]] | None = None
@@ -275,13 +276,15 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
         meta["from_cache"] = True
     else:
         mod = tb.relax_module(model, spec.input_name, (batch, *sample))
-        database = _open_records(records)
-        fused = tb.fused_module(mod, target, database)
+        fused, tuned, kernels = tb.fused_module(mod, target), 0, 0
+        if records is not None:
+            fused, tuned, kernels = tb.apply_records(fused, target, _open_records(records))
         lib = tb.compile_library(fused, target, default_schedules=settings.tvm_default_schedules)
-        kernels = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
-        precision = _layer_precisions(kernels, spec, manifest)
+        heavy = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
+        precision = _layer_precisions(heavy, spec, manifest)
         meta = {
-            "tuned": records is not None,
+            "tuned": tuned > 0,
+            "tuned_kernels": f"{tuned}/{kernels}",
             "precision": [asdict(p) for p in precision],
             "target": str(target),
         }
@@ -294,11 +297,18 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
             os.replace(Path(tmp) / "meta.json", meta_path)
         meta["from_cache"] = False
     meta["library_path"] = lib_path
-    if not meta["tuned"]:
+    tuned, kernels = (int(v) for v in str(meta.get("tuned_kernels", "0/0")).split("/"))
+    if tuned == 0 or tuned < kernels:
+        if records is None:
+            what = "untuned kernels"
+        elif tuned == 0:
+            what = f"untuned kernels (the records in {records} match none of them)"
+        else:
+            what = f"{kernels - tuned} of {kernels} kernels untuned (no records in {records})"
         warnings.warn(
-            f"TVM runs {artifact.name} with untuned kernels, typically 10-100x slower than onnxruntime. "
-            "Tune once with runtimes.tvm.tune(artifact, bundle / 'tvm_tuning', trials=...) (later loads find "
-            "the records there), or load with options={'tvm_trials': N}.",
+            f"TVM runs {artifact.name} with {what}; untuned kernels are typically 10-100x slower than "
+            "onnxruntime. Tune with runtimes.tvm.tune(artifact, bundle / 'tvm_tuning', trials=...) (later "
+            "loads find the records there), or load with options={'tvm_trials': N}.",
             TvmUntunedWarning,
             stacklevel=2,
         )
@@ -400,9 +410,8 @@ def tune(
             seed=seed,
         )
     wall = time.perf_counter() - t0
-    tuned_lib = tb.compile_library(
-        tb.fused_module(mod, target, open_database(out_dir)), target, default_schedules=False
-    )
+    tuned_fused, _, _ = tb.apply_records(tb.fused_module(mod, target), target, open_database(out_dir))
+    tuned_lib = tb.compile_library(tuned_fused, target, default_schedules=False)
     after = _median_latency_ms(tuned_lib, shape, latency_runs)
     report = TuneReport(
         records_dir=str(out_dir),

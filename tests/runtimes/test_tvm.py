@@ -155,7 +155,7 @@ def _records_or_skip():
 
 
 def _identity_records(records, model_path):
-    """A MetaSchedule database holding one untransformed schedule per task: the record format `tune` writes,
+    """A MetaSchedule database holding one no-op schedule per task: the record format `tune` writes,
     made without a search (MetaSchedule's first TuneContext costs ~25 s of CPU to import its intrinsics)."""
     import onnx
     import tvm
@@ -171,6 +171,7 @@ def _identity_records(records, model_path):
     for task in ms.relax_integration.extract_tasks(fused, target):
         mod = task.dispatched[0]
         sch = tvm.s_tir.Schedule(mod)
+        sch.get_sblock("root", func_name="main")  # a trace with no instruction is not a record
         args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
         db.commit_tuning_record(
             ms.database.TuningRecord(sch.trace, db.commit_workload(mod), [1e-3], target, args)
@@ -187,8 +188,17 @@ def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
         warnings.simplefilter("error", rt.TvmUntunedWarning)  # records found: no untuned warning
         s = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=tmp_path / "cache"))
     assert s.tuned and not s.from_cache
+    tuned, kernels = map(int, s.tuned_kernels.split("/"))
+    assert tuned == kernels >= 4
     x = random_input(2, seed=5)
     np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+
+    other = make_bundle(tmp_path / "other", size=10)  # other conv shapes; fc and the logits are alike
+    opts = RuntimeOptions(cache_dir=tmp_path / "cache", extra={"tvm_tuning_dir": str(records)})
+    with pytest.warns(rt.TvmUntunedWarning, match="kernels untuned"):
+        s = rt.load(other / "model.onnx", manifest_of(other), opts)
+    tuned, kernels = map(int, s.tuned_kernels.split("/"))
+    assert 0 < tuned < kernels  # only the kernels with records count as tuned
 
 
 @pytest.mark.slow
