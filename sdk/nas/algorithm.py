@@ -7,6 +7,9 @@ Per step (first-order DARTS alternation):
    for the DNAS baseline); Adam (lr 5e-3, wd 1e-3). Sect. 5.2 notes Prob-1 "does not disturb the search in
    the early stage" (its gradient vanishes at uniform p); our start is not uniform, so w1 rises linearly
    from 0 to ``prob1_weight`` over the first ``prob1_ramp`` of the search to keep that property.
+   Warm-up (the first ``warmup_epochs``, one-shot NAS practice as in SPOS/ProxylessNAS): weight steps only,
+   each on one path drawn uniformly per group and step, so every candidate's quantizers and the shared
+   weights are trained before theta moves; mu, Prob-1's ramp and the progress t start after it.
    The barrier is finite only for E(SN) < b_max, and E depends on theta alone, so after each Adam step a
    step that would leave (b_max - 1e-4) is shortened by halving
    (theta_old + s * (theta_new - theta_old), s = 1/2, 1/4, ...; s = 0 keeps theta_old, always inside).
@@ -151,7 +154,7 @@ def run_supernet(
         sn.generator.set_state(blob["path_rng"])
         start = int(blob["epoch"])
     ignore = [f"theta.{i}" for i in range(len(sn.theta))]
-    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=s.mode == "sampled")
+    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=s.mode == "sampled" or s.warmup_epochs > 0)
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
         ddp.set_epoch(loaders, epoch)
@@ -216,8 +219,9 @@ def _epoch(
                 break
             x, y = x.to(device), y.to(device)
             sn.train()
-            sn.set_mode(sn.mode if s.mode == "full" else "sampled", 1)
-            loss = ce(net(x, grad_theta=False), y)
+            # warm-up: one uniformly drawn path per step trains every candidate's weights and quantizers
+            sn.set_mode(s.mode if search_theta else "sampled", 1)
+            loss = ce(net(x, grad_theta=False, uniform=not search_theta), y)
             _check_finite(loss, epoch, s.w_lr, "weight")
             opt_w.zero_grad(set_to_none=True)
             loss.backward()
@@ -270,7 +274,7 @@ def _theta_step(
     epoch: int,
 ) -> list[float]:
     """One architecture step; returns [val CE, barrier, prob1, backtracks, 1]."""
-    sn.set_mode("sampled" if s.mode == "sampled" else sn.mode, 2 if s.mode == "sampled" else 1)
+    sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
     val_ce = nn.functional.cross_entropy(sn(x), y)
     _check_finite(val_ce, epoch, s.theta_lr, "architecture")

@@ -55,7 +55,7 @@ def search(
     prob1_ramp: float = 0.3,
     w_lr: float = 0.05,
     theta_lr: float = 5e-3,
-    warmup_epochs: int = 0,
+    warmup_epochs: int | None = None,
     init_margin: float | None = None,
     reshape_k: float | None = 2.0,
     steps_per_epoch: int | None = None,
@@ -68,6 +68,8 @@ def search(
     60/40 split of the training set, ``DataSplits.search_split()``). ``model`` should be the float model
     pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
     per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
+    The first ``warmup_epochs`` (default ``epochs // 4``) train only the weights, on uniformly drawn paths;
+    theta starts at the cost-tilted (Gibbs) start of ``init_theta_inside``.
     The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
     ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with
     ``seed``; with ``checkpoint_dir`` a killed search resumes from its last finished epoch to the same result.
@@ -85,7 +87,7 @@ def search(
         prob1_ramp=prob1_ramp,
         w_lr=w_lr,
         theta_lr=theta_lr,
-        warmup_epochs=warmup_epochs,
+        warmup_epochs=epochs // 4 if warmup_epochs is None else warmup_epochs,
         reshape_k=reshape_k,
         steps_per_epoch=steps_per_epoch,
     )

@@ -7,7 +7,6 @@ all layers of a group read the same p_g (or, in sampled mode, the same drawn pat
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 
 import torch
@@ -69,11 +68,16 @@ class Supernet(nn.Module):
             for m in ls:
                 m.mode = mode
 
-    def forward(self, x: torch.Tensor, *, grad_theta: bool = True) -> torch.Tensor:
-        """Run the model; with ``grad_theta=False`` the importance factors are constants (weight steps)."""
+    def forward(self, x: torch.Tensor, *, grad_theta: bool = True, uniform: bool = False) -> torch.Tensor:
+        """Run the model; with ``grad_theta=False`` the importance factors are constants (weight steps).
+
+        ``uniform=True`` (warm-up, sampled mode) draws the paths uniformly instead of from p.
+        """
         ctx = torch.enable_grad() if grad_theta else torch.no_grad()
         with ctx:
             probs = self.probs()
+        if uniform:
+            probs = [torch.full_like(p, 1.0 / p.numel()).detach() for p in probs]
         if self.mode == "sampled":
             self._draw(probs)
         else:
@@ -141,82 +145,37 @@ def build_supernet(
 
 
 @torch.no_grad()
-def init_theta_inside(
-    supernet: Supernet, b_max: float, margin: float, *, spread: float = 0.02, max_spread: float = 0.3
-) -> tuple[int, float]:
-    """Start strictly inside the budget, with the Eq. 8 argmax on a budget-filling uniform choice.
+def init_theta_inside(supernet: Supernet, b_max: float, margin: float) -> float:
+    """Start strictly inside the budget with theta spread over the candidates by cost (a Gibbs start).
 
-    Per group, with L the leading candidate (cost w*a), the start is theta = log p with
-    ``p = (1 - lam - eps_g) onehot(L) + lam q(cheaper than L) + eps_g uniform(costlier than L)``, q giving
-    the next cheaper candidate 3/4 of its mass (weights 1, 1/4, 1/16, ... going down),
-    ``eps_g = min(max_spread, spread * mean_share / share_g)`` with share_g the group's fraction of the MACs:
-    layers that cost little (stem, classifier) start with much of their mass on costlier candidates, which
-    they can afford, big layers with little. E(SN)^2 is linear in lam, so lam is solved exactly for
-    E(SN) = b_max - margin. L is the costliest
-    candidate with w*a <= b_max^2 for which the solution keeps L the most probable; failing that, the next
-    cheaper one, down to the cheapest (where ``spread`` shrinks until E(SN) fits). Returns (L of the first
-    group, lam). The search thus starts feasible, near the uniform config that fills the budget, with every
-    candidate alive, and Algorithm 1 redistributes bits between layers from there.
+    Per group, ``p_j = exp(-beta * w_j * a_j) / Z``: the same cost-tilted distribution in every group, no
+    leading candidate. beta = 0 (the paper's uniform start) when that is already inside,
+    E(SN) <= b_max - margin; otherwise beta > 0 is found by bisection so that E(SN) = b_max - margin
+    (E falls monotonically in beta towards the all-cheapest avg bits, which ``margin`` < the gap keeps below
+    the target). Every candidate keeps mass and the Eq. 8 argmax starts at the cheapest candidate, so the
+    bits a layer ends with come from the search, not from the start. Returns beta.
     """
-    groups = supernet.space.groups
-    coeffs = supernet.space.coefficients()
-    target = (b_max - margin) ** 2
-
-    total = float(supernet.space.total_macs)
-    mean_share = 1.0 / len(groups)
-
-    def mix(lead: int, lam: float, eps0: float) -> list[list[float]]:
-        out = []
-        for g in groups:
-            share = max(g.macs / total, 1e-12)
-            eps = min(max_spread, eps0 * mean_share / share)
-            costs = [g.cost(j) for j in range(len(g.candidates))]
-            lc = sorted(range(len(costs)), key=lambda j: (costs[j], j))[lead]
-            below = [j for j in range(len(costs)) if costs[j] < costs[lc]]
-            above = [
-                j for j in range(len(costs)) if costs[j] > costs[lc] or (costs[j] == costs[lc] and j != lc)
-            ]
-            p = [0.0] * len(costs)
-            p[lc] = 1.0 - (lam if below else 0.0) - (eps if above else 0.0)
-            # the next cheaper candidates get most of the mass below L (weights 1, 1/4, 1/16, ... downward):
-            # the barrier then moves big layers one step down rather than straight to the cheapest
-            ranks = sorted(below, key=lambda j: -costs[j])
-            weights = [0.25**r for r in range(len(ranks))]
-            for j, wgt in zip(ranks, weights):
-                p[j] += lam * wgt / sum(weights)
-            for j in above:
-                p[j] += eps / len(above)
-            out.append(p)
-        return out
-
-    def e2(ps: list[list[float]]) -> float:
-        return sum(sum(pj * c for pj, c in zip(p, cs)) for p, cs in zip(ps, coeffs))
-
-    def apply(ps: list[list[float]]) -> None:
-        for t, p in zip(supernet.theta, ps):
-            t.copy_(torch.tensor([math.log(max(v, 1e-12)) for v in p]))
-
-    def top_share(n_below: int) -> float:
-        return 1.0 / sum(0.25**r for r in range(n_below))
-
-    n = len(groups[0].candidates)
-    order = sorted(range(n), key=lambda j: (groups[0].cost(j), j))
-    fits = [
-        k for k, j in enumerate(order) if groups[0].candidates[j][0] * groups[0].candidates[j][1] <= b_max**2
+    costs = [
+        torch.tensor([float(w * a) for w, a in g.candidates], dtype=torch.float64)
+        for g in supernet.space.groups
     ]
-    for lead in sorted(fits, reverse=True):
-        if lead == 0:
-            break
-        n_below = lead
-        e_hi, e_lo = e2(mix(lead, 0.0, spread)), e2(mix(lead, 1.0 - spread, spread))
-        # at least a little mass below L (only lowers E): every candidate stays alive
-        lam = max(0.02, 0.0 if e_hi <= target else (e_hi - target) / (e_hi - e_lo))
-        lam_max = (1.0 - max_spread) / (1.0 + top_share(n_below)) * 0.95  # L stays clearly the most probable
-        if lam <= lam_max:
-            apply(mix(lead, lam, spread))
-            return order[lead], lam
-    eps = spread
-    while e2(mix(0, 0.0, eps)) > target and eps > 1e-9:
-        eps *= 0.5
-    apply(mix(0, 0.0, eps))
-    return order[0], 0.0
+    target = b_max - margin
+
+    def set_beta(beta: float) -> float:
+        for t, c in zip(supernet.theta, costs):
+            t.copy_((-beta * (c - c.min())).to(t.dtype))
+        return float(supernet.expected_bits())
+
+    if set_beta(0.0) <= target:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while set_beta(hi) > target and hi < 1e6:
+        lo, hi = hi, 2 * hi
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if set_beta(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    set_beta(hi)  # the inside end of the bracket
+    return hi

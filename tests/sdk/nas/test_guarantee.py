@@ -14,13 +14,19 @@ from sdk.nas.supernet import build_supernet, init_theta_inside
 
 
 @pytest.mark.parametrize("b_max", [2.46, 2.5, 3.0, 3.5, 4.0, 6.0])
-def test_init_starts_strictly_inside_with_budget_filling_argmax(tiny, b_max):
+def test_init_starts_strictly_inside_with_spread_probs(tiny, b_max):
     space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
     sn = build_supernet(tiny, space)
     margin = min(0.1, 0.5 * (b_max - space.min_avg_bits()))
-    init_theta_inside(sn, b_max, margin)
-    assert sn.expected_bits().item() <= b_max - margin + 1e-9
+    beta = init_theta_inside(sn, b_max, margin)
+    e = sn.expected_bits().item()
+    assert e <= b_max - margin + 1e-9
     assert space.report(sn.argmax_choice()).within(b_max)
+    if beta > 0:  # Gibbs start solved onto the target, not a one-candidate leader
+        assert e > b_max - margin - 1e-3
+    if b_max >= 3.0:  # every candidate alive (near the all-cheapest floor beta must be large)
+        assert all(float(p.detach().min()) > 1e-4 for p in sn.probs())
+    assert all(torch.allclose(p, sn.probs()[0]) for p in sn.probs())  # same cost tilt in every group
 
 
 def test_theta_steps_never_leave_the_domain(tiny, loaders, monkeypatch):
