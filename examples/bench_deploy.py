@@ -20,9 +20,12 @@ building and exporting; sections that need ``sdk.export`` say so and are skipped
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,20 +34,26 @@ import numpy as np
 
 
 # -- measuring ---------------------------------------------------------------------------------------------
-def timed(fn: Callable[[], Any], runs: int, warmup: int) -> np.ndarray:
-    """Wall-clock milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out[i] = (time.perf_counter() - t0) * 1e3
-    return out
+def interleaved(
+    fns: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 5
+) -> dict[str, np.ndarray]:
+    """Wall-clock ms of ``runs`` calls of each function, taken in ``rounds`` alternating blocks.
 
-
-def p50(ms: np.ndarray) -> float:
-    return float(np.percentile(ms, 50))
+    Alternating spreads any drift in machine load (other processes, thermal state) over every contender,
+    so the ratios between them stay meaningful on a shared machine.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    per_round = max(runs // rounds, 1)
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                samples[label].append((time.perf_counter() - t0) * 1e3)
+    return {k: np.asarray(v) for k, v in samples.items()}
 
 
 class Results:
@@ -53,9 +62,10 @@ class Results:
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 
-    def add(self, label: str, ms: np.ndarray) -> None:
-        self.ms[label] = p50(ms)
-        print(f"  {label:<48} p50 {self.ms[label]:8.3f} ms   p90 {np.percentile(ms, 90):8.3f} ms")
+    def add_all(self, samples: dict[str, np.ndarray]) -> None:
+        for label, ms in samples.items():
+            self.ms[label] = float(np.percentile(ms, 50))
+            print(f"  {label:<48} p50 {self.ms[label]:8.3f} ms   p90 {np.percentile(ms, 90):8.3f} ms")
 
     def ratio(self, num: str, den: str, what: str) -> None:
         if num in self.ms and den in self.ms:
@@ -98,6 +108,7 @@ def export_float_onnx(model: Any, path: Path, size: int) -> Path:
     import torch
 
     x = torch.zeros(1, 3, size, size)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter's notice
     kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17)
     try:
         torch.onnx.export(model, (x,), str(path), dynamo=False, dynamic_axes={"input": {0: "N"}}, **kwargs)
@@ -116,15 +127,21 @@ def ort_quantize_static(float_path: Path, out: Path, batches: list[Any]) -> Path
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    quantize_static(
-        str(float_path),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static logs a warning per bias and a pre-processing hint
+    try:
+        quantize_static(
+            str(float_path),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.setLevel(level)
     return out
 
 
@@ -186,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     x = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size)).astype(np.float32)
     res = Results()
 
-    def bench(label: str, fn: Callable[[np.ndarray], Any]) -> None:
-        res.add(label, timed(partial(fn, x), runs, warm))
+    def bench(fns: dict[str, Callable[[np.ndarray], Any]]) -> None:
+        res.add_all(interleaved({k: partial(f, x) for k, f in fns.items()}, runs, warm))
 
     print(f"ResNet-18 {args.size}x{args.size}, batch 1, {threads} threads, {runs} runs; models in {out}")
     model = build_model(args.size)
@@ -199,44 +216,53 @@ def main(argv: list[str] | None = None) -> int:
     mixed = export_bundle(model, mixed_config(model), out / "r18_mixed.bpnas", batches)
 
     print("\n[2,3] OpenVINO: float vs ORT quantize_static QDQ vs bpnas (8, 8)")
-    bench("OpenVINO float f32", raw_openvino(float_path, threads, "f32"))
-    bench("OpenVINO float plugin default", raw_openvino(float_path, threads, None))
-    bench("OpenVINO ORT-quantize_static QDQ", raw_openvino(ort_qdq, threads, "f32"))
-    if uniform is not None:
-        for label, extra in (("", {}), (" bf16 float ops", {"inference_precision": "bf16"})):
-            with sdk.load(uniform, target="openvino", threads=threads, options=extra) as p:
-                bench(f"OpenVINO bpnas (8,8){label}", p.predict)
-                upcast = [q.layer for q in p.effective_precision() if q.upcast]
-                print(f"    {len(upcast)} upcast layers {upcast[:6]}")
+    fns = {
+        "OpenVINO float f32": raw_openvino(float_path, threads, "f32"),
+        "OpenVINO float plugin default": raw_openvino(float_path, threads, None),
+        "OpenVINO ORT-quantize_static QDQ": raw_openvino(ort_qdq, threads, "f32"),
+    }
     bpnas = "OpenVINO bpnas (8,8)"
+    with ExitStack() as stack:
+        if uniform is not None:
+            for label, extra in (("", {}), (" bf16 float ops", {"inference_precision": "bf16"})):
+                p = stack.enter_context(sdk.load(uniform, target="openvino", threads=threads, options=extra))
+                fns[bpnas + label] = p.predict
+                upcast = [q.layer for q in p.effective_precision() if q.upcast]
+                print(f"  {bpnas + label}: {len(upcast)} upcast layers {upcast[:6]}")
+        bench(fns)
     res.ratio("OpenVINO float f32", bpnas, "speedup of bpnas (8,8) over float f32")
     res.ratio("OpenVINO float plugin default", bpnas, "speedup over the plugin's default float precision")
     res.ratio(bpnas, "OpenVINO ORT-quantize_static QDQ", "bpnas QDQ / ORT quantize_static QDQ latency")
     res.ratio(f"{bpnas} bf16 float ops", bpnas, "bf16 / f32 for the remaining float ops")
 
     print("\n[1] predict() overhead vs the raw engine call on the same artifact")
+    raw_engines: dict[str, Callable[[Path], Callable[[np.ndarray], Any]]] = {
+        "onnxruntime": lambda a: raw_onnxruntime(a, threads),
+        "openvino": lambda a: raw_openvino(a, threads, "f32"),  # the adapter's default float precision
+    }
     if uniform is not None:
         for name in ("onnxruntime", "openvino"):
             with sdk.load(uniform, target=name, threads=threads) as p:
                 artifact = p.manifest.artifact_path(name)
-                if name == "openvino":
-                    bench(f"{name} raw engine call", raw_openvino(artifact, threads, "f32"))
-                else:
-                    bench(f"{name} raw engine call", raw_onnxruntime(artifact, threads))
-                bench(f"{name} predict()", p.predict)
+                bench(
+                    {f"{name} raw engine call": raw_engines[name](artifact), f"{name} predict()": p.predict}
+                )
             res.ratio(f"{name} predict()", f"{name} raw engine call", f"{name} predict() overhead")
 
     print("\n[4] mixed precision vs uniform (8, 8)")
     if uniform is not None and mixed is not None:
         for name in ("onnxruntime", "openvino"):
-            for label, path in (("(8,8)", uniform), ("mixed", mixed)):
-                with sdk.load(path, target=name, threads=threads) as p:
-                    bench(f"{name} {label}", p.predict)
-                    rep = p.profile(runs=5, warmup=1, per_layer=False)
+            with ExitStack() as stack:
+                fns = {}
+                for label, path in (("(8,8)", uniform), ("mixed", mixed)):
+                    p = stack.enter_context(sdk.load(path, target=name, threads=threads))
+                    fns[f"{name} {label}"] = p.predict
+                    rep = p.profile(runs=3, warmup=1, per_layer=False)
                     print(
-                        f"    avg bits searched {rep.avg_bits:.2f}, deployed {rep.deployed_bits:.2f}, "
-                        f"upcast layers {len(rep.upcast_layers)}"
+                        f"  {name} {label}: avg bits searched {rep.avg_bits:.2f}, deployed "
+                        f"{rep.deployed_bits:.2f}, upcast layers {rep.upcast_layers}"
                     )
+                bench(fns)
             res.ratio(f"{name} mixed", f"{name} (8,8)", f"{name} mixed / (8,8) latency")
         with sdk.load(uniform) as pu, sdk.load(mixed) as pm:
             u, m = pu.bops, pm.bops
