@@ -118,8 +118,8 @@ def guarantee_table(runner: Runner) -> tuple[list[str], dict[float, list[SearchR
     grid = {b: [runner.search(b, seed) for seed in range(s.seeds)] for b in s.b_maxes}
     lines = [
         "| b_max | searches | inside (sdk.bops) | inside before repair | avg bits (mean +- std) "
-        "| mean / b_max | min avg bits | mean max_j p_ij |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mean / b_max | min avg bits | mean max p | distinct configs | configs (seed: w,a per layer) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b, rs in grid.items():
         for r in rs:  # the guarantee, re-checked from scratch with the one cost function
@@ -130,9 +130,14 @@ def guarantee_table(runner: Runner) -> tuple[list[str], dict[float, list[SearchR
         lines.append(
             f"| {b} | {len(rs)} | {100 * inside / len(rs):.0f}% | {100 * pre / len(rs):.0f}% "
             f"| {mean_std(bits)} | {statistics.mean(bits) / b:.3f} | {min(bits):.3f} | "
-            f"{statistics.mean(r.history.final_max_prob() for r in rs):.3f} |"
+            f"{statistics.mean(r.history.final_max_prob() for r in rs):.3f} | "
+            f"{len({str(r.config) for r in rs})} | {'; '.join(f'{r.seed}: {_pairs(r)}' for r in rs)} |"
         )
     return lines, grid
+
+
+def _pairs(r: SearchResult) -> str:
+    return " ".join(f"{w}{a}" for w, a in (r.config[k] for k in r.config))
 
 
 def main() -> None:
