@@ -69,8 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from export import export  # noqa: F401
     from sdk import data, models, quant  # noqa: F401
     from sdk.counting import bops  # noqa: F401
+    from sdk.nas import SearchResult, retrain, search  # noqa: F401
     from sdk.predictor import LatencyReport, Predictor, load, profile  # noqa: F401
     from sdk.preprocess import Preprocess  # noqa: F401
     from sdk.quant import quantize  # noqa: F401
-    from sdk.nas import SearchResult, retrain, search  # noqa: F401
     from sdk.training import evaluate, train  # noqa: F401

@@ -7,6 +7,7 @@ retrain -> export -> run on every installed target -> benchmark table.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,8 @@ def _section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 100 - len(title)), flush=True)
 
 
-def _stack(loader: object) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = zip(*loader)  # type: ignore[call-overload]
+def _stack(loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*loader)
     return torch.cat(xs), torch.cat(ys)
 
 

@@ -28,7 +28,7 @@ def uniform_qat(
     **retrain_kwargs: Any,
 ) -> nn.Module:
     """Retrain every layer at (b, b) (or the given (w, a)) with the same QAT recipe as ``sdk.retrain``."""
-    from sdk.nas.retrain import retrain
+    from sdk.nas.qat import retrain
 
     w, a = (bits, bits) if isinstance(bits, int) else bits
     cfg = MixedPrecisionConfig.uniform(model, w, a)

@@ -63,7 +63,7 @@ def run_search_command(argv: Sequence[str]) -> int:
     from sdk.checkpoint import data_from_spec
     from sdk.nas import distributed as ddp
     from sdk.nas.api import search
-    from sdk.nas.retrain import evaluate, retrain
+    from sdk.nas.qat import evaluate, retrain
     from sdk.nas.space import PAPER_CANDIDATES
 
     ddp.init_from_env()
