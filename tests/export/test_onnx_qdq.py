@@ -219,8 +219,8 @@ def test_models_the_fast_path_cannot_emit_fall_back_to_torch_onnx():
 
 @pytest.mark.slow
 def test_both_tracers_lower_to_the_same_numbers():
-    q, x = quantized("resnet20", 0, power_of_two=True)
-    xs = inputs("resnet20", 100)
+    q, x = quantized("digits_cnn", 0, power_of_two=True)
+    xs = inputs("digits_cnn", 100)
     fx = Traced(q, x, tracer="fx").lower(LoweringOptions())
     ref = Traced(q, x, tracer="torch.onnx").lower(LoweringOptions())
     np.testing.assert_array_equal(run_ort(fx, xs), run_ort(ref, xs))
