@@ -38,7 +38,14 @@ class Traced:
             raise InputError(
                 "example_input must be a float tensor shaped like one batch, e.g. (1, 3, 32, 32)."
             )
-        qmodel = fold_bn_if_needed(qmodel).eval()
+        was_training = qmodel.training
+        try:
+            self._trace(fold_bn_if_needed(qmodel).eval(), example_input, tracer)
+        finally:
+            qmodel.train(was_training)  # the caller's model keeps its mode
+        self.layers = tuple(name for name, _ in quant_layers(self.qmodel))
+
+    def _trace(self, qmodel: nn.Module, example_input: torch.Tensor, tracer: str) -> None:
         check_ready(qmodel)
         self.qmodel = qmodel
         self.tracer = tracer
@@ -53,7 +60,6 @@ class Traced:
                 self.tracer = "torch.onnx"
         if self.tracer == "torch.onnx":
             self.graph = trace(qmodel, example_input)
-        self.layers = tuple(name for name, _ in quant_layers(qmodel))
 
     def lower(self, options: LoweringOptions) -> onnx.ModelProto:
         model = lower(self.graph, options, self.layers)

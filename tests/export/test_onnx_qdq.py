@@ -227,3 +227,13 @@ def test_both_tracers_lower_to_the_same_numbers():
     assert {n.name for n in fx.graph.node if n.op_type in ("Conv", "Gemm")} == {
         n.name for n in ref.graph.node if n.op_type in ("Conv", "Gemm")
     }
+
+
+def test_export_leaves_the_callers_model_as_it_was(resnet20):
+    q, x = resnet20
+    q.train()
+    before = {k: v.clone() for k, v in q.state_dict().items()}
+    to_onnx(q, None, x)
+    assert q.training
+    assert all(torch.equal(v, before[k]) for k, v in q.state_dict().items())
+    q.eval()
