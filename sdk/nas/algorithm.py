@@ -3,6 +3,10 @@
 Per step (first-order DARTS alternation):
 1. W step on a train batch: L1 = CE (Eq. 15), theta held constant; SGD (momentum 0.9, wd 5e-4) with a
    per-step cosine LR; then distribution reshaping (Eq. 17-18) of the shared float weights.
+   ``weight_paths`` picks the network the weights train: "uniform" (default; SPOS-style, one candidate
+   per group drawn uniformly each step for the whole search, so the shared weights favour no candidate and
+   theta sees a fair accuracy comparison), "sampled" (one path drawn from p) or "mixture" (the paper's
+   p-weighted supernet in ``mode``; the weights then favour whichever candidate leads).
 2. theta step on a val batch: L2 = CE + barrier(E(SN)) + w1 * Prob-1 (Eq. 16; or CE + lambda * E(SN)
    for the DNAS baseline); Adam (lr 5e-3, wd 1e-3). Sect. 5.2 notes Prob-1 "does not disturb the search in
    the early stage" (its gradient vanishes at uniform p); our start is not uniform, so w1 rises linearly
@@ -65,6 +69,7 @@ class SearchSettings:
     theta_lr: float = 5e-3
     theta_weight_decay: float = 1e-3
     warmup_epochs: int = 0
+    weight_paths: Literal["uniform", "mixture", "sampled"] = "uniform"
     reshape_k: float | None = 2.0
     steps_per_epoch: int | None = None
 
@@ -79,6 +84,10 @@ class SearchSettings:
             raise InputError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs}).")
         if self.mode not in ("full", "sampled"):
             raise InputError(f"mode must be 'full' or 'sampled', got {self.mode!r}.")
+        if self.weight_paths not in ("uniform", "mixture", "sampled"):
+            raise InputError(
+                f"weight_paths must be 'uniform', 'mixture' or 'sampled', got {self.weight_paths!r}."
+            )
         if self.objective not in ("barrier", "dnas"):
             raise InputError(f"objective must be 'barrier' or 'dnas', got {self.objective!r}.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -154,7 +163,8 @@ def run_supernet(
         sn.generator.set_state(blob["path_rng"])
         start = int(blob["epoch"])
     ignore = [f"theta.{i}" for i in range(len(sn.theta))]
-    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=s.mode == "sampled" or s.warmup_epochs > 0)
+    find_unused = s.mode == "sampled" or s.warmup_epochs > 0 or s.weight_paths != "mixture"
+    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=find_unused)
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
         ddp.set_epoch(loaders, epoch)
@@ -219,9 +229,11 @@ def _epoch(
                 break
             x, y = x.to(device), y.to(device)
             sn.train()
-            # warm-up: one uniformly drawn path per step trains every candidate's weights and quantizers
-            sn.set_mode(s.mode if search_theta else "sampled", 1)
-            loss = ce(net(x, grad_theta=False, uniform=not search_theta), y)
+            # warm-up (and weight_paths="uniform" throughout): one uniformly drawn path per step trains
+            # every candidate's weights and quantizers; "sampled" draws it from p, "mixture" runs s.mode
+            uniform = not search_theta or s.weight_paths == "uniform"
+            sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
+            loss = ce(net(x, grad_theta=False, uniform=uniform), y)
             _check_finite(loss, epoch, s.w_lr, "weight")
             opt_w.zero_grad(set_to_none=True)
             loss.backward()

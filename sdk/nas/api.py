@@ -56,6 +56,7 @@ def search(
     w_lr: float = 0.05,
     theta_lr: float = 5e-3,
     warmup_epochs: int | None = None,
+    weight_paths: str = "uniform",
     init_margin: float | None = None,
     reshape_k: float | None = 2.0,
     steps_per_epoch: int | None = None,
@@ -69,7 +70,9 @@ def search(
     pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
     per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
     The first ``warmup_epochs`` (default ``epochs // 4``) train only the weights, on uniformly drawn paths;
-    theta starts at the cost-tilted (Gibbs) start of ``init_theta_inside``.
+    theta starts at the cost-tilted (Gibbs) start of ``init_theta_inside``. ``weight_paths`` chooses what
+    the weight steps train after warm-up: ``"uniform"`` (default, one uniformly drawn candidate per group
+    and step, SPOS-style), ``"sampled"`` (one path drawn from p) or ``"mixture"`` (the p-weighted supernet).
     The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
     ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with
     ``seed``; with ``checkpoint_dir`` a killed search resumes from its last finished epoch to the same result.
@@ -88,6 +91,7 @@ def search(
         w_lr=w_lr,
         theta_lr=theta_lr,
         warmup_epochs=epochs // 4 if warmup_epochs is None else warmup_epochs,
+        weight_paths=weight_paths,  # type: ignore[arg-type]
         reshape_k=reshape_k,
         steps_per_epoch=steps_per_epoch,
     )

@@ -102,3 +102,12 @@ def test_result_json_round_trip(tiny, loaders, tmp_path):
     back = sdk.nas.SearchResult.from_json(tmp_path / "r.json")
     assert back.config == res.config and back.certificate == res.certificate
     assert json.dumps(back.to_dict()) == json.dumps(res.to_dict())  # NaN-safe comparison of everything
+
+
+@pytest.mark.parametrize("paths", ["uniform", "mixture", "sampled"])
+def test_weight_paths_keep_the_guarantee(tiny, loaders, paths):
+    res = sdk.search(tiny, *loaders, b_max=3.0, epochs=2, weight_paths=paths, progress=False, theta_lr=0.05)
+    assert res.certificate.within(3.0) and all(e < 3.0 for e in res.history.column("expected_bits"))
+    assert res.history[2].probs != res.history[1].probs  # theta moved after warm-up
+    with pytest.raises(sdk.InputError, match="weight_paths"):
+        sdk.search(tiny, *loaders, weight_paths="ensemble", progress=False)
