@@ -7,7 +7,8 @@ ResNet-18 (random weights, batch 1) is exported to float ONNX (``--qdq``: also q
 artifact bpnas ships). Rows, each measured by the median of ``--runs`` runs with the TVM and ORT runs
 alternating so machine load hits both alike:
 
-- ``ort fp32``: onnxruntime, CPUExecutionProvider, ``--threads`` intra-op threads.
+- ``onnxruntime``: CPUExecutionProvider, ``--threads`` intra-op threads (FP32 on the float model; on the
+  QDQ model ORT fuses int8 kernels).
 - ``tvm compile default``: ``tvm.compile(mod, target)`` with the stock pipeline (no operator fusion), the
   issue's baseline.
 - ``tvm untuned``: the adapter without records (fused, constant-folded kernels, plain loop nests).
@@ -139,7 +140,7 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
     for name, fn in variants.items():  # each TVM variant alternates with ORT
         ms = alternate({"ort": ort_run, name: fn}, args.runs)
         if not rows:
-            rows.append(("ort fp32", ms["ort"], "onnxruntime CPU EP"))
+            rows.append(("onnxruntime", ms["ort"], f"CPU EP, this {label} model (fp32 for float)"))
         rows.append((name, ms[name], notes[name]))
     return rows
 
