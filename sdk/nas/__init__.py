@@ -8,8 +8,8 @@ from sdk.nas.api import search
 from sdk.nas.baselines import LambdaSweep, dnas_search, lambda_sweep, uniform_qat
 from sdk.nas.command import run_search_command
 from sdk.nas.history import EpochRecord, SearchHistory
-from sdk.nas.result import SearchResult
 from sdk.nas.qat import retrain
+from sdk.nas.result import SearchResult
 from sdk.nas.sampling import RepairMove
 from sdk.nas.schedule import MuSchedule
 from sdk.nas.space import PAPER_CANDIDATES
