@@ -18,7 +18,7 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
         containers=(8,),
-        lowering=LoweringOptions(clip_pattern="qcdq"),
+        lowering=LoweringOptions(clip_pattern="qcdq", slice_strided_pointwise=True),
         extra="openvino",
         engine_modules=("openvino",),
         description="OpenVINO CPU (u8/i8 kernels, int8 containers)",
