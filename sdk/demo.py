@@ -27,7 +27,7 @@ class DemoPreset:
     profile_runs: int
 
 
-FULL = DemoPreset(float_epochs=30, qat_epochs=8, search_epochs=10, profile_runs=200)
+FULL = DemoPreset(float_epochs=15, qat_epochs=6, search_epochs=8, profile_runs=200)
 QUICK = DemoPreset(float_epochs=3, qat_epochs=1, search_epochs=1, profile_runs=10)
 
 
