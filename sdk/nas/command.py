@@ -63,8 +63,9 @@ def run_search_command(argv: Sequence[str]) -> int:
     from sdk.checkpoint import data_from_spec
     from sdk.nas import distributed as ddp
     from sdk.nas.api import search
-    from sdk.nas.qat import evaluate, retrain
+    from sdk.nas.qat import retrain
     from sdk.nas.space import PAPER_CANDIDATES
+    from sdk.training import evaluate
 
     ddp.init_from_env()
     rank = ddp.rank()

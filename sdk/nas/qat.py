@@ -7,10 +7,8 @@ Runs data-parallel (DDP + DistributedSampler) when a process group is initialise
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,29 +19,9 @@ from sdk.config import MixedPrecisionConfig
 from sdk.errors import InputError
 from sdk.nas import distributed as ddp
 from sdk.reshape import reshape_weights_
+from sdk.training import TrainResult, evaluate
 
-__all__ = ["RetrainHistory", "retrain", "evaluate"]
-
-
-@dataclass(frozen=True)
-class RetrainHistory:
-    """Per-epoch training loss/accuracy and validation accuracy (empty without a val loader)."""
-
-    train_loss: tuple[float, ...]
-    train_acc: tuple[float, ...]
-    val_acc: tuple[float, ...]
-    seconds: float
-
-    @property
-    def final_val_acc(self) -> float:
-        return self.val_acc[-1] if self.val_acc else math.nan
-
-
-def evaluate(model: nn.Module, loader: Any, *, device: str | torch.device = "cpu") -> float:
-    """Top-1 accuracy (``sdk.train.evaluate``)."""
-    from sdk.training import evaluate as ev
-
-    return float(ev(model, loader, device=device))
+__all__ = ["retrain"]
 
 
 def retrain(
@@ -64,7 +42,7 @@ def retrain(
     output_bits: int = 8,
 ) -> nn.Module:
     """QAT of ``sdk.quantize(model, config)``; returns the quantized model (eval mode) with its
-    per-epoch accuracies in ``qmodel.retrain_history`` (a RetrainHistory). ``model`` is not modified."""
+    per-epoch accuracies in ``qmodel.retrain_history`` (a TrainResult). ``model`` is not modified."""
     from tqdm.auto import tqdm
 
     from sdk.nas.api import peek_batch
@@ -121,6 +99,6 @@ def retrain(
     finally:
         bar.close()
     qmodel.eval()
-    history = RetrainHistory(tuple(losses), tuple(accs), tuple(vals), time.perf_counter() - start)
+    history = TrainResult(tuple(losses), tuple(accs), tuple(vals), time.perf_counter() - start)
     qmodel.__dict__["retrain_history"] = history  # plain attribute, not a submodule or state
     return qmodel
