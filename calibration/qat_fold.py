@@ -15,29 +15,13 @@ from torch import nn
 
 from calibration._fold_math import rescale_weight_alpha_
 from sdk.config import FLOAT_BITS
-from sdk.quant.modules import QuantConv2d
+from sdk.quant.modules import QuantConv2d, conv_like
 from sdk.quant.quantizers import fake_quant
 
 __all__ = ["FoldedConvBN", "conv_like"]
 
+
 _INT32 = (-(2**31) + 1, 2**31 - 1)
-
-
-def conv_like(conv: nn.Conv2d, cls: type[nn.Conv2d], *, bias: bool) -> nn.Conv2d:
-    """A new, uninitialised ``cls`` with the geometry, device and dtype of ``conv``."""
-    return cls(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,  # type: ignore[arg-type]
-        stride=conv.stride,  # type: ignore[arg-type]
-        padding=conv.padding,  # type: ignore[arg-type]
-        dilation=conv.dilation,  # type: ignore[arg-type]
-        groups=conv.groups,
-        bias=bias,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype,
-    )
 
 
 class FoldedConvBN(QuantConv2d):

@@ -7,6 +7,8 @@ counting working on quantized models unchanged.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +17,27 @@ from sdk.config import FLOAT_BITS
 from sdk.models.layers import Add
 from sdk.quant.quantizers import ActQuantizer, WeightQuantizer, fake_quant
 
-__all__ = ["QuantConv2d", "QuantLinear", "QuantAdd", "QuantLayer"]
+__all__ = ["QuantConv2d", "QuantLinear", "QuantAdd", "QuantLayer", "conv_like"]
+
+
+C = TypeVar("C", bound=nn.Conv2d)
+
+
+def conv_like(conv: nn.Conv2d, cls: type[C], *, bias: bool) -> C:
+    """A new, uninitialised ``cls`` with the geometry, device and dtype of ``conv``."""
+    return cls(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        stride=conv.stride,  # type: ignore[arg-type]
+        padding=conv.padding,  # type: ignore[arg-type]
+        dilation=conv.dilation,  # type: ignore[arg-type]
+        groups=conv.groups,
+        bias=bias,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
 
 
 class _QuantMixin:
@@ -69,19 +91,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
         per_channel: bool = True,
         out_bits: int | None = None,
     ) -> QuantConv2d:
-        q = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,  # type: ignore[arg-type]
-            stride=conv.stride,  # type: ignore[arg-type]
-            padding=conv.padding,  # type: ignore[arg-type]
-            dilation=conv.dilation,  # type: ignore[arg-type]
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            device=conv.weight.device,
-            dtype=conv.weight.dtype,
-        )
+        q = conv_like(conv, cls, bias=conv.bias is not None)
         with torch.no_grad():
             q.weight.copy_(conv.weight)
             if conv.bias is not None:
