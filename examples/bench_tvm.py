@@ -126,7 +126,12 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
                 f"load {time.perf_counter() - t0:.1f} s, max|d| {np.abs(sess.run(x) - ref).max():.2g}"
             )
             variants[name] = (lambda s: lambda: s.run(x))(sess)
-    if args.trials > 0:
+    if args.records is not None:  # measure records tuned earlier (e.g. by a run with --work)
+        sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
+                                                extra={"tvm_tuning_dir": str(args.records)}))  # fmt: skip
+        notes["tvm tuned"] = f"records from {args.records} ({sess.tuned_kernels} kernels tuned)"
+        variants["tvm tuned"] = lambda: sess.run(x)
+    elif args.trials > 0:
         tuning = work / f"tuning_{label.replace(' ', '_')}"
         rep = rt.tune(path, tuning, trials=args.trials, input_shape=shape, threads=args.threads)
         sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
@@ -153,6 +158,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--qdq", action="store_true", help="also benchmark the (8, 8) QDQ artifact")
     ap.add_argument("--onnx", type=Path, help="benchmark this ONNX file instead of ResNet-18")
+    ap.add_argument("--records", type=Path, help="measure these tuning records instead of tuning")
     ap.add_argument("--work", type=Path, help="keep caches and tuning records here (default: a temp dir)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 DEFAULT_TUNING_DIR = "tvm_tuning"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: meta records tuned_kernels
 _META_FILE = "tvm_tuning.json"
 
 
