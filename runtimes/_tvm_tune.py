@@ -1,8 +1,9 @@
 """MetaSchedule tuning for the TVM adapter, with a builder and runner that stay in this process.
 
 TVM's stock LocalBuilder/LocalRunner start worker processes that each import TVM and its tensor intrinsics
-(~30 s of CPU here), so on a small or busy machine every candidate times out and tuning records nothing.
-Building with the LLVM codegen and timing with ``time_evaluator`` in-process avoids that start-up cost.
+(~25 s of CPU here), so on a small or busy machine every candidate hits the 30 s build timeout and tuning
+records nothing. Building with the LLVM codegen and timing with ``time_evaluator`` in-process avoids that
+start-up cost. The price: a candidate that crashes takes the calling process with it (none did here).
 Only ``runtimes/_tvm_*.py`` and ``runtimes/tvm.py`` import TVM, and only inside functions.
 """
 
