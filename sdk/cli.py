@@ -21,11 +21,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_targets(args: argparse.Namespace) -> int:
     import targets
 
-    avail = set(targets.available())
+    missing = targets.unavailable()  # name -> reason, with the install hint
     for name in targets.names():
         t = targets.get(name)
-        state = "available" if name in avail else f"not installed (pip install 'bpnas[{t.extra}]')"
-        print(f"{name:<12} {t.engine:<12} {t.device:<5} {state}")
+        print(f"{name:<12} {t.engine:<12} {t.device:<5} {missing.get(name, 'available')}")
     for alias, name in targets.aliases().items():
         print(f"{alias:<12} -> {name}")
     return 0

@@ -23,3 +23,15 @@ def test_user_error_exits_2_with_one_line(capsys):
     assert main(["report", "--model", "resnet21"]) == 2
     err = capsys.readouterr().err
     assert "resnet20" in err and err.startswith("bpnas: error:")
+
+
+def test_targets_lists_every_target_with_its_state(capsys):
+    import targets
+
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in targets.names():
+        assert name in out
+    assert "bpnas[None]" not in out
+    for name in targets.available():
+        assert any(line.startswith(name) and line.endswith("available") for line in out.splitlines())
