@@ -5,7 +5,7 @@
 
 ResNet-18 (random weights, batch 1) is exported to float ONNX (``--qdq``: also quantized (8, 8) to the QDQ
 artifact bpnas ships). Rows, each measured by the median of ``--runs`` runs with the TVM and ORT runs
-alternating so machine load hits both alike:
+alternating in blocks so machine load hits both alike:
 
 - ``onnxruntime``: CPUExecutionProvider, ``--threads`` intra-op threads (FP32 on the float model; on the
   QDQ model ORT fuses int8 kernels).
@@ -16,8 +16,9 @@ alternating so machine load hits both alike:
 - ``tvm tuned``: ``runtimes.tvm.tune`` with ``--trials`` MetaSchedule trials (its wall time is printed), then
   the adapter loading those records.
 
-Prints a table with ms/image and the ratio to ORT, the machine's load average, and the max |TVM - ORT|
-difference; no expected numbers. Tuning can take many minutes: trials / tasks per task, ~20-60 s a round.
+Prints a table with ms/image, the ORT time measured alongside each row and the ratio to it, the machine's
+load average, and the max |TVM - ORT| difference; no expected numbers. Tuning can take many minutes:
+trials / tasks per task, ~20-60 s a round.
 """
 
 from __future__ import annotations
@@ -62,16 +63,24 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
     return out
 
 
-def alternate(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
-    """Median ms of each function, calling them in turn ``runs`` times after one warm-up each."""
-    for f in fns.values():
-        f()
+def alternate(fns: dict[str, Callable[[], Any]], runs: int, blocks: int = 4) -> dict[str, float]:
+    """Median ms of each function over ``runs`` timed calls, taken in ``blocks`` alternating blocks.
+
+    Each block starts with two untimed calls. Alternating call by call would be unfair on a small machine:
+    ORT's and TVM's thread pools both spin-wait after a call, so each engine's first call after the other's
+    shares the cores with the other's spinning threads (measured on 2 cores: ORT 10.6 -> 30.6 ms and TVM
+    27 -> 50 ms when interleaved call by call).
+    """
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(runs):
+    per_block = max(1, -(-runs // blocks))
+    for _ in range(blocks):
         for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(2):
+                f()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
     return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
@@ -92,7 +101,10 @@ def compile_default(path: Path, shape: tuple[int, ...], threads: int) -> Callabl
     return lambda x: vm["main"](tvm.runtime.tensor(x)).numpy()
 
 
-def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> list[tuple[str, float, str]]:
+def bench_one(
+    label: str, path: Path, args: argparse.Namespace, work: Path
+) -> list[tuple[str, float, float, str]]:
+    """Rows of (engine, ms/image, ORT ms/image measured alongside it, notes)."""
     import onnxruntime as ort
 
     from runtimes import tvm as rt
@@ -110,7 +122,7 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
         return ref_sess.run(None, {"input": x})
 
     cache = work / f"cache_{label.replace(' ', '_')}"
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, float, str]] = []
     variants: dict[str, Callable[[], Any]] = {}
     notes: dict[str, str] = {}
     t0 = time.perf_counter()
@@ -129,6 +141,7 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
     if args.records is not None:  # measure records tuned earlier (e.g. by a run with --work)
         sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
                                                 extra={"tvm_tuning_dir": str(args.records)}))  # fmt: skip
+        assert isinstance(sess, rt.TvmSession)
         notes["tvm tuned"] = f"records from {args.records} ({sess.tuned_kernels} kernels tuned)"
         variants["tvm tuned"] = lambda: sess.run(x)
     elif args.trials > 0:
@@ -142,11 +155,11 @@ def bench_one(label: str, path: Path, args: argparse.Namespace, work: Path) -> l
             f"tuning {rep.wall_s / 60:.1f} min, max|d| {np.abs(sess.run(x) - ref).max():.2g}"
         )
         variants["tvm tuned"] = lambda: sess.run(x)
-    for name, fn in variants.items():  # each TVM variant alternates with ORT
+    for name, fn in variants.items():  # each TVM variant alternates with ORT; its ratio is to that ORT time
         ms = alternate({"ort": ort_run, name: fn}, args.runs)
         if not rows:
-            rows.append(("onnxruntime", ms["ort"], f"CPU EP, this {label} model (fp32 for float)"))
-        rows.append((name, ms[name], notes[name]))
+            rows.append(("onnxruntime", ms["ort"], ms["ort"], f"CPU EP, this {label} model (fp32 for float)"))
+        rows.append((name, ms[name], ms["ort"], notes[name]))
     return rows
 
 
@@ -170,11 +183,10 @@ def main() -> None:
         )
         for label, path in models.items():
             rows = bench_one(label, path, args, work)
-            base = rows[0][1]
             print(f"\n[{label}] {path.name}, batch 1, {args.size}x{args.size}, {args.threads} threads")
-            print(f"{'engine':<22}{'ms/image':>10}{'x ORT':>8}  notes")
-            for name, ms, note in rows:
-                print(f"{name:<22}{ms:>10.1f}{ms / base:>8.1f}  {note}")
+            print(f"{'engine':<22}{'ms/image':>10}{'ORT ms':>8}{'x ORT':>7}  notes")
+            for name, ms, ort_ms, note in rows:
+                print(f"{name:<22}{ms:>10.1f}{ort_ms:>8.1f}{ms / ort_ms:>7.2f}  {note}")
         print(f"\nload average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
