@@ -1,4 +1,10 @@
-"""Quantized-model checkpoints for the CLI: zoo name + config + state dict, loaded with weights_only."""
+"""Quantized-model checkpoints for the CLI: zoo name + config + state dict, loaded with weights_only.
+
+A checkpoint holds the model as ``sdk.retrain`` returned it, BatchNorm form included: ``"bn_fold": "qat"``
+when conv -> BN pairs are ``calibration.FoldedConvBN`` layers (they load as such, so BN statistics and the
+folded weight clips round-trip, and ``sdk.export`` freezes them exactly as it would the original), ``"none"``
+for the plain ``sdk.quantize`` structure. Version 1 checkpoints predate the field and load as ``"none"``.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,19 @@ from sdk.errors import InputError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "data_from_spec"]
 
-FORMAT = "bpnas-checkpoint-v1"
+FORMAT = "bpnas-checkpoint-v2"
+_READABLE = ("bpnas-checkpoint-v1", FORMAT)
+_BN_FOLDS = ("none", "qat")
 
 
 def save_checkpoint(
     path: str | os.PathLike[str], qmodel: nn.Module, *, model: str, num_classes: int, in_channels: int
 ) -> Path:
-    """Write atomically: a zoo model name, its build arguments, the config and the state dict."""
+    """Write atomically: a zoo model name, its build arguments, the config, the BN form and the state dict."""
+    from calibration import FoldedConvBN
     from sdk.quant import config_of
+
+    qat_folded = any(isinstance(m, FoldedConvBN) for m in qmodel.modules())
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +42,7 @@ def save_checkpoint(
         "num_classes": num_classes,
         "in_channels": in_channels,
         "config": config_of(qmodel).to_dict(),
+        "bn_fold": "qat" if qat_folded else "none",
         "state_dict": qmodel.state_dict(),
     }
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -51,14 +63,31 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, 
         raise InputError(
             f"checkpoint {os.fspath(path)!r} is unreadable ({e}); write it with bpnas retrain."
         ) from e
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+    if not isinstance(blob, dict) or blob.get("format") not in _READABLE:
         raise InputError(f"{os.fspath(path)!r} is not a bpnas checkpoint; write it with `bpnas retrain`.")
+    bn_fold = blob.get("bn_fold", "none")
+    if bn_fold not in _BN_FOLDS:
+        raise InputError(
+            f"checkpoint {os.fspath(path)!r} has BN form {bn_fold!r}, which this bpnas cannot rebuild "
+            f"(known: {', '.join(_BN_FOLDS)}); upgrade bpnas or write it again with `bpnas retrain`."
+        )
     model = sdk.models.create(blob["model"], num_classes=blob["num_classes"], in_channels=blob["in_channels"])
     cfg = MixedPrecisionConfig.from_dict(blob["config"])
     qmodel = sdk.quantize(model, cfg)
-    qmodel.load_state_dict(blob["state_dict"])
+    if bn_fold == "qat":
+        from calibration import fold_bn
+
+        qmodel = fold_bn(qmodel, qat=True)
+    try:
+        qmodel.load_state_dict(blob["state_dict"])
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        raise InputError(
+            f"checkpoint {os.fspath(path)!r} does not fit {blob['model']} quantized with its config and "
+            f"BN form {bn_fold!r} ({detail[:300]}); write it again with `bpnas retrain`."
+        ) from e
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
-    return qmodel, meta
+    return qmodel.eval(), meta
 
 
 def data_from_spec(spec: str, **kwargs: Any) -> Any:

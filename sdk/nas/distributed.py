@@ -25,6 +25,7 @@ __all__ = [
     "shard_loader",
     "wrap_ddp",
     "all_reduce_mean_",
+    "broadcast_bn_stats_",
     "barrier",
 ]
 
@@ -96,6 +97,20 @@ def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t.div_(n)
+
+
+def broadcast_bn_stats_(module: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s BatchNorm running statistics to every rank (no-op when not distributed).
+
+    DDP broadcasts buffers only at the start of each forward, so after the last training step every rank
+    holds its own batch's update; call this before evaluating or saving a model trained under DDP.
+    """
+    if not is_distributed():
+        return
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            for b in m.buffers():
+                dist.broadcast(b, src)
 
 
 def barrier() -> None:

@@ -3,6 +3,16 @@
 The paper retrains the sampled model with the supernet's weight-training settings: SGD, momentum 0.9,
 weight decay 5e-4, cosine LR; here per step, with distribution reshaping (Eq. 17-18) after every step.
 Runs data-parallel (DDP + DistributedSampler) when a process group is initialised.
+
+BatchNorm trains folded by default (``calibration.FoldedConvBN``, the simulated fold of Jacob et al. 2018):
+the weight quantizer sees ``W * g/sigma``, so the model returned, in eval mode, is exactly the model
+``sdk.export`` deploys. Trained unfolded (conv -> fake-quant -> BN), export would re-quantize the folded
+weights and flip some decisions (about 1% of top-1 decisions of digits_cnn at (2,3)).
+- Before folding, BN statistics are re-estimated on the quantized network (up to ``BN_REESTIMATE_BATCHES``
+  training batches): the fold's ``sigma`` then starts at the statistics the quantized convs produce instead
+  of drifting there during training, which at 2-bit weights silently moves every weight clip by ~10%.
+- BN statistics are frozen for the last epoch(s), as torch.ao's ``freeze_bn_stats`` and Jacob et al. do,
+  so the final steps train with the very scales and shifts that are deployed.
 """
 
 from __future__ import annotations
@@ -17,11 +27,14 @@ from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
 from sdk.errors import InputError
+from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.reshape import reshape_weights_
 from sdk.training import TrainResult, evaluate
 
-__all__ = ["retrain"]
+__all__ = ["retrain", "BN_REESTIMATE_BATCHES"]
+
+BN_REESTIMATE_BATCHES = 32
 
 
 def retrain(
@@ -40,9 +53,18 @@ def retrain(
     device: str | torch.device = "cpu",
     residual_bits: int = 8,
     output_bits: int = 8,
+    fold_bn: bool = True,
+    freeze_bn_epochs: int | None = None,
 ) -> nn.Module:
     """QAT of ``sdk.quantize(model, config)``; returns the quantized model (eval mode) with its
-    per-epoch accuracies in ``qmodel.retrain_history`` (a TrainResult). ``model`` is not modified."""
+    per-epoch accuracies in ``qmodel.retrain_history`` (a TrainResult). ``model`` is not modified.
+
+    Args:
+        fold_bn: train each conv -> BN pair as a ``calibration.FoldedConvBN``, so the returned model equals
+            its export; ``False`` trains BN unfolded (export then folds and re-quantizes, see module doc).
+        freeze_bn_epochs: how many final epochs use frozen BN running statistics (BN in eval mode, its
+            affine parameters still train); ``None`` means 1 when ``epochs >= 2``, else 0.
+    """
     from tqdm.auto import tqdm
 
     from sdk.nas.api import peek_batch
@@ -50,6 +72,12 @@ def retrain(
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be an int >= 1, got {epochs!r}.")
+    if freeze_bn_epochs is None:
+        freeze_bn_epochs = 1 if epochs >= 2 else 0
+    if isinstance(freeze_bn_epochs, bool) or not isinstance(freeze_bn_epochs, int):
+        raise InputError(f"freeze_bn_epochs must be an int or None, got {freeze_bn_epochs!r}.")
+    if not 0 <= freeze_bn_epochs <= epochs:
+        raise InputError(f"freeze_bn_epochs must be in [0, epochs={epochs}], got {freeze_bn_epochs}.")
     torch.manual_seed(seed)
     qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits).to(device)
     if ddp.is_distributed():
@@ -57,6 +85,9 @@ def retrain(
     x0, _ = peek_batch(train_loader)
     with torch.no_grad():  # initialise every activation quantizer before DDP broadcasts rank 0's state
         qmodel.eval()(x0.to(device))
+    if fold_bn and any(isinstance(m, nn.BatchNorm2d) for m in qmodel.modules()):
+        _reestimate_bn_(qmodel, train_loader, device)  # per rank; DDP then broadcasts rank 0's fold
+        qmodel = _fold_for_qat(qmodel)
     net = ddp.wrap_ddp(qmodel)
     steps = len(train_loader)
     opt = torch.optim.SGD(qmodel.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -71,6 +102,8 @@ def retrain(
         for epoch in range(epochs):
             ddp.set_epoch([train_loader], epoch)
             qmodel.train()
+            if epoch >= epochs - freeze_bn_epochs:
+                _freeze_bn_stats(qmodel)
             sums = torch.zeros(3, dtype=torch.float64)
             for x, y in train_loader:
                 x, y = x.to(device), y.to(device)
@@ -91,6 +124,7 @@ def retrain(
                 )
                 bar.update(1)
             ddp.all_reduce_mean_([sums])
+            ddp.broadcast_bn_stats_(qmodel)  # one model on every rank: rank 0's BN statistics
             losses.append(float(sums[0] / sums[2]))
             accs.append(float(sums[1] / sums[2]))
             if val_loader is not None:
@@ -102,3 +136,46 @@ def retrain(
     history = TrainResult(tuple(losses), tuple(accs), tuple(vals), time.perf_counter() - start)
     qmodel.__dict__["retrain_history"] = history  # plain attribute, not a submodule or state
     return qmodel
+
+
+@torch.no_grad()
+def _reestimate_bn_(qmodel: nn.Module, loader: DataLoader, device: str | torch.device) -> None:
+    """Recompute every BN's running statistics on the quantized network: a cumulative average over up to
+    ``BN_REESTIMATE_BATCHES`` training batches, everything but BN in eval mode, the loader's RNG restored."""
+    bns = [m for m in qmodel.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in bns if m.track_running_stats]
+    momenta = [m.momentum for m in bns]
+    gens = ckpt.loader_generators([loader])
+    state = ckpt.rng_state(gens)
+    qmodel.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch weighs the same
+        m.train()
+    try:
+        for i, (x, _) in enumerate(loader):
+            if i == BN_REESTIMATE_BATCHES:
+                break
+            qmodel(x.to(device))
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        qmodel.eval()
+        ckpt.set_rng_state(state, gens)
+
+
+def _fold_for_qat(qmodel: nn.Module) -> nn.Module:
+    """``calibration.fold_bn(qmodel, qat=True)``: each conv -> BN pair becomes a FoldedConvBN."""
+    from calibration import fold_bn
+
+    try:
+        return fold_bn(qmodel, qat=True)
+    except InputError as e:
+        raise InputError(f"{e} Or retrain with BN unfolded: sdk.retrain(..., fold_bn=False).") from e
+
+
+def _freeze_bn_stats(model: nn.Module) -> None:
+    """BN layers normalise with (and stop updating) their running statistics; gamma and beta still train."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()

@@ -35,3 +35,24 @@ def test_targets_lists_every_target_with_its_state(capsys):
     assert "bpnas[None]" not in out
     for name in targets.available():
         assert any(line.startswith(name) and line.endswith("available") for line in out.splitlines())
+
+
+def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    import sdk
+    from sdk.checkpoint import load_checkpoint
+
+    config, ckpt, bundle = tmp_path / "cfg.json", tmp_path / "m.pt", tmp_path / "m.bpnas"
+    sdk.MixedPrecisionConfig.uniform(sdk.models.digits_cnn(), 3, 3).to_json(config)
+    argv = ["retrain", "--config", str(config), "--float-epochs", "1", "--epochs", "1", "--out", str(ckpt)]
+    assert main(argv) == 0
+    assert main(["export", str(ckpt), "--out", str(bundle)]) == 0
+    qmodel, meta = load_checkpoint(ckpt)
+    assert meta["bn_fold"] == "qat"
+    x = torch.cat([x for x, _ in sdk.data.digits().test])
+    with torch.no_grad():
+        trained = qmodel(x).argmax(1).numpy()
+    deployed = np.asarray(sdk.load(bundle, target="onnxruntime").predict(x.numpy())).argmax(1)
+    np.testing.assert_array_equal(deployed, trained)
