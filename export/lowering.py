@@ -28,8 +28,10 @@ from export.passes import (
     PerTensorWeights,
     PowerOfTwoCheck,
     Prune,
+    QuantizeBeforeMaxPool,
     RemoveIdentity,
     SliceStridedPointwise,
+    SplitAddPerQuantizer,
     run_passes,
 )
 
@@ -51,9 +53,11 @@ def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pas
     ops, the float-clip pattern, scale checks) that must see the settled graph.
     """
     passes = cleanup_passes(layers)
-    if options.clip_pattern == "qcdq":
+    if options.clip_pattern != "float_clip":
         passes.append(FoldActivationIntoQuantize())
     passes += [MergeClips(), DropFullRangeClip(), DedupeQuantizers()]
+    if options.quantize_before_maxpool:
+        passes.append(QuantizeBeforeMaxPool())
     if not options.per_channel:
         passes.append(PerTensorWeights())
     if options.symmetric_int8:
@@ -64,10 +68,12 @@ def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pas
     engine: list[Pass] = []
     if options.explicit_integer_ops:
         engine.append(IntegerOps())
+    if options.clip_pattern != "qcdq":  # before a Slice reads the codes, while the QCDQ is still closed
+        engine.append(FloatClip(signed_only=options.clip_pattern == "signed_float_clip"))
     if options.slice_strided_pointwise:
         engine.append(SliceStridedPointwise())
-    if options.clip_pattern == "float_clip":
-        engine.append(FloatClip())
+    if options.split_shared_add:
+        engine.append(SplitAddPerQuantizer())
     if options.power_of_two_scales:
         engine.append(PowerOfTwoCheck())
     engine.append(Prune())

@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["LoweringOptions", "CLIP_PATTERNS"]
 
-CLIP_PATTERNS = ("qcdq", "float_clip")
+CLIP_PATTERNS = ("qcdq", "float_clip", "signed_float_clip")
 _FLAGS = (
     "per_channel",
     "symmetric_int8",
@@ -16,6 +16,8 @@ _FLAGS = (
     "uint8_activations",
     "explicit_integer_ops",
     "slice_strided_pointwise",
+    "quantize_before_maxpool",
+    "split_shared_add",
 )
 
 
@@ -29,9 +31,11 @@ class LoweringOptions:
         symmetric_int8: every activation tensor as int8 with zero point 0 (TensorRT's explicit-quantization
             rules); unsigned a-bit codes then live in the non-negative half of int8.
         power_of_two_scales: require every scale to be a power of two (FPGA toolchains, hls4ml).
-        clip_pattern: "qcdq" (QuantizeLinear -> integer Clip to the a-bit code range -> DequantizeLinear) or
-            "float_clip" (float Clip(0, alpha) before QuantizeLinear); QCDQ keeps ORT and OpenVINO on integer
-            kernels, measured.
+        clip_pattern: "qcdq" (QuantizeLinear -> integer Clip to the a-bit code range -> DequantizeLinear),
+            "float_clip" (float Clip(0, alpha) before QuantizeLinear) or "signed_float_clip" (QCDQ, but the
+            narrow-range bound of signed codes as a float Clip, which OpenVINO folds into FakeQuantize; its
+            integer Clip on a residual operand kept the Add out of the conv, measured). QCDQ keeps ORT and
+            OpenVINO on integer kernels, measured.
         container_bits: integer container width for sub-8-bit codes (8: a 3-bit layer is stored in int8).
         uint8_activations: every activation in uint8, signed codes at zero point 128 (ONNX Runtime: its x86
             QDQ fusion needs uint8 on both sides of a conv; int8 or mixed types run float). Same codes.
@@ -40,6 +44,12 @@ class LoweringOptions:
             DequantizeLinear -> float Conv. Needs uint8_activations.
         slice_strided_pointwise: run a strided 1x1 conv as an integer Slice + stride-1 conv (exact; OpenVINO
             runs strided 1x1 convs on QDQ inputs in f32, e.g. every ResNet downsample shortcut).
+        quantize_before_maxpool: give a MaxPool read by one quantizer that quantizer on its input too
+            (exact; OpenVINO then fuses it into the conv before the pool and pools u8 codes instead of
+            running the ResNet stem's conv output, MaxPool and quantizer in f32).
+        split_shared_add: give each quantizer reading a quantized Add its own copy of the Add (exact; ONNX
+            Runtime fuses QLinearAdd only for an Add with one reader, and mixed-precision residual sums have
+            two: the next conv's a-bit quantizer and the 8-bit residual one).
     """
 
     opset: int = 17
@@ -51,6 +61,8 @@ class LoweringOptions:
     uint8_activations: bool = False
     explicit_integer_ops: bool = False
     slice_strided_pointwise: bool = False
+    quantize_before_maxpool: bool = False
+    split_shared_add: bool = False
 
     def __post_init__(self) -> None:
         for name in _FLAGS:
@@ -89,4 +101,8 @@ class LoweringOptions:
             parts.append("intops")
         if self.slice_strided_pointwise:
             parts.append("s1x1")
+        if self.quantize_before_maxpool:
+            parts.append("qmp")
+        if self.split_shared_add:
+            parts.append("addq")
         return "-".join(parts)

@@ -17,7 +17,9 @@ from export.passes.name_layers import NameLayers
 from export.passes.per_tensor import PerTensorWeights
 from export.passes.power_of_two import PowerOfTwoCheck
 from export.passes.prune import Prune
+from export.passes.quantize_before_maxpool import QuantizeBeforeMaxPool
 from export.passes.remove_identity import RemoveIdentity
+from export.passes.split_add import SplitAddPerQuantizer
 from export.passes.strided_pointwise import SliceStridedPointwise
 
 __all__ = [
@@ -36,7 +38,9 @@ __all__ = [
     "PerTensorWeights",
     "PowerOfTwoCheck",
     "Prune",
+    "QuantizeBeforeMaxPool",
     "RemoveIdentity",
     "SliceStridedPointwise",
+    "SplitAddPerQuantizer",
     "run_passes",
 ]

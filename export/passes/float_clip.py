@@ -3,6 +3,12 @@
 Same codes as QCDQ (quantization is monotone), but the float Clip sits between a conv and its
 QuantizeLinear; kept as a LoweringOptions choice because some toolchains want it, and measured to make ONNX
 Runtime run such convs as float FusedConv (see ``export.inspect``).
+
+``signed_only`` moves only the bounds of signed codes (the narrow range ``-n..n`` of residual operands and the
+network input). OpenVINO folds that float bound into its FakeQuantize; the integer Clip in a QCDQ on a
+residual operand instead kept the Add's dequantization out of the conv, which then wrote f32 and ran a
+separate Multiply (measured on ResNet-18). Unsigned sub-8-bit codes keep their integer Clip there: as float
+bounds OpenVINO's results drifted further from the spec (measured).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ __all__ = ["FloatClip"]
 
 @dataclass(frozen=True)
 class FloatClip:
+    signed_only: bool = False
+
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         graph = Graph(model)
         changed = False
         for chain in act_chains(graph):
-            if chain.clip is None or not chain.closed:
+            if chain.clip is None or not chain.closed or (self.signed_only and chain.codes[0] >= 0):
                 continue
             s = chain.params.scale.reshape(()).astype(np.float32)
             c_lo, c_hi = chain.codes

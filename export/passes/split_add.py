@@ -1,0 +1,54 @@
+"""Give each QuantizeLinear that reads a quantized Add its own copy of the Add.
+
+Exact (the same sum, computed once per reader). ONNX Runtime fuses ``DQ, DQ -> Add -> Q`` into a QLinearAdd
+only when the Add's one reader is that QuantizeLinear; in a mixed-precision ResNet every residual sum feeds
+both the next block's a-bit conv quantizer and its 8-bit residual quantizer, so it ran as DequantizeLinear x2,
+a float Add and two QuantizeLinear, with layout Transposes around them (measured on ResNet-18). Two
+QLinearAdds on the uint8 codes cost less than that. OpenVINO runs the conv before such an Add with an f32
+output and quantizes it twice; with one Add per quantizer the conv writes its int8 residual codes and each
+Add becomes an integer eltwise with its own quantizer (measured faster).
+
+The copy reads its operands in swapped order (``b + a``, bitwise the same sum): OpenVINO's
+common-subexpression pass merges an identical copy back into one Add (measured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from export._graph import Graph
+
+__all__ = ["SplitAddPerQuantizer"]
+
+
+@dataclass(frozen=True)
+class SplitAddPerQuantizer:
+    def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
+        graph = Graph(model)
+        copies = []
+        for add in model.graph.node:
+            if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.input) != 2:
+                continue
+            dqs = [graph.producer.get(i) for i in add.input]
+            if any(
+                dq is None or dq.op_type != "DequantizeLinear" or graph.const(dq.input[0]) is not None
+                for dq in dqs
+            ):
+                continue  # not a sum of two quantized activations
+            readers = graph.consumers.get(add.output[0], [])
+            if (
+                len(readers) < 2
+                or add.output[0] in graph.outputs
+                or any(r.op_type != "QuantizeLinear" or r.input[0] != add.output[0] for r in readers)
+            ):
+                continue
+            for q in readers[1:]:
+                copy = graph.make_node(
+                    "Add", list(reversed(add.input)), name=f"{add.name or 'add'}/for_{q.name or 'q'}"
+                )
+                q.input[0] = copy.output[0]
+                copies.append(copy)
+        model.graph.node.extend(copies)
+        return model, bool(copies)
