@@ -6,14 +6,18 @@ QuantizeLinear consumes it, straight to that quantizer's codes:
 
 - conv/gemm accumulator [-> Relu/Clip] -> Q: one dyadic requantization; ReLU/ReLU6 become the code clamp
   (``round`` is monotone, so ``round(min(v, 6) / s) == min(round(v / s), round(6 / s))``).
-- Add of dequantized codes [-> Relu] -> Q: both operands' codes times dyadic multipliers to the consumer's
-  scale, one rounding.
+- Add of dequantized codes [-> Relu] -> Q: a lookup table over every pair of operand codes, computed with
+  exact rational rounding, when the pairs are few (<= 2^16); otherwise both operands' codes times dyadic
+  multipliers to the consumer's scale, one rounding.
 - MaxPool commutes with any per-channel monotone map, so it runs on the consumer's codes.
 - Global/average pooling -> Q: the input is first put on a fine power-of-two grid (error below 2^-30 of the
   range, summed exactly in int32 range), then summed and divided by a dyadic multiplier.
 
 Anything else between quantizers raises a BundleError naming the node: nothing falls back to float. The only
-float ops are quantizing the network input and dequantizing the output logits.
+float ops are quantizing the network input (a float64 quotient of the float32 operands, which decides every
+rounding exactly) and dequantizing the output logits. Every rounding is thus that of exact arithmetic (up to
+the >= 31-bit dyadic multipliers), the meaning of the fake-quant model that the float32 forward only
+approximates (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -185,10 +189,10 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def _code_of(bound: float, s: Fraction) -> float:
-    """The code a float clip bound maps to: round(fl32(bound) / fl32(s)) in float32, as torch computes it."""
+    """The code a float clip bound maps to, ``round_half_even(fl32(bound) / s)`` exactly."""
     if math.isinf(bound):
         return bound
-    return float(np.rint(np.float32(bound) / np.float32(float(s))))
+    return float(round(_frac(bound) / s))
 
 
 def _flatten_codes(x: np.ndarray) -> np.ndarray:
@@ -200,9 +204,11 @@ def _flatten_codes(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(n, -1)
 
 
-def _input_quant(x: np.ndarray, s: np.float32, lo: int, hi: int, dt: type) -> np.ndarray:
-    y = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype=np.float32)
-    np.divide(x.transpose(0, 2, 3, 1), s, out=y)
+def _input_quant(x: np.ndarray, s: float, lo: int, hi: int, dt: type) -> np.ndarray:
+    """``clamp(round_half_even(x / s))`` of float32 x and s, exactly: the float64 quotient of two float32
+    numbers is a rounding tie only when the exact quotient is, and never crosses one (for |x / s| < 2^28)."""
+    y = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype=np.float64)
+    np.divide(x.transpose(0, 2, 3, 1), s, out=y, dtype=np.float64)
     np.rint(y, out=y)
     np.clip(y, lo, hi, out=y)
     return y.astype(dt)
@@ -231,14 +237,20 @@ def _table_operands(v: Any) -> list[_Deq] | None:
 
 
 def _code_table(operands: list[_Deq], s: Fraction, lo: int, hi: int) -> np.ndarray:
-    """Output code for every operand-code combination, by the fake-quant model's float32 arithmetic:
-    ``clamp(round(fl32(fl32(qa * sa) + fl32(qb * sb)) / s), lo, hi)`` (elementwise IEEE float32 ops are
-    deterministic, so this is the specification's own rounding, including its near-ties)."""
-    values = [
-        np.arange(d.codes.lo, d.codes.hi + 1, dtype=np.float32) * np.float32(float(d.scale)) for d in operands
-    ]
-    v = values[0] if len(values) == 1 else values[0][:, None] + values[1][None, :]
-    q = np.rint(v / np.float32(float(s)))
+    """Output code for every operand-code combination, ``clamp(round_half_even(sum_i q_i * s_i / s), lo, hi)``
+    in exact arithmetic: float64 decides every entry farther than 2^-40 of its terms' size from a tie (its
+    error is below 2^-50 of that), and the few nearer ones are decided with fractions."""
+    ratios = [d.scale / s for d in operands]
+    codes = [np.arange(d.codes.lo, d.codes.hi + 1, dtype=np.float64) for d in operands]
+    terms = [c * float(r) for c, r in zip(codes, ratios)]
+    if len(terms) == 1:
+        v, size = terms[0], np.abs(terms[0])
+    else:
+        v = terms[0][:, None] + terms[1][None, :]
+        size = np.abs(terms[0])[:, None] + np.abs(terms[1])[None, :]
+    q = np.rint(v)
+    for idx in zip(*np.nonzero(np.abs(v - np.floor(v) - 0.5) <= (size + 1) * 2.0**-40)):
+        q[idx] = round(sum((Fraction(int(c[i])) * r for c, i, r in zip(codes, idx, ratios)), Fraction(0)))
     return np.clip(q, lo, hi).astype(K.code_dtype(lo, hi)).reshape(-1)
 
 
@@ -258,12 +270,9 @@ def _table_op(
 
 # -- the compiler -------------------------------------------------------------------------------------------
 class _Compiler:
-    def __init__(
-        self, model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]], *, spec_tables: bool
-    ) -> None:
+    def __init__(self, model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]]) -> None:
         self.graph = model.graph
         self.layer_bits = layer_bits
-        self.spec_tables = spec_tables
         self.values: dict[str, Any] = {}
         self.ops: list[Op] = []
         self.nregs = 0
@@ -419,7 +428,7 @@ class _Compiler:
             out = _Codes(reg, s, lo, hi, v.shape)
         elif isinstance(v, _Deq) and v.scale == s and lo <= v.codes.lo and v.codes.hi <= hi:
             out = v.codes  # Q(DQ(q)) at the same scale is the identity
-        elif self.spec_tables and (operands := _table_operands(v)) is not None:
+        elif (operands := _table_operands(v)) is not None:
             table = _code_table(operands, s, lo, hi)
             fn = partial(_table_op, table=table, los=tuple(d.codes.lo for d in operands),
                          sizes=tuple(d.codes.hi - d.codes.lo + 1 for d in operands))  # fmt: skip
@@ -544,16 +553,6 @@ def _fuse_requantization(ops: list[Op], keep: set[int]) -> list[Op]:
     return out
 
 
-def compile_model(
-    model: onnx.ModelProto,
-    layer_bits: Mapping[str, tuple[int, int]] | None = None,
-    *,
-    spec_tables: bool = True,
-) -> Program:
-    """Compile a QDQ ONNX model into an integer :class:`Program`; BundleError names any unsupported node.
-
-    ``spec_tables`` lowers ops whose inputs are one or two code tensors (residual add, code-to-code
-    requantization) to lookup tables that reproduce the fake-quant model's float32 rounding exactly; without
-    it they use dyadic multipliers (exact real arithmetic, which differs from float32 on near-ties).
-    """
-    return _Compiler(model, layer_bits or {}, spec_tables=spec_tables).compile()
+def compile_model(model: onnx.ModelProto, layer_bits: Mapping[str, tuple[int, int]] | None = None) -> Program:
+    """Compile a QDQ ONNX model into an integer :class:`Program`; BundleError names any unsupported node."""
+    return _Compiler(model, layer_bits or {}).compile()

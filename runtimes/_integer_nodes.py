@@ -91,7 +91,7 @@ def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
             ca, cb = _code_of(x.lo, s), _code_of(x.hi, s)
             lo, hi = int(min(max(ca, lo), hi)), int(min(max(cb, lo), hi))
             x = x.x
-        fn = partial(_input_quant, s=np.float32(float(s)), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
+        fn = partial(_input_quant, s=float(s), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
         codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, inner.shape)
     elif isinstance(x, (_Const, _IntConst)):
         raise c.fail(node, "quantizes a float initializer; weights must be stored as int8 codes (DESIGN §4).")

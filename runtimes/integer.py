@@ -4,9 +4,12 @@ The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`r
 activation codes at their a-bit ranges, int8 weight codes, exact integer accumulation with the int32 bias,
 and a dyadic requantization (``m * 2^-shift``, m of >= 31 bits, round half to even, clamp) straight to the
 next quantizer's codes. ReLU/ReLU6 are clamps in the code domain; residual adds, max pooling and global
-average pooling run on integers. The network input is quantized in float32 exactly as the fake-quant model
-does (``round(x / s)``) and the logits codes are dequantized at the end; nothing else is float, and a graph
-that would need a float tensor between quantizers is refused with an error naming the node.
+average pooling run on integers (code pairs of a residual add through exact lookup tables). The network input
+is quantized as ``round(x / s)`` with the exact quotient and the logits codes are dequantized at the end;
+nothing else is float, and a graph that would need a float tensor between quantizers is refused with an error
+naming the node. Every code is thus the one exact arithmetic gives (DESIGN §2), which the PyTorch fake-quant
+model's float32 forward only approximates: it flips codes whose exact value lies within ~1e-7 of a rounding
+tie, as its float64 evaluation shows.
 
 Integer GEMMs run through BLAS on float32 or float64 *containers* when the layer's proven accumulator bound
 (:func:`runtimes._integer_kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
@@ -19,13 +22,11 @@ QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-qu
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ from sdk.errors import BundleError, InputError
 
 __all__ = [
     "CyclesReport",
-    "IntegerOptions",
     "IntegerSession",
     "LayerCycles",
     "LayerInfo",
@@ -53,33 +53,6 @@ __all__ = [
 ]
 
 QUANT_SCHEME = "bpnas-qdq-v1"
-
-
-@dataclass(frozen=True)
-class IntegerOptions:
-    """The typed form of ``RuntimeOptions.extra`` for the integer runtime.
-
-    Attributes:
-        spec_tables: run ops on one or two code tensors (residual add, code-to-code requantization) as
-            lookup tables that reproduce the fake-quant model's float32 rounding exactly (default); False uses
-            dyadic multipliers, the exact real-number result, which can differ from float32 on near-ties.
-    """
-
-    spec_tables: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.spec_tables, bool):
-            raise InputError(f"spec_tables must be True or False, got {self.spec_tables!r}.")
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> IntegerOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown integer runtime option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
 
 
 class IntegerSession:
@@ -238,7 +211,9 @@ def load_model(
 ) -> IntegerSession:
     """Compile a QDQ ONNX model (object or path) into a session; ``layer_bits`` names each layer's (w, a)."""
     opts = options or RuntimeOptions()
-    extra = IntegerOptions.from_extra(opts.extra)
+    if opts.extra:
+        keys = ", ".join(map(repr, opts.extra))
+        raise InputError(f"the integer runtime takes no extra options; got {keys}.")
     if not isinstance(model, onnx.ModelProto):
         path = Path(model)
         with _reading(path):
@@ -246,7 +221,7 @@ def load_model(
     scheme = {p.key: p.value for p in model.metadata_props}.get("bpnas_quant_scheme")
     if scheme is not None and scheme != QUANT_SCHEME:
         raise BundleError(f"artifact quant scheme {scheme!r} is not {QUANT_SCHEME!r}; re-export the bundle.")
-    program = compile_model(model, layer_bits, spec_tables=extra.spec_tables)
+    program = compile_model(model, layer_bits)
     return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
 
 
