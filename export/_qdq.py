@@ -106,13 +106,14 @@ def full_range(dtype: int, lo: int, hi: int) -> bool:
 
 
 def quantize_value(value: float, params: QuantParams) -> int:
-    """QuantizeLinear of one float (per-tensor params): saturate(round_half_even(value / scale) + zp)."""
+    """QuantizeLinear of one float32 value (per-tensor params), ``saturate(round_half_even(value / scale) +
+    zp)`` with the exact quotient, the specification's meaning (DESIGN §2): the float64 quotient of two
+    float32 numbers decides that rounding exactly (float32 division can flip it on a near-tie)."""
     lo, hi = INT_RANGES[params.dtype]
     if np.isinf(value):
         return hi if value > 0 else lo
-    q = np.rint(np.float32(value) / params.scale.reshape(-1)[0].astype(np.float32)) + int(
-        params.zero_point.reshape(-1)[0]
-    )
+    scale = np.float64(params.scale.reshape(-1)[0].astype(np.float32))
+    q = np.rint(np.float64(np.float32(value)) / scale) + int(params.zero_point.reshape(-1)[0])
     return int(min(max(q, lo), hi))
 
 
