@@ -92,6 +92,45 @@ def output_step(q: nn.Module) -> float:
     return float(last.out_quant.scale().detach())
 
 
+def float64_model(q: nn.Module) -> nn.Module:
+    """The fake-quant model evaluated in float64: its export stand-ins (the same float32 scales and integer
+    codes) with float64 arithmetic, within ~1e-16 of the exact arithmetic that is the spec (DESIGN §2)."""
+    from export._trace import standin_model
+
+    return standin_model(q).double()
+
+
+@torch.no_grad()
+def float64_model_codes(
+    q: nn.Module, model64: nn.Module, x: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Codes at every quantizer of ``q`` (keyed by its ActQuantizer name) and the logits, from ``model64`` =
+    ``float64_model(q)`` on the float32 batch ``x``."""
+    from export._trace import _ActQuant
+
+    codes: dict[str, np.ndarray] = {}
+    hooks = []
+    for name, m in q.named_modules():
+        if not isinstance(m, ActQuantizer):
+            continue
+        standin = model64.get_submodule(
+            name.removesuffix("_quant") if name.endswith((".act_quant", ".out_quant")) else name
+        )
+        if isinstance(standin, _ActQuant):
+
+            def hook(mod: _ActQuant, inp: tuple[torch.Tensor, ...], name: str = name) -> None:
+                y = torch.clamp(torch.round(inp[0] / mod.scale), float(mod.lo), float(mod.hi))
+                codes[name] = y.to(torch.int32).numpy()
+
+            hooks.append(standin.register_forward_pre_hook(hook))
+    try:
+        logits = model64(torch.from_numpy(x).double()).numpy()
+    finally:
+        for h in hooks:
+            h.remove()
+    return codes, logits
+
+
 def run_ort(model: object, x: np.ndarray) -> np.ndarray:
     import onnx
     import onnxruntime as ort

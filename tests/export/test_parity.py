@@ -1,16 +1,28 @@
-"""The issue's parity figure: ONNX Runtime running the exported artifact vs the PyTorch fake-quant model.
+"""The issues' parity figures: the engines running the exported artifact vs the PyTorch fake-quant model.
 
 Every zoo model x 3 random mixed configs (pairs from {(2,4), (3,3), (4,4), (4,6), (6,4), (8,8), (3,5)}),
-BN folded, alphas calibrated on random batches, 1,000 random inputs, ORT's lowering (uint8 activations,
-explicit integer ops), so every conv/linear runs on ORT integer kernels (checked too).
+BN folded, alphas calibrated on random batches, 1,000 random inputs (small: 16x16, 8x8 for ImageNet models).
 
-- Power-of-two scales: every quantize, dequantize and accumulation of the spec is exact in float32, so the
-  spec has one answer; the artifact must reproduce it bit for bit (top-1 100%, max |logit diff| 0).
-- Arbitrary calibrated scales: the float32 fake-quant model is only determined up to float rounding; an
-  input whose value lands within ~1e-6 of a rounding boundary flips one code, and in a deep untrained
-  network that flip cascades (the same model in float64 disagrees with itself in float32 on up to ~9% of
-  inputs, by up to 60 logit steps). There ORT must be no further from the float32 spec than the float64
-  evaluation of the spec is, and agree on top-1 for >= 98%; the figures are printed.
+- ONNX Runtime (issue #4) runs ORT's lowering (uint8 activations, explicit integer ops), so every conv/linear
+  runs on ORT integer kernels (checked): top-1 agreement >= 99.9% and max |logit diff| <= one output step.
+- The integer runtime (issue #5) runs the default lowering: identical codes at every quantizer on >= 99.99%
+  of elements and identical top-1 on every input.
+
+The reference is the fake-quant model evaluated in float64 (DESIGN §2). The model means its arithmetic done
+exactly; float32 approximates that and flips a code whose exact value lies within ~1e-7 (relative) of a
+rounding tie, and in these deep untrained networks (random BN, 2-bit layers) one flip cascades: PyTorch's
+own float32 forward differs from the float64 one on up to 8.6% of inputs, by up to 45 logit steps, and on
+top-1 for up to 0.9%. float64 is within ~1e-16 of exact, so what differs from it is the engine's doing.
+
+- Power-of-two scales: every quantize, dequantize and accumulation is exact in float32 as well, so ORT must
+  reproduce the float32 model bit for bit (top-1 100%, 0 steps).
+- Calibrated scales: the integer runtime computes every code exactly and must meet issue #5's figures against
+  float64 (measured: 100% of codes at every quantizer and 100% top-1 on every model x config). ORT must meet
+  issue #4's top-1 figure against float64 (measured 99.9-100%). Its step figure does not hold for arbitrary
+  scales: QLinearConv/QGemm requantize with a float32 multiplier and residual adds run in float32, so ORT
+  flips near-ties as PyTorch's float32 does (e.g. an exact 19.49999983 becomes 20), and the cascade moves the
+  logits of up to 2.4% of inputs by up to 42 steps (resnet50). There ORT may depart from float64 on no more
+  inputs than 3x PyTorch float32's count + 10 (as against float32); the measured figures are printed.
 """
 
 from __future__ import annotations
@@ -23,7 +35,18 @@ import sdk
 from export.inspect import float_layers, ort_kernel_report
 from export.onnx_qdq import to_onnx
 from export.options import LoweringOptions
-from tests.export._helpers import inputs, layer_names, output_step, quantized, run_ort
+from runtimes.base import RuntimeOptions
+from runtimes.integer import load_model
+from tests.export._helpers import (
+    float64_model,
+    float64_model_codes,
+    inputs,
+    layer_names,
+    output_step,
+    quantized,
+    run_ort,
+)
+from tests.runtimes._integer_reference import torch_quantizer_for
 
 ORT_LOWERING = LoweringOptions(uint8_activations=True, explicit_integer_ops=True)
 SLOW = {"resnet18", "resnet50"}
@@ -32,13 +55,16 @@ CASES = [
     for name in sdk.models.names()
     for seed in (0, 1, 2)
 ]
-# the float64 reference is slow on the ImageNet-sized models; power-of-two parity covers them exactly
-CALIBRATED = [c for c in CASES if c.values[0] not in SLOW]
 N_INPUTS = 1000
+CHUNK = 250  # the float64 codes of 1000 inputs would take ~0.5 GB on resnet20
 
 
 def _figure(out: np.ndarray, ref: np.ndarray, step: float) -> tuple[float, float]:
     return float((out.argmax(1) == ref.argmax(1)).mean()), float(np.abs(out - ref).max() / step)
+
+
+def _inputs_differing(out: np.ndarray, ref: np.ndarray, step: float) -> int:
+    return int((np.abs(out - ref).max(1) > 1e-3 * step).sum())
 
 
 @pytest.mark.parametrize(("name", "seed"), CASES)
@@ -56,23 +82,48 @@ def test_power_of_two_scales_bit_exact_on_integer_kernels(name: str, seed: int) 
     assert float_layers(ort_kernel_report(model), layer_names(q)) == []
 
 
-@pytest.mark.parametrize(("name", "seed"), CALIBRATED)
-def test_calibrated_scales_within_the_specs_own_float_noise(name: str, seed: int) -> None:
-    from export._trace import standin_model
-
+@pytest.mark.parametrize(("name", "seed"), CASES)
+def test_calibrated_scales_against_the_float64_spec(name: str, seed: int) -> None:
+    """Both engines against one float64 evaluation (the expensive part), ORT's float32 sanity figures too."""
     q, example = quantized(name, seed)
     x = inputs(name, N_INPUTS)
-    with torch.no_grad():
-        ref = q(torch.from_numpy(x)).numpy()
-        ref64 = standin_model(q).double()(torch.from_numpy(x).double()).numpy()
-    out = run_ort(to_onnx(q, None, example, options=ORT_LOWERING), x)
     step = output_step(q)
-    agree, max_steps = _figure(out, ref, step)
-    n_ort = int((np.abs(out - ref).max(1) > 1e-3 * step).sum())
-    n_spec = int((np.abs(ref64 - ref).max(1) > 1e-3 * step).sum())
+    with torch.no_grad():
+        ref32 = q(torch.from_numpy(x)).numpy()
+    model64 = float64_model(q)
+    integer = load_model(to_onnx(q, None, example), options=RuntimeOptions(threads=1))
+    last = integer.layers()[-1].name
+    torch_name = {i.name: torch_quantizer_for(i, last)[0] for i in integer.quantizers()}
+    same = dict.fromkeys(torch_name, 0)
+    total = dict.fromkeys(torch_name, 0)
+    ref64, out_int = [], []
+    for start in range(0, N_INPUTS, CHUNK):
+        xb = x[start : start + CHUNK]
+        want, logits = float64_model_codes(q, model64, xb)
+        for k, v in integer.run_codes(xb).items():
+            same[k] += int((v == want[torch_name[k]]).sum())
+            total[k] += v.size
+        ref64.append(logits)
+        out_int.append(integer.run(xb))
+    ref = np.concatenate(ref64)
+    codes = min(same[k] / total[k] for k in total)
+    int_top1, int_steps = _figure(np.concatenate(out_int), ref, step)
+
+    out = run_ort(to_onnx(q, None, example, options=ORT_LOWERING), x)
+    ort_top1, ort_steps = _figure(out, ref, step)
+    ort_top1_32, ort_steps_32 = _figure(out, ref32, step)
+    n_ort, n_ort32 = _inputs_differing(out, ref, step), _inputs_differing(out, ref32, step)
+    n_spec = _inputs_differing(ref32, ref, step)
     print(
-        f"\n[parity calibrated] {name} cfg{seed}: top-1 {100 * agree:.1f}%, max |dlogit| "
-        f"{max_steps:.2f} steps, inputs differing: ORT {n_ort}, spec float64-vs-float32 {n_spec}"
+        f"\n[parity calibrated] {name} cfg{seed} vs float64: integer codes {100 * codes:.5f}% (worst "
+        f"quantizer), top-1 {100 * int_top1:.1f}%, {int_steps:.2f} steps; ORT top-1 {100 * ort_top1:.1f}%, "
+        f"{ort_steps:.2f} steps, inputs differing {n_ort}. vs float32: ORT top-1 {100 * ort_top1_32:.1f}%, "
+        f"{ort_steps_32:.2f} steps, inputs differing {n_ort32}; float32 vs float64 inputs differing {n_spec}"
     )
-    assert agree >= 0.98
-    assert n_ort <= 3 * n_spec + 10
+    assert codes >= 0.9999, f"integer: {100 * codes:.5f}% of a quantizer's codes equal float64's"
+    assert int_top1 == 1.0, f"integer: top-1 equals float64's on {100 * int_top1:.1f}% of inputs"
+    assert ort_top1 >= 0.999, f"ORT: top-1 equals float64's on {100 * ort_top1:.1f}% of inputs"
+    assert n_ort <= 3 * n_spec + 10, (
+        f"ORT departs from float64 on {n_ort} inputs, float32 PyTorch on {n_spec}"
+    )
+    assert ort_top1_32 >= 0.98 and n_ort32 <= 3 * n_spec + 10
