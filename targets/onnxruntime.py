@@ -6,7 +6,10 @@ deployed (8, 8). The engine is a core dependency of bpnas.
 Lowering: uint8 activations everywhere (signed codes at zero point 128). ORT fuses a DQ -> Conv -> Q group
 only when both sides have the same 8-bit type, so with the default signed network input and int8 residual
 operands most ResNet-18 convs ran float (13 of 21 upcast, measured); with uint8 every layer fused. Explicit
-ConvInteger for the remaining unfusable convs is not requested: it was slower than ORT's float conv here.
+ConvInteger for the remaining unfusable convs is not requested: it was slower than ORT's float conv here
+(ResNet-18's mixed-precision stem: the whole net twice as slow). ``split_shared_add``: a mixed-precision
+residual sum read by two quantizers ran as a float Add between DequantizeLinear/QuantizeLinear pairs and
+layout Transposes; one Add per quantizer fuses each into a QLinearAdd (measured faster, ResNet-18).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
         containers=(8,),
-        lowering=LoweringOptions(uint8_activations=True),
+        lowering=LoweringOptions(uint8_activations=True, split_shared_add=True),
         extra=None,
         engine_modules=("onnxruntime",),
         description="ONNX Runtime CPU (QDQ -> QLinearConv, int8 containers)",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import onnx
 import pytest
 import torch
 from torch import nn
 
 import sdk
+import targets
 from export.inspect import float_layers, openvino_precision_report, ort_kernel_report
 from export.onnx_qdq import Traced, to_onnx
 from export.options import LoweringOptions
@@ -15,6 +18,7 @@ from tests.export._helpers import layer_names, quantized
 
 ORT = LoweringOptions(uint8_activations=True, explicit_integer_ops=True)
 OPENVINO = LoweringOptions(uint8_activations=True, slice_strided_pointwise=True)
+OPENVINO_TARGET = targets.get("openvino").lowering
 SLOW = {"resnet18", "resnet50"}
 
 
@@ -81,7 +85,7 @@ def test_no_float_fallback_on_openvino(name: str) -> None:
     pytest.importorskip("openvino")
     q, x = quantized(name, 1)
     traced = Traced(q, x)
-    report = openvino_precision_report(traced.lower(OPENVINO))
+    report = openvino_precision_report(traced.lower(OPENVINO_TARGET))
     assert float_layers(report, layer_names(q)) == []
     # without the strided-1x1 rewrite OpenVINO runs ResNet downsample shortcuts in f32
     strided = [
@@ -90,5 +94,7 @@ def test_no_float_fallback_on_openvino(name: str) -> None:
         if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
     ]
     if strided:
-        plain = openvino_precision_report(traced.lower(LoweringOptions(uint8_activations=True)))
+        plain = openvino_precision_report(
+            traced.lower(replace(OPENVINO_TARGET, slice_strided_pointwise=False))
+        )
         assert set(float_layers(plain, layer_names(q))) == set(strided)

@@ -174,12 +174,47 @@ def test_each_options_key_names_its_artifact():
         LoweringOptions(uint8_activations=True, explicit_integer_ops=True).key(),
         LoweringOptions(uint8_activations=True, slice_strided_pointwise=True).key(),
         LoweringOptions(symmetric_int8=True).key(),
+        LoweringOptions(clip_pattern="signed_float_clip").key(),
+        LoweringOptions(quantize_before_maxpool=True).key(),
+        LoweringOptions(split_shared_add=True).key(),
     }
-    assert len(keys) == 4
+    assert len(keys) == 7
     with pytest.raises(ValueError):
         LoweringOptions(symmetric_int8=True, uint8_activations=True)
     with pytest.raises(ValueError):
         LoweringOptions(explicit_integer_ops=True)
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "openvino"])
+def test_the_x86_targets_lowerings_keep_every_code(target):
+    """Split residual adds, float bounds of signed codes, integer Slices (DESIGN §4) are exact: with
+    power-of-two scales ORT reproduces the fake-quant model bit for bit from each target's artifact."""
+    import targets
+
+    q, x = quantized("resnet18", 0, power_of_two=True)
+    model = to_onnx(q, None, x, options=targets.get(target).lowering)
+    assert [n.op_type for n in model.graph.node].count("Add") > 8  # sums read by two quantizers were split
+    xs = inputs("resnet18", 100)
+    with torch.no_grad():
+        np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
+
+
+def test_quantize_before_maxpool_pools_codes_with_the_same_numbers():
+    torch.manual_seed(0)
+    stem = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 3, padding=1)
+    ).eval()
+    q = sdk.quantize(stem, {"0": (4, 4), "3": (3, 5)}).eval()
+    with torch.no_grad():
+        q(torch.randn(32, 3, 8, 8))
+    calibration.round_scales_to_power_of_two_(q)
+    model = to_onnx(q, None, torch.randn(1, 3, 8, 8), options=LoweringOptions(quantize_before_maxpool=True))
+    graph = Graph(model)
+    pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
+    assert graph.producer[pool.input[0]].op_type == "DequantizeLinear"
+    xs = np.random.default_rng(3).standard_normal((50, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
 
 
 class _Cat(nn.Module):
