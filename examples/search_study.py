@@ -38,18 +38,19 @@ class Study:
 
     b_maxes: tuple[float, ...] = (2.5, 3.0, 3.5, 4.0)
     seeds: int = 10
-    epochs: int = 12
+    epochs: int = 16
     batch_size: int = 32
-    theta_lr: float = 0.02
+    theta_lr: float = 0.05
     float_epochs: int = 30
     retrain_epochs: int = 15
     quality_seeds: int = 5
     fig3_b_maxes: tuple[float, ...] = (3.0, 4.0)
     dnas_max_runs: int = 8
     ablation_seeds: int = 3
+    width: int = 8
 
 
-QUICK = Study(seeds=2, epochs=6, float_epochs=10, retrain_epochs=4, quality_seeds=2, fig3_b_maxes=(3.0,),
+QUICK = Study(seeds=2, epochs=8, float_epochs=10, retrain_epochs=4, quality_seeds=2, fig3_b_maxes=(3.0,),
               dnas_max_runs=4, ablation_seeds=1)  # fmt: skip
 
 
@@ -69,8 +70,8 @@ class Runner:
         torch.set_num_threads(1)
         self.data = sdk.data.digits(seed=0, batch_size=study.batch_size)
         torch.manual_seed(0)  # the float model (and so every search) is the same in every process
-        self.model = sdk.models.digits_cnn(num_classes=self.data.num_classes)
-        path = out / f"float_e{study.float_epochs}.pt"
+        self.model = sdk.models.digits_cnn(num_classes=self.data.num_classes, width=study.width)
+        path = out / f"float_w{study.width}_e{study.float_epochs}.pt"
         if path.exists():
             self.model.load_state_dict(torch.load(path, weights_only=True))
         else:
@@ -147,17 +148,24 @@ def main() -> None:
     ap.add_argument("--b-max", type=float, nargs="+", default=None)
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--width", type=int, default=None, help="digits_cnn width (channels of the first stage)")
     ap.add_argument("--only-grid", action="store_true", help="run the b_max x seed searches only")
     args = ap.parse_args()
     study = QUICK if args.quick else Study()
-    over = {"b_maxes": tuple(args.b_max) if args.b_max else None, "seeds": args.seeds, "epochs": args.epochs}
+    over = {
+        "b_maxes": tuple(args.b_max) if args.b_max else None,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "width": args.width,
+    }
     study = Study(**{**asdict(study), **{k: v for k, v in over.items() if v is not None}})
     out = Path(args.out or ("runs/search_study_quick" if args.quick else "runs/search_study"))
     runner = Runner(study, out)
     print(f"study {study}\nfloat digits_cnn test accuracy {100 * runner.float_acc:.2f}%", flush=True)
 
     lines, grid = guarantee_table(runner)
-    report = ["# BP-NAS study on digits (digits_cnn, 8 candidates)", "", f"`{study}`", "",
+    title = f"# BP-NAS study on digits (digits_cnn width {study.width}, 8 candidates)"
+    report = [title, "", f"`{study}`", "",
               f"Float model ({study.float_epochs} epochs, reshaped): test acc {100 * runner.float_acc:.2f}%.",
               "", "## 1. Budget guarantee", "", *lines]  # fmt: skip
     print("\n".join(lines), flush=True)

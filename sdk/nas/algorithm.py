@@ -10,7 +10,10 @@ Per step (first-order DARTS alternation):
 2. theta step on a val batch: L2 = CE + barrier(E(SN)) + w1 * Prob-1 (Eq. 16; or CE + lambda * E(SN)
    for the DNAS baseline); Adam (lr 5e-3, wd 1e-3). Sect. 5.2 notes Prob-1 "does not disturb the search in
    the early stage" (its gradient vanishes at uniform p); our start is not uniform, so w1 rises linearly
-   from 0 to ``prob1_weight`` over the first ``prob1_ramp`` of the search to keep that property.
+   from 0 to ``prob1_weight`` over the first ``prob1_ramp`` of the search to keep that property. Its default
+   weight is 0.1, not the paper's 1: near one-hot p, Prob-1 pulls a non-leading candidate down ~p_k per unit
+   weight while the val CE pulls it up by p_k times its CE gain (~0.01 nat on digits), so at weight 1 Prob-1
+   freezes whatever leads and the budget freed while p sharpens is never spent (docs/search.md).
    Warm-up (the first ``warmup_epochs``, one-shot NAS practice as in SPOS/ProxylessNAS): weight steps only,
    each on one path drawn uniformly per group and step, so every candidate's quantizers and the shared
    weights are trained before theta moves; mu, Prob-1's ramp and the progress t start after it.
@@ -61,7 +64,7 @@ class SearchSettings:
     objective: Literal["barrier", "dnas"] = "barrier"
     lam: float = 0.0
     mu: MuSchedule = field(default_factory=MuSchedule)
-    prob1_weight: float = 1.0
+    prob1_weight: float = 0.1
     prob1_ramp: float = 0.3
     w_lr: float = 0.05
     w_momentum: float = 0.9

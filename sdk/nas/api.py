@@ -51,7 +51,7 @@ def search(
     *,
     mode: Mode = "full",
     mu: MuSchedule | float | None = None,
-    prob1_weight: float = 1.0,
+    prob1_weight: float = 0.1,
     prob1_ramp: float = 0.3,
     w_lr: float = 0.05,
     theta_lr: float = 5e-3,
@@ -70,8 +70,8 @@ def search(
     pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
     per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
     The first ``warmup_epochs`` (default ``epochs // 4``) train only the weights, on uniformly drawn paths;
-    theta starts at the cost-tilted (Gibbs) start of ``init_theta_inside``. ``weight_paths`` chooses what
-    the weight steps train after warm-up: ``"uniform"`` (default, one uniformly drawn candidate per group
+    theta starts tied among the affordable candidates (``init_theta_inside``). ``weight_paths`` chooses
+    what the weight steps train after warm-up: ``"uniform"`` (default, one uniformly drawn candidate per group
     and step, SPOS-style), ``"sampled"`` (one path drawn from p) or ``"mixture"`` (the p-weighted supernet).
     The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
     ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with

@@ -146,30 +146,44 @@ def build_supernet(
 
 @torch.no_grad()
 def init_theta_inside(supernet: Supernet, b_max: float, margin: float) -> float:
-    """Start strictly inside the budget with theta spread over the candidates by cost (a Gibbs start).
+    """Start strictly inside the budget, undecided among the candidates that fit the budget on their own.
 
-    Per group, ``p_j = exp(-beta * w_j * a_j) / Z``: the same cost-tilted distribution in every group, no
-    leading candidate. beta = 0 (the paper's uniform start) when that is already inside,
-    E(SN) <= b_max - margin; otherwise beta > 0 is found by bisection so that E(SN) = b_max - margin
-    (E falls monotonically in beta towards the all-cheapest avg bits, which ``margin`` < the gap keeps below
-    the target). Every candidate keeps mass and the Eq. 8 argmax starts at the cheapest candidate, so the
-    bits a layer ends with come from the search, not from the start. Returns beta.
+    Per group, ``p_j ∝ exp(-beta * max(0, w_j a_j - b_max**2))`` (a hinge start): every candidate whose own
+    cost fits the budget (w*a <= b_max**2) gets the same weight, dearer ones are tilted down just enough
+    (beta by bisection) that E(SN) = b_max - margin, or beta = 0 (the paper's uniform start) when that is
+    already inside. So the Eq. 8 argmax of the start is a tie among the affordable candidates and the bits
+    a layer ends with come from the search, not from the start. A plain cost tilt (Gibbs,
+    ``p_j ∝ exp(-beta * w_j a_j)``) made the cheapest candidate lead in every group, and Prob-1 then
+    sharpened onto it (docs/search.md). When even the affordable candidates alone average above the target,
+    falls back to that Gibbs tilt. Returns beta.
     """
     costs = [
         torch.tensor([float(w * a) for w, a in g.candidates], dtype=torch.float64)
         for g in supernet.space.groups
     ]
     target = b_max - margin
+    beta = _solve_beta(supernet, [(c - b_max**2).clamp(min=0.0) for c in costs], target, beta_max=1e9)
+    if beta is None:  # the affordable candidates alone are too dear: tilt every candidate by its cost
+        beta = _solve_beta(supernet, [c - c.min() for c in costs], target, beta_max=1e6)
+    assert beta is not None, "the all-cheapest config is inside the target by construction"
+    return beta
+
+
+def _solve_beta(supernet: Supernet, tilt: list[torch.Tensor], target: float, beta_max: float) -> float | None:
+    """Set theta_ij = -beta * tilt_ij with the smallest beta >= 0 giving E(SN) <= target (bisection; E falls
+    monotonically in beta); None (theta left at beta_max) when even beta_max is not inside."""
 
     def set_beta(beta: float) -> float:
-        for t, c in zip(supernet.theta, costs):
-            t.copy_((-beta * (c - c.min())).to(t.dtype))
+        for t, c in zip(supernet.theta, tilt):
+            t.copy_((-beta * c).to(t.dtype))
         return float(supernet.expected_bits())
 
     if set_beta(0.0) <= target:
         return 0.0
+    if set_beta(beta_max) > target:
+        return None
     lo, hi = 0.0, 1.0
-    while set_beta(hi) > target and hi < 1e6:
+    while set_beta(hi) > target:
         lo, hi = hi, 2 * hi
     for _ in range(100):
         mid = 0.5 * (lo + hi)

@@ -14,7 +14,7 @@ from sdk.nas.supernet import build_supernet, init_theta_inside
 
 
 @pytest.mark.parametrize("b_max", [2.46, 2.5, 3.0, 3.5, 4.0, 6.0])
-def test_init_starts_strictly_inside_with_spread_probs(tiny, b_max):
+def test_init_starts_strictly_inside_undecided_among_affordable_candidates(tiny, b_max):
     space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
     sn = build_supernet(tiny, space)
     margin = min(0.1, 0.5 * (b_max - space.min_avg_bits()))
@@ -22,11 +22,30 @@ def test_init_starts_strictly_inside_with_spread_probs(tiny, b_max):
     e = sn.expected_bits().item()
     assert e <= b_max - margin + 1e-9
     assert space.report(sn.argmax_choice()).within(b_max)
-    if beta > 0:  # Gibbs start solved onto the target, not a one-candidate leader
+    if beta > 0:  # solved onto the target
         assert e > b_max - margin - 1e-3
-    if b_max >= 3.0:  # every candidate alive (near the all-cheapest floor beta must be large)
-        assert all(float(p.detach().min()) > 1e-4 for p in sn.probs())
-    assert all(torch.allclose(p, sn.probs()[0]) for p in sn.probs())  # same cost tilt in every group
+    p = sn.probs()[0].detach()
+    costs = torch.tensor([float(w * a) for w, a in PAPER_CANDIDATES])
+    affordable = costs <= b_max**2
+    if affordable.any() and beta > 0:  # hinge start: the affordable candidates tie for the lead
+        assert torch.allclose(p[affordable], p[affordable].max()) and p[affordable].min() >= p.max() - 1e-6
+        assert bool((p[~affordable] < p[affordable].min()).all())
+    if b_max >= 3.0:  # every candidate alive
+        assert float(p.min()) > 1e-4
+    if b_max >= 4.05:  # the paper's uniform start is inside
+        assert beta == 0.0 and torch.allclose(p, torch.full_like(p, 1 / len(p)))
+    assert all(torch.allclose(q, sn.probs()[0]) for q in sn.probs())  # the same start in every group
+
+
+def test_init_falls_back_to_a_cost_tilt_when_the_affordable_candidates_are_too_dear(tiny):
+    """Candidates all at w*a <= b_max**2 but averaging above b_max - margin: tilt every one by its cost."""
+    cands = [(2, 4), (3, 3)]  # costs 8, 9 <= 3**2; uniform is 2.92 bits > 2.9
+    space = prepare_space(tiny, (1, 1, 8, 8), cands, "layer", None)
+    sn = build_supernet(tiny, space)
+    beta = init_theta_inside(sn, 3.0, 0.1)
+    p = sn.probs()[0].detach()
+    assert beta > 0 and sn.expected_bits().item() <= 2.9 + 1e-9
+    assert p[0] > p[1] > 0.1  # cost-ordered, both alive
 
 
 def test_theta_steps_never_leave_the_domain(tiny, loaders, monkeypatch):
