@@ -32,6 +32,7 @@ __all__ = [
     "relax_module",
     "fused_module",
     "apply_records",
+    "prepack_weights",
     "compile_library",
     "conv_dense_kernels",
 ]
@@ -227,8 +228,10 @@ def relax_module(model: Any, input_name: str, shape: Sequence[int]) -> Any:
 def fused_module(mod: Any, target: Any) -> Any:
     """Legalize, fold constants (weight DequantizeLinear included) and fuse into TIR kernels.
 
-    ``tune`` extracts its tasks from this module and ``apply_records`` looks them up again, so the
-    workload keys match as long as both use the same target.
+    Kernel arguments that are constants (the weights) are marked layout-free, so a MetaSchedule record may
+    store them in the layout its loops want (e.g. output channels innermost); ``compile_library`` does
+    that repacking once, at compile time. ``tune`` extracts its tasks from this module and
+    ``apply_records`` looks them up again, so the workload keys match as long as both use the same target.
     """
     tvm = import_tvm()
     from tvm import relax
@@ -238,6 +241,7 @@ def fused_module(mod: Any, target: Any) -> Any:
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
             relax.get_pipeline("zero"),  # LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+            relax.transform.AttachAttrLayoutFreeBuffers(),
         ]
     )
     with target:
@@ -257,9 +261,28 @@ def apply_records(fused: Any, target: Any, database: Any) -> tuple[Any, int, int
     return fused, hits, len(tasks)
 
 
-def compile_library(fused: Any, target: Any, *, default_schedules: bool) -> Any:
-    """Lower a fused module to an executable; ``default_schedules`` applies DLight's CPU rules first."""
+def prepack_weights(fused: Any, target: Any) -> Any:
+    """Run the weight layout rewrites that tuning records chose once, on the constant weights.
+
+    A record may read a weight in another layout (MetaSchedule's RewriteLayout); SplitLayoutRewritePreproc
+    moves that copy into a ``<kernel>_weight_prepack`` function of its own and FoldConstant evaluates it
+    at compile time, so no call repacks weights.
+    """
     tvm = import_tvm()
+    from tvm import relax
+
+    passes = [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
+    with target:
+        return tvm.transform.Sequential(passes)(fused)
+
+
+def compile_library(fused: Any, target: Any, *, default_schedules: bool) -> Any:
+    """Lower a fused module to an executable; ``default_schedules`` applies DLight's CPU rules first.
+
+    Weights are prepacked first (:func:`prepack_weights`).
+    """
+    tvm = import_tvm()
+    fused = prepack_weights(fused, target)
     if default_schedules:
         from tvm.s_tir import dlight as dl
 

@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 DEFAULT_TUNING_DIR = "tvm_tuning"
-_CACHE_FORMAT = 2  # 2: meta records tuned_kernels
+_CACHE_FORMAT = 3  # 2: meta records tuned_kernels; 3: weights layout-free, prepacked at compile time
 _META_FILE = "tvm_tuning.json"
 
 

@@ -201,6 +201,69 @@ def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
     assert 0 < tuned < kernels  # only the kernels with records count as tuned
 
 
+def _called_kernels(mod):
+    """Names of the functions ``main`` calls through call_tir."""
+    import tvm
+    from tvm import relax
+
+    names = []
+
+    def visit(e):
+        if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op) and e.op.name == "relax.call_tir":
+            names.append(e.args[0].name_hint)
+
+    relax.analysis.post_order_visit(mod["main"].body, visit)
+    return names
+
+
+def test_weights_a_record_repacks_are_packed_at_compile_time(rt, tmp_path):
+    """A record that reads conv weights in a blocked layout (MetaSchedule's RewriteLayout) gets them
+    packed once by FoldConstant, not by a kernel on every call; the output stays exact."""
+    _records_or_skip()
+    import onnx
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from runtimes import _tvm_build as tb
+    from runtimes._tvm_tune import open_database
+
+    bundle = make_bundle(tmp_path)
+    target = tb.make_target(None, None)
+    fused = tb.fused_module(
+        tb.relax_module(onnx.load(str(bundle / "model.onnx")), "input", (1, 3, 8, 8)), target
+    )
+    task = next(t for t in ms.relax_integration.extract_tasks(fused, target) if "conv2d" in t.task_name)
+    mod = task.dispatched[0]
+    assert 1 in mod["main"].attrs["layout_free_buffers"]  # the weight
+    sch = tvm.s_tir.Schedule(mod)
+    conv = next(b for b in sch.get_child_blocks(sch.get_sblock("root")) if "conv2d" in sch.get(b).name_hint)
+    sch.split(
+        sch.get_loops(conv)[1], [None, 4]
+    )  # output channels in blocks of 4: weights OIHW -> O/4,4,I,H,W
+    space = ms.space_generator.PostOrderApply(sch_rules=[], postprocs=[], mutator_probs={})
+    rewrite = ms.postproc.RewriteLayout()
+    rewrite._initialize_with_tune_context(ms.TuneContext(mod=mod, target=target, space_generator=space))
+    assert rewrite.apply(sch)
+    db = open_database(bundle / rt.DEFAULT_TUNING_DIR)
+    args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    db.commit_tuning_record(
+        ms.database.TuningRecord(sch.trace, db.commit_workload(mod), [1e-3], target, args)
+    )
+
+    applied, tuned, _ = tb.apply_records(fused, target, db)
+    assert tuned == 1
+    with target:
+        split = tvm.relax.transform.SplitLayoutRewritePreproc()(applied)
+    assert any(k.endswith("_weight_prepack") for k in _called_kernels(split))  # a repack kernel per call...
+    assert not any(
+        k.endswith("_weight_prepack") for k in _called_kernels(tb.prepack_weights(applied, target))
+    )
+    with pytest.warns(rt.TvmUntunedWarning, match="kernels untuned"):  # ...until folded at compile time
+        s = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=tmp_path / "cache"))
+    x = random_input(2, seed=5)
+    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("BPNAS_TVM_TUNE_TEST"),
