@@ -42,12 +42,12 @@ class Study:
     batch_size: int = 32
     theta_lr: float = 0.05
     float_epochs: int = 30
-    retrain_epochs: int = 15
+    retrain_epochs: int = 30
     quality_seeds: int = 5
     fig3_b_maxes: tuple[float, ...] = (3.0, 4.0)
     dnas_max_runs: int = 8
     ablation_seeds: int = 3
-    width: int = 8
+    width: int = 4
 
 
 QUICK = Study(seeds=2, epochs=8, float_epochs=10, retrain_epochs=4, quality_seeds=2, fig3_b_maxes=(3.0,),

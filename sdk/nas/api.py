@@ -51,7 +51,7 @@ def search(
     *,
     mode: Mode = "full",
     mu: MuSchedule | float | None = None,
-    prob1_weight: float = 0.1,
+    prob1_weight: float = 0.2,
     prob1_ramp: float = 0.3,
     w_lr: float = 0.05,
     theta_lr: float = 5e-3,

@@ -6,7 +6,11 @@ lower one group g from its current candidate c to a cheaper candidate j minimisi
     (log p_gc - log p_gj) / (BOPs_g(c) - BOPs_g(j))        (importance lost per BOP saved)
 
 until the config is inside. It terminates because the all-cheapest config is inside (checked before the
-search). The certificate is then recomputed from scratch by ``sdk.bops`` on the user's model.
+search). One big move can save far more than the overshoot (measured: 4.02 -> 3.27 bits at b_max = 4), so a
+refill pass follows: while some group can move to a candidate it rates more important (higher p) and the
+config stays inside, take the move with the largest log-p gain. Both passes are greedy steps on the same
+problem, max sum_g log p_g(c_g) s.t. BOPs(c) <= b_max; the refill only raises sum log p, so it terminates.
+The certificate is then recomputed from scratch by ``sdk.bops`` on the user's model.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ __all__ = ["RepairMove", "argmax_choice", "repair", "certify"]
 
 @dataclass(frozen=True)
 class RepairMove:
-    """One repair step: group ``group`` went from pair ``before`` to ``after``."""
+    """One repair step: group ``group`` went from pair ``before`` to ``after`` (a refill step has
+    negative ``log_p_lost`` and ``bops_saved``)."""
 
     group: str
     before: tuple[int, int]
@@ -74,7 +79,35 @@ def repair(
             )
         )
         choice[gi] = j
+    if moves:
+        _refill(space, choice, logp, b_max, moves)
     return choice, moves
+
+
+def _refill(
+    space: SearchSpace, choice: list[int], logp: list[list[float]], b_max: float, moves: list[RepairMove]
+) -> None:
+    """Move groups back towards candidates with higher p while the config stays inside (in place)."""
+    while True:
+        best: tuple[float, int, int] | None = None  # (-gain, group, candidate)
+        for gi, g in enumerate(space.groups):
+            cur = choice[gi]
+            for j in range(len(g.candidates)):
+                gain = logp[gi][j] - logp[gi][cur]
+                if gain <= 1e-12 or (best is not None and (-gain, gi, j) >= best):
+                    continue
+                if space.report([*choice[:gi], j, *choice[gi + 1 :]]).within(b_max):
+                    best = (-gain, gi, j)
+        if best is None:
+            return
+        neg_gain, gi, j = best
+        g = space.groups[gi]
+        moves.append(
+            RepairMove(
+                g.name, g.candidates[choice[gi]], g.candidates[j], neg_gain, g.cost(choice[gi]) - g.cost(j)
+            )
+        )
+        choice[gi] = j
 
 
 def certify(model: nn.Module, config: MixedPrecisionConfig, input_shape: Any, b_max: float) -> BopsReport:

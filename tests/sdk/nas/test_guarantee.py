@@ -9,7 +9,7 @@ import sdk
 from sdk.nas import PAPER_CANDIDATES
 from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, _theta_step
 from sdk.nas.api import prepare_space
-from sdk.nas.sampling import repair
+from sdk.nas.sampling import argmax_choice, repair
 from sdk.nas.supernet import build_supernet, init_theta_inside
 
 
@@ -69,6 +69,30 @@ def test_theta_steps_never_leave_the_domain(tiny, loaders, monkeypatch):
     assert e > b_max - 0.05  # it did push right up to the barrier
 
 
+def test_theta_steps_keep_the_argmax_config_inside(tiny):
+    """E(SN) inside is not enough: a step that makes a dear candidate lead everywhere is shortened too."""
+    from sdk.nas.algorithm import _stay_inside
+
+    b_max = 4.5
+    space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
+    sn = build_supernet(tiny, space)
+    cheap, dear = PAPER_CANDIDATES.index((2, 3)), PAPER_CANDIDATES.index((8, 4))
+
+    def theta(p_cheap, p_dear):
+        p = torch.full((len(PAPER_CANDIDATES),), (1 - p_cheap - p_dear) / (len(PAPER_CANDIDATES) - 2))
+        p[cheap], p[dear] = p_cheap, p_dear
+        return p.log()
+
+    old, new = theta(0.5, 0.45), theta(0.45, 0.5)  # same E(SN), the argmax flips from (2, 3) to (8, 4)
+    for keep in (False, True):
+        with torch.no_grad():
+            for t in sn.theta:
+                t.copy_(new)
+        assert sn.expected_bits().item() < b_max - INSIDE_TOL
+        _stay_inside(sn, [old.clone() for _ in sn.theta], b_max, keep_argmax=keep)
+        assert space.report(argmax_choice(sn.probs())).within(b_max) == keep
+
+
 def test_repair_lowers_least_important_per_bop_until_inside(tiny):
     space = prepare_space(tiny, (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
     top = PAPER_CANDIDATES.index((8, 4))
@@ -80,7 +104,39 @@ def test_repair_lowers_least_important_per_bop_until_inside(tiny):
     fixed, moves = repair(space, choice, probs, 3.0)
     assert space.report(fixed).within(3.0)
     assert moves and moves[0].group == "conv2" and moves[0].after == (4, 4)
-    assert all(m.bops_saved > 0 for m in moves)
+    lowering = [m for m in moves if m.bops_saved > 0]
+    assert moves[: len(lowering)] == lowering  # lowering first, then any refill
+    _assert_no_higher_p_move_fits(space, fixed, probs, 3.0)
+
+
+def _assert_no_higher_p_move_fits(space, choice, probs, b_max):
+    for gi, g in enumerate(space.groups):
+        for j in range(len(g.candidates)):
+            if probs[gi][j] > probs[gi][choice[gi]]:
+                trial = [*choice[:gi], j, *choice[gi + 1 :]]
+                assert not space.report(trial).within(b_max), (g.name, g.candidates[j])
+
+
+def test_repair_refills_the_budget_a_big_lowering_move_left():
+    """A move that saves far more than the overshoot is followed by raising groups back towards argmax."""
+    import random
+
+    space = prepare_space(sdk.models.digits_cnn(width=4), (1, 1, 8, 8), PAPER_CANDIDATES, "layer", None)
+    rng = random.Random(0)
+    refilled = 0
+    for _ in range(40):
+        probs = []
+        for _g in space.groups:
+            p = [rng.random() ** 4 for _ in PAPER_CANDIDATES]
+            probs.append([v / sum(p) for v in p])
+        choice = [max(range(len(p)), key=p.__getitem__) for p in probs]
+        if space.report(choice).within(3.0):
+            continue
+        fixed, moves = repair(space, choice, probs, 3.0)
+        assert space.report(fixed).within(3.0)
+        _assert_no_higher_p_move_fits(space, fixed, probs, 3.0)
+        refilled += any(m.bops_saved < 0 for m in moves)
+    assert refilled > 0  # the refill pass did run on some of these
 
 
 def test_search_repairs_an_over_budget_argmax_and_certifies(tiny, loaders, monkeypatch):
