@@ -1,5 +1,8 @@
 """BP-NAS on the embedded digits data set (digits_cnn, the paper's 8 candidates): does it keep its promises?
 
+The model is digits_cnn at width 4 (``--width``): at the demo width 32, digits has no bit sensitivity above
+(3, 3), so no search should spend a larger budget (docs/search_study/STUDY.md).
+
 1. Guarantee: b_max in {2.5, 3.0, 3.5, 4.0} x N seeds -> share inside b_max (sdk.bops), share inside before
    any repair, mean avg bits / b_max.
 2. Quality: retrained MP at b_max=3 vs uniform (3,3), same epochs, K seeds, test accuracy mean +- std.
@@ -9,7 +12,7 @@ Figures (Fig. 2-4 of the paper) go to OUT/figs, every search result to OUT/runs 
 an interrupted study resumes), the tables to OUT/STUDY.md.
 
     .venv/bin/python examples/search_study.py --quick          # a few minutes
-    .venv/bin/python examples/search_study.py                   # the full study (~1 h on one busy core)
+    .venv/bin/python examples/search_study.py                   # the full study (~15 min on 2 busy cores)
     .venv/bin/python examples/search_study.py --b-max 2.5 3.0 --only-grid   # split the grid over processes
 """
 
