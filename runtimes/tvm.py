@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 DEFAULT_TUNING_DIR = "tvm_tuning"
-_CACHE_FORMAT = 3  # 2: meta records tuned_kernels; 3: weights layout-free, prepacked at compile time
+_CACHE_FORMAT = 4  # 2: meta records tuned_kernels; 3: weights prepacked at compile time; 4: NHWC convs
 _META_FILE = "tvm_tuning.json"
 
 
