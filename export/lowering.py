@@ -32,6 +32,8 @@ from export.passes import (
     RemoveIdentity,
     SliceStridedPointwise,
     SplitAddPerQuantizer,
+    SplitConvPerQuantizer,
+    SplitMaxPoolPerQuantizer,
     run_passes,
 )
 
@@ -56,8 +58,12 @@ def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pas
     if options.clip_pattern != "float_clip":
         passes.append(FoldActivationIntoQuantize())
     passes += [MergeClips(), DropFullRangeClip(), DedupeQuantizers()]
-    if options.quantize_before_maxpool:
+    if options.split_shared_pool:  # before QuantizeBeforeMaxPool, which needs a pool with one quantizer
+        passes.append(SplitMaxPoolPerQuantizer())
+    if options.quantize_before_maxpool or options.split_shared_pool:
         passes.append(QuantizeBeforeMaxPool())
+    if options.split_shared_pool:  # after FoldActivationIntoQuantize left the conv reading the quantizers
+        passes.append(SplitConvPerQuantizer())
     if not options.per_channel:
         passes.append(PerTensorWeights())
     if options.symmetric_int8:

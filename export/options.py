@@ -18,6 +18,7 @@ _FLAGS = (
     "slice_strided_pointwise",
     "quantize_before_maxpool",
     "split_shared_add",
+    "split_shared_pool",
 )
 
 
@@ -50,6 +51,10 @@ class LoweringOptions:
         split_shared_add: give each quantizer reading a quantized Add its own copy of the Add (exact; ONNX
             Runtime fuses QLinearAdd only for an Add with one reader, and mixed-precision residual sums have
             two: the next conv's a-bit quantizer and the 8-bit residual one).
+        split_shared_pool: give each quantizer reading a MaxPool its own copy of the pool, with the
+            quantizer moved before it as in ``quantize_before_maxpool``, then each quantizer reading a
+            conv its own copy of the conv (exact; ONNX Runtime ran a mixed-precision ResNet stem, whose
+            pooled output has two quantizers, as a float conv; two QLinearConvs measured faster).
     """
 
     opset: int = 17
@@ -63,6 +68,7 @@ class LoweringOptions:
     slice_strided_pointwise: bool = False
     quantize_before_maxpool: bool = False
     split_shared_add: bool = False
+    split_shared_pool: bool = False
 
     def __post_init__(self) -> None:
         for name in _FLAGS:
@@ -105,4 +111,6 @@ class LoweringOptions:
             parts.append("qmp")
         if self.split_shared_add:
             parts.append("addq")
+        if self.split_shared_pool:
+            parts.append("poolq")
         return "-".join(parts)

@@ -20,6 +20,7 @@ from export.passes.prune import Prune
 from export.passes.quantize_before_maxpool import QuantizeBeforeMaxPool
 from export.passes.remove_identity import RemoveIdentity
 from export.passes.split_add import SplitAddPerQuantizer
+from export.passes.split_pool import SplitConvPerQuantizer, SplitMaxPoolPerQuantizer
 from export.passes.strided_pointwise import SliceStridedPointwise
 
 __all__ = [
@@ -42,5 +43,7 @@ __all__ = [
     "RemoveIdentity",
     "SliceStridedPointwise",
     "SplitAddPerQuantizer",
+    "SplitConvPerQuantizer",
+    "SplitMaxPoolPerQuantizer",
     "run_passes",
 ]

@@ -177,8 +177,9 @@ def test_each_options_key_names_its_artifact():
         LoweringOptions(clip_pattern="signed_float_clip").key(),
         LoweringOptions(quantize_before_maxpool=True).key(),
         LoweringOptions(split_shared_add=True).key(),
+        LoweringOptions(split_shared_pool=True).key(),
     }
-    assert len(keys) == 7
+    assert len(keys) == 8
     with pytest.raises(ValueError):
         LoweringOptions(symmetric_int8=True, uint8_activations=True)
     with pytest.raises(ValueError):
