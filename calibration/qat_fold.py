@@ -1,9 +1,13 @@
 """QAT-friendly BN folding: the conv trains on folded, quantized weights while BN statistics keep updating.
 
 The standard simulated fold of Jacob et al. (2018) and ``torch.ao.nn.intrinsic.qat.ConvBn2d``: weights are
-scaled by ``g / sqrt(running_var + eps)`` before the weight quantizer, the conv output is divided by the same
-factor, and the float BN then normalises it with batch statistics (and updates its running statistics). In
-eval mode the module computes exactly the folded form that ``freeze()`` returns as a plain ``QuantConv2d``.
+scaled by ``g / sqrt(running_var + eps)`` before the weight quantizer, and in training the conv output is
+rescaled by ``sigma_running / sigma_batch`` with the batch statistics (which also update the running ones) of
+the *float* conv's output: torch.ao's numerically stable "slow" path (Krishnamoorthi 2018). It never divides
+by ``g/sigma`` (the fast path's failure at ``g -> 0``), and the statistics never come from the quantized
+output, which at 2-bit weights let a channel's running_var collapse and the fold diverge. With BN frozen
+(``bn.eval()``) it trains on the plain fold. In eval mode the module computes exactly the folded form that
+``freeze()`` returns as a plain ``QuantConv2d``.
 """
 
 from __future__ import annotations
@@ -86,14 +90,29 @@ class FoldedConvBN(QuantConv2d):
         if not self.training:
             return super().forward(x)  # conv(Qa(x), quantized_weight()) + quantized_bias(): the plain fold
         x = self.act_quant(x)
-        scale = self.bn_scale()
-        w = self.weight_quant(self.weight * scale.reshape(-1, 1, 1, 1))
-        # undo the scale so BN sees the conv output at its own statistics; guard channels with g == 0
-        safe = torch.where(scale.abs() > 1e-12, scale, torch.full_like(scale, 1e-12))
-        y = self._conv_forward(x, w, None) / safe.reshape(1, -1, 1, 1)
-        if self.bias is not None:
-            y = y + self.bias.reshape(1, -1, 1, 1)
-        return self.bn(y)
+        if not self.bn.training:  # BN statistics frozen: the plain fold, bias not yet on the integer grid
+            w_fold, b_fold = self.folded()
+            return self._conv_forward(x, self.weight_quant(w_fold), None) + b_fold.reshape(1, -1, 1, 1)
+        # Batch statistics come from the float conv (Krishnamoorthi 2018, Jacob et al. 2018, torch.ao's
+        # ConvBn2d slow path), never from the quantized output divided by g/sigma: that division blows up
+        # as a gamma nears 0, and statistics of the quantized output feed back into sigma, the fold and the
+        # clip (a channel whose low-bit codes go to 0 drives its running_var, and with it 1/scale, to 0).
+        y_float = self._conv_forward(x, self.weight, None)
+        with torch.no_grad():  # update the running statistics (momentum, num_batches_tracked) as BN does
+            bias = self.bias.reshape(1, -1, 1, 1) if self.bias is not None else 0.0
+            self.bn(y_float + bias)
+        mean = y_float.mean((0, 2, 3))
+        std = torch.sqrt(y_float.var((0, 2, 3), unbiased=False) + self.bn.eps)
+        var = self.bn.running_var
+        assert var is not None
+        # conv(x, Q(W g/sigma)) * sigma/sigma_B, sigma from the statistics just updated: W g/sigma_B
+        # quantized as it will be deployed, normalised by the batch as the float BN would be
+        y = self._conv_forward(x, self.weight_quant(self.folded()[0]), None)
+        y = y * (torch.sqrt(var + self.bn.eps) / std).reshape(1, -1, 1, 1)
+        gamma = self.bn.weight if self.bn.weight is not None else torch.ones_like(mean)
+        beta = self.bn.bias if self.bn.bias is not None else torch.zeros_like(mean)
+        out = y + (beta - gamma * mean / std).reshape(1, -1, 1, 1)
+        return out + (0.0 * self.bias.sum() if self.bias is not None else 0.0)  # keep the bias in the graph
 
     @torch.no_grad()
     def freeze(self) -> QuantConv2d:

@@ -8,9 +8,12 @@ BatchNorm trains folded by default (``calibration.FoldedConvBN``, the simulated 
 the weight quantizer sees ``W * g/sigma``, so the model returned, in eval mode, is exactly the model
 ``sdk.export`` deploys. Trained unfolded (conv -> fake-quant -> BN), export would re-quantize the folded
 weights and flip some decisions (about 1% of top-1 decisions of digits_cnn at (2,3)).
-- Before folding, BN statistics are re-estimated on the quantized network (up to ``BN_REESTIMATE_BATCHES``
-  training batches): the fold's ``sigma`` then starts at the statistics the quantized convs produce instead
-  of drifting there during training, which at 2-bit weights silently moves every weight clip by ~10%.
+- BN statistics are those of each conv's float output on the quantized network's activations (the batch
+  statistics of Krishnamoorthi 2018 / torch.ao's ConvBn2d slow path; see ``FoldedConvBN.forward``): taken
+  from the quantized output they feed back into the fold and diverged at 2-bit weights.
+- Before training, they are re-estimated that way (up to ``BN_REESTIMATE_BATCHES`` training batches) and the
+  weight clips moved into the fold domain with them, so ``sigma`` does not drift from the float model's
+  statistics during training, which at 2-bit weights silently moves every weight clip by ~10%.
 - BN statistics are frozen for the last epoch(s), as torch.ao's ``freeze_bn_stats`` and Jacob et al. do,
   so the final steps train with the very scales and shifts that are deployed.
 """
@@ -86,8 +89,7 @@ def retrain(
     with torch.no_grad():  # initialise every activation quantizer before DDP broadcasts rank 0's state
         qmodel.eval()(x0.to(device))
     if fold_bn and any(isinstance(m, nn.BatchNorm2d) for m in qmodel.modules()):
-        _reestimate_bn_(qmodel, train_loader, device)  # per rank; DDP then broadcasts rank 0's fold
-        qmodel = _fold_for_qat(qmodel)
+        qmodel = _fold_for_qat(qmodel, train_loader, device)  # per rank; DDP broadcasts rank 0's fold
     net = ddp.wrap_ddp(qmodel)
     steps = len(train_loader)
     opt = torch.optim.SGD(qmodel.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -141,7 +143,10 @@ def retrain(
 @torch.no_grad()
 def _reestimate_bn_(qmodel: nn.Module, loader: DataLoader, device: str | torch.device) -> None:
     """Recompute every BN's running statistics on the quantized network: a cumulative average over up to
-    ``BN_REESTIMATE_BATCHES`` training batches, everything but BN in eval mode, the loader's RNG restored."""
+    ``BN_REESTIMATE_BATCHES`` training batches, everything but BN (and FoldedConvBN, whose BN tracks its
+    float conv's output) in eval mode, the loader's RNG restored."""
+    from calibration import FoldedConvBN
+
     bns = [m for m in qmodel.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     bns = [m for m in bns if m.track_running_stats]
     momenta = [m.momentum for m in bns]
@@ -152,6 +157,9 @@ def _reestimate_bn_(qmodel: nn.Module, loader: DataLoader, device: str | torch.d
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every batch weighs the same
         m.train()
+    for f in qmodel.modules():
+        if isinstance(f, FoldedConvBN):
+            f.train()
     try:
         for i, (x, _) in enumerate(loader):
             if i == BN_REESTIMATE_BATCHES:
@@ -164,14 +172,23 @@ def _reestimate_bn_(qmodel: nn.Module, loader: DataLoader, device: str | torch.d
         ckpt.set_rng_state(state, gens)
 
 
-def _fold_for_qat(qmodel: nn.Module) -> nn.Module:
-    """``calibration.fold_bn(qmodel, qat=True)``: each conv -> BN pair becomes a FoldedConvBN."""
-    from calibration import fold_bn
+def _fold_for_qat(qmodel: nn.Module, loader: DataLoader, device: str | torch.device) -> nn.Module:
+    """``calibration.fold_bn(qmodel, qat=True)`` (each conv -> BN pair becomes a FoldedConvBN), its BN
+    statistics first re-estimated as the FoldedConvBNs track them, so the weight clips move into the fold
+    domain with the re-estimated ``sigma``. ``qmodel``'s BN statistics are overwritten."""
+    from calibration import FoldedConvBN, find_conv_bn, fold_bn
 
     try:
-        return fold_bn(qmodel, qat=True)
+        pairs = find_conv_bn(qmodel)
+        folded = fold_bn(qmodel, qat=True)
     except InputError as e:
         raise InputError(f"{e} Or retrain with BN unfolded: sdk.retrain(..., fold_bn=False).") from e
+    _reestimate_bn_(folded, loader, device)
+    source = {p.bn: f"{p.conv}.bn" for p in pairs if isinstance(folded.get_submodule(p.conv), FoldedConvBN)}
+    for name, bn in qmodel.named_modules():
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+            bn.load_state_dict(folded.get_submodule(source.get(name, name)).state_dict())
+    return fold_bn(qmodel, qat=True)
 
 
 def _freeze_bn_stats(model: nn.Module) -> None:

@@ -211,3 +211,44 @@ def test_qat_fold_trains_bn_and_freezes_to_plain_fold():
     with torch.no_grad():
         torch.testing.assert_close(frozen(x), qat.eval()(x), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(first.freeze().eval()(x), first.eval()(x), rtol=0, atol=0)
+
+
+def _folded_pair(w_bits: int) -> tuple[FoldedConvBN, torch.Tensor]:
+    torch.manual_seed(0)
+    conv = QuantConv2d.from_float(nn.Conv2d(3, 4, 3, padding=1, bias=False), w_bits, 8)
+    x = torch.randn(16, 3, 8, 8)
+    conv.eval()(x)  # initialise the input quantizer
+    bn = nn.BatchNorm2d(4, momentum=1.0).eval()  # momentum 1: running stats = the last batch's
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.0, -0.7, 1e-9, 1.3]))  # gamma 0, negative, ~0, positive
+    return FoldedConvBN.from_pair(conv, bn).train(), x
+
+
+def test_qat_fold_training_forward_is_conv_then_batch_norm():
+    """Float weights: the training forward is conv -> BN in train mode, gammas at 0 or negative included,
+    and every gamma (0 too) gets the float BN's gradient: no division by g/sigma kills a channel."""
+    folded, x = _folded_pair(32)
+    ref_conv, ref_bn = copy.deepcopy(folded), copy.deepcopy(folded.bn)
+    out = folded(x)
+    ref = ref_bn(nn.Conv2d.forward(ref_conv, ref_conv.act_quant(x)))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(folded.bn.running_var, ref_bn.running_var)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    ref.backward(grad)
+    assert ref_bn.weight.grad is not None and folded.bn.weight.grad is not None
+    assert (ref_bn.weight.grad.abs() > 1e-3).all()
+    torch.testing.assert_close(folded.bn.weight.grad, ref_bn.weight.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_qat_fold_statistics_do_not_collapse_when_low_bit_codes_vanish():
+    """2-bit weights: a channel whose folded weights all quantize to 0 (here gamma ~ 0) must keep the float
+    conv's running_var; taken from the quantized output it went to 0, g/sqrt(eps) blew the fold up and
+    retraining digits_cnn at (2,4) diverged to chance."""
+    folded, x = _folded_pair(2)
+    assert (folded.weight_quant.codes(folded.folded()[0])[2] == 0).all()
+    folded(x)
+    ref = nn.Conv2d.forward(folded, folded.act_quant(x)).detach().var((0, 2, 3))
+    torch.testing.assert_close(folded.bn.running_var, ref, rtol=1e-4, atol=1e-6)
+    scale = folded.bn_scale().abs()
+    assert torch.isfinite(scale).all() and scale.max() < 10

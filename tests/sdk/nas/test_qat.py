@@ -72,6 +72,7 @@ def test_bn_statistics_are_reestimated_on_the_quantized_net_then_frozen(tiny, lo
     q0 = sdk.quantize(tiny, cfg).eval()
     with torch.no_grad():
         q0(peek_batch(train_loader)[0])  # the batch retrain initialises activation quantizers with
+        q0.conv1.weight_quant.bits = 32  # the folded BN tracks the float conv on quantized activations
         conv1_out = q0.conv1(train_loader.dataset.tensors[0])  # one epoch's images (iterating would shuffle)
     frozen = sdk.retrain(tiny, cfg, *loaders, epochs=1, progress=False, freeze_bn_epochs=1)
     assert frozen.conv1.bn.num_batches_tracked == steps  # the re-estimation's batches, nothing after
