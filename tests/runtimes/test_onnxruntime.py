@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -11,6 +9,7 @@ from runtimes import RuntimeOptions
 from runtimes.base import LayerPrecision
 from runtimes.onnxruntime import OrtOptions, OrtSession, load, precisions_from_model, times_from_profile
 from sdk.errors import BundleError, InputError
+from tests._threads import run_in_threads
 from tests.runtimes._bundles import make_bundle, manifest_of, random_input, reference
 
 
@@ -109,22 +108,8 @@ def test_concurrent_runs_agree(tiny):
     s = _load(tiny, threads=1)
     x = random_input(2)
     want = s.run(x)
-    results, errors = [], []
-
-    def work():
-        try:
-            for _ in range(20):
-                results.append(s.run(x))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 80
-    assert all(np.array_equal(r, want) for r in results)
+    results = run_in_threads(lambda: s.run(x))
+    assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
     s.close()
 
 

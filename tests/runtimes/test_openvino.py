@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,7 @@ pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'b
 from runtimes import RuntimeOptions  # noqa: E402
 from runtimes.openvino import OpenVINOOptions, load, precisions_from_runtime_ops  # noqa: E402
 from sdk.errors import BundleError, InputError  # noqa: E402
+from tests._threads import run_in_threads  # noqa: E402
 from tests.runtimes._bundles import make_bundle, manifest_of, random_input, reference  # noqa: E402
 
 pytestmark = pytest.mark.openvino
@@ -99,22 +98,8 @@ def test_per_thread_requests_agree(tiny):
     s = _load(tiny, threads=1)
     x = random_input(2)
     want = s.run(x)
-    results, errors = [], []
-
-    def work():
-        try:
-            for _ in range(20):
-                results.append(s.run(x))
-        except Exception as e:  # pragma: no cover
-            errors.append(e)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 80
-    assert all(np.array_equal(r, want) for r in results)
+    results = run_in_threads(lambda: s.run(x))
+    assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
     s.close()
 
 

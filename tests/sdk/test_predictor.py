@@ -20,6 +20,7 @@ from runtimes.base import LayerPrecision
 from sdk.errors import BundleError, InputError, TargetUnavailable
 from sdk.predictor import LatencyReport, Predictor
 from sdk.preprocess import Preprocess
+from tests._threads import run_in_threads
 from tests.runtimes._bundles import LAYERS, PREPROCESS, make_bundle, random_input, reference
 from tests.runtimes._params import target_params
 
@@ -382,21 +383,8 @@ def test_closed_predictor_refuses(bundle):
 def test_concurrent_predicts_agree(ort):
     x = random_input(3)
     want = ort.predict(x)
-    errors, results = [], []
-
-    def work():
-        try:
-            for _ in range(25):
-                results.append(ort.predict(x))
-        except Exception as e:  # pragma: no cover
-            errors.append(e)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and all(np.array_equal(r, want) for r in results) and len(results) == 100
+    results = run_in_threads(lambda: ort.predict(x), calls=25)
+    assert len(results) == 100 and all(np.array_equal(r, want) for r in results)
 
 
 def test_sessions_without_thread_safety_are_serialized(bundle, monkeypatch):
