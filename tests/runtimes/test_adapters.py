@@ -7,6 +7,7 @@ import pytest
 
 import targets
 from runtimes import RuntimeOptions, Session, get_runtime
+from tests._threads import run_in_threads
 from tests.runtimes._bundles import LAYERS, make_bundle, manifest_of, random_input, reference
 from tests.runtimes._params import target_params
 
@@ -63,5 +64,20 @@ def test_profiling_gives_per_layer_times(bundle, name):
         assert all(t.ms >= 0 and t.name and t.op_type is not None for t in times)
         # names are the engine's (TVM reports fused kernels); ORT and OpenVINO map theirs to bpnas layers,
         # which their own tests check
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("name", target_params())
+def test_a_thread_safe_session_agrees_across_threads(bundle, name):
+    """An adapter declaring ``thread_safe`` (the Predictor then drops its lock) keeps that promise."""
+    s = _session(bundle, name, threads=1)
+    try:
+        if not getattr(s, "thread_safe", False):
+            pytest.skip(f"{name}'s session is not thread-safe; the Predictor serializes its calls")
+        x = random_input(2)
+        want = s.run(x)
+        results = run_in_threads(lambda: s.run(x))
+        assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
     finally:
         s.close()

@@ -9,7 +9,6 @@ from runtimes import RuntimeOptions
 from runtimes.base import LayerPrecision
 from runtimes.onnxruntime import OrtOptions, OrtSession, load, precisions_from_model, times_from_profile
 from sdk.errors import BundleError, InputError
-from tests._threads import run_in_threads
 from tests.runtimes._bundles import make_bundle, manifest_of, random_input, reference
 
 
@@ -102,15 +101,6 @@ def test_precisions_from_model_lists_missing_layers(tiny):
     model = onnx.load(tiny / "model.onnx")
     out = precisions_from_model(model, {"conv1": (8, 8), "ghost": (8, 8)})
     assert out[1] == LayerPrecision("ghost", "missing", "unknown", upcast=False)
-
-
-def test_concurrent_runs_agree(tiny):
-    s = _load(tiny, threads=1)
-    x = random_input(2)
-    want = s.run(x)
-    results = run_in_threads(lambda: s.run(x))
-    assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
-    s.close()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'b
 from runtimes import RuntimeOptions  # noqa: E402
 from runtimes.openvino import OpenVINOOptions, load, precisions_from_runtime_ops  # noqa: E402
 from sdk.errors import BundleError, InputError  # noqa: E402
-from tests._threads import run_in_threads  # noqa: E402
 from tests.runtimes._bundles import make_bundle, manifest_of, random_input, reference  # noqa: E402
 
 pytestmark = pytest.mark.openvino
@@ -91,15 +90,6 @@ def test_perf_counters_give_layer_times(tiny):
     times = {t.name: t for t in s.layer_times() or []}
     assert {"conv1", "conv2", "conv3", "fc"} <= set(times)
     assert times["conv2"].op_type == "Convolution"
-    s.close()
-
-
-def test_per_thread_requests_agree(tiny):
-    s = _load(tiny, threads=1)
-    x = random_input(2)
-    want = s.run(x)
-    results = run_in_threads(lambda: s.run(x))
-    assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
     s.close()
 
 
