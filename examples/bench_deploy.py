@@ -1,6 +1,6 @@
 """Deployment benchmark: ResNet-18 at 224x224, 2 engine threads, every comparison measured in one run.
 
-    .venv/bin/python examples/bench_deploy.py [--runs 100] [--threads 2] [--size 224] [--out DIR]
+    .venv/bin/python examples/bench_deploy.py [--runs 200] [--threads 2] [--size 224] [--out DIR]
 
 Prints measured ratios only (no expected numbers):
 
@@ -35,41 +35,48 @@ import numpy as np
 
 # -- measuring ---------------------------------------------------------------------------------------------
 def interleaved(
-    fns: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 5
+    fns: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 10
 ) -> dict[str, np.ndarray]:
-    """Wall-clock ms of ``runs`` calls of each function, taken in ``rounds`` alternating blocks.
+    """Wall-clock ms of ``runs`` calls of each function, as a ``(rounds, runs // rounds)`` array.
 
-    Alternating spreads any drift in machine load (other processes, thermal state) over every contender,
-    so the ratios between them stay meaningful on a shared machine.
+    The contenders take turns in ``rounds`` blocks, so drift in machine load (other processes, thermal
+    state) hits every contender; ratios are then taken round by round (``Results.ratio``).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
     per_round = max(runs // rounds, 1)
-    for _ in range(rounds):
+    samples = {k: np.empty((rounds, per_round)) for k in fns}
+    for r in range(rounds):
         for label, fn in fns.items():
-            for _ in range(per_round):
+            for i in range(per_round):
                 t0 = time.perf_counter()
                 fn()
-                samples[label].append((time.perf_counter() - t0) * 1e3)
-    return {k: np.asarray(v) for k, v in samples.items()}
+                samples[label][r, i] = (time.perf_counter() - t0) * 1e3
+    return samples
 
 
 class Results:
-    """Collects p50 latencies by label and prints ratios between them."""
+    """Collects latencies by label and prints paired ratios between them."""
 
     def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
+        self.samples: dict[str, np.ndarray] = {}
 
     def add_all(self, samples: dict[str, np.ndarray]) -> None:
         for label, ms in samples.items():
-            self.ms[label] = float(np.percentile(ms, 50))
-            print(f"  {label:<48} p50 {self.ms[label]:8.3f} ms   p90 {np.percentile(ms, 90):8.3f} ms")
+            self.samples[label] = ms
+            print(f"  {label:<48} p50 {np.percentile(ms, 50):8.3f} ms   p90 {np.percentile(ms, 90):8.3f} ms")
 
     def ratio(self, num: str, den: str, what: str) -> None:
-        if num in self.ms and den in self.ms:
-            print(f"  -> {what}: {self.ms[num] / self.ms[den]:.3f}x  ({num} / {den})")
+        """Median over rounds of the per-round p50 ratio, with its range: two contenders measured in the same
+        round saw the same machine load, so their ratio is steadier than a ratio of overall p50s."""
+        if num in self.samples and den in self.samples:
+            a, b = self.samples[num], self.samples[den]
+            per_round = np.median(a, axis=1) / np.median(b, axis=1)
+            print(
+                f"  -> {what}: {np.median(per_round):.3f}x  "
+                f"(rounds {per_round.min():.3f}-{per_round.max():.3f}; {num} / {den})"
+            )
 
 
 # -- building the models -----------------------------------------------------------------------------------
@@ -188,7 +195,7 @@ def raw_onnxruntime(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
 # -- the benchmark -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)

@@ -18,13 +18,10 @@ Every array that holds integers here holds them *exactly*, whatever its containe
 
 from __future__ import annotations
 
-import contextvars
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -326,31 +323,14 @@ class IntWeights:
         return acc
 
 
-#: the worker pool kernels split blocks over, set by the session for the duration of a run (None: serial)
-POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("integer_pool", default=None)
-
-
-def _blocks(n: int, ho: int, wo: int, rows: int, workers: int) -> list[tuple[int, int, int, int]]:
-    """(image start, image end, row start, row end) blocks of at most ``rows`` output pixels, and at least
-    ``workers`` blocks when the output has that many rows."""
-    rows = max(1, min(rows, -(-n * ho * wo // workers)))
+def _blocks(n: int, ho: int, wo: int, rows: int) -> list[tuple[int, int, int, int]]:
+    """(image start, image end, row start, row end) blocks of at most ``rows`` output pixels (whole output
+    rows, or whole images when an image fits)."""
     if ho * wo > rows:
         rb = max(1, rows // wo)
         return [(i, i + 1, r, min(ho, r + rb)) for i in range(n) for r in range(0, ho, rb)]
     nb = max(1, rows // (ho * wo))
     return [(i, min(n, i + nb), 0, ho) for i in range(0, n, nb)]
-
-
-def _run_blocks(blocks: list[Any], work: Callable[[Any], None]) -> None:
-    """Run ``work`` on every block: the first one here (it sizes the output), the rest on the pool."""
-    pool = POOL.get()
-    work(blocks[0])
-    if pool is None or len(blocks) < 3:
-        for b in blocks[1:]:
-            work(b)
-    else:
-        for _ in pool.map(work, blocks[1:]):
-            pass
 
 
 def conv2d(
@@ -364,7 +344,7 @@ def conv2d(
     bias: np.ndarray | None = None,
     epilogue: Epilogue | None = None,
 ) -> np.ndarray:
-    """Integer conv of NHWC codes by im2col in cache-sized blocks (spread over the run's worker pool); each
+    """Integer conv of NHWC codes by im2col in cache-sized blocks (BLAS threads split each GEMM); each
     block's accumulator (+ bias) goes through ``epilogue`` (the fused requantization) while it is still in
     cache. Returns NHWC."""
     n, h, wd, c = x.shape
@@ -376,8 +356,6 @@ def conv2d(
     ho = _out_size(h, kh, sh, dh, pads[0] + pads[2])
     wo = _out_size(wd, kw, sw, dw, pads[1] + pads[3])
     xp = _pad(x, pads)
-    pool = POOL.get()
-    workers = pool._max_workers if pool is not None else 1
     rows = max(64, min(BLOCK_ROWS, BLOCK_BYTES // (4 * kdim)))
     xw = None
     if groups == 1 and kw > 1 and c < 16:  # few channels (the stem): gather whole kernel rows at once
@@ -421,7 +399,8 @@ def conv2d(
             out.append(np.empty((n, ho, wo, res.shape[-1]), dtype=res.dtype))
         out[0][n0:n1, r0:r1] = res.reshape(nb, nrow, wo, -1)
 
-    _run_blocks(_blocks(n, ho, wo, rows, workers), work)
+    for block in _blocks(n, ho, wo, rows):
+        work(block)
     return out[0]
 
 
