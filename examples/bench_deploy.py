@@ -12,6 +12,8 @@ Prints measured ratios only (no expected numbers):
    (u8 activations, s8 per-channel weights), both on OpenVINO.
 4. A mixed-precision configuration vs uniform (8, 8) on each x86 engine, next to the BOPs ratio: on int8
    containers mixed precision buys no speed unless the engine has narrower kernels (see "deployed bits").
+5. The effective-precision table of the mixed bundle: per layer, the searched (w, a) pair and what each engine
+   actually runs after compiling (kernel and precision), with silently upcast layers marked.
 
 The weights are random (latency does not depend on them); calibration uses random batches. Needs torch for
 building and exporting; sections that need ``sdk.export`` say so and are skipped until the exporter exists.
@@ -77,6 +79,10 @@ class Results:
                 f"  -> {what}: {np.median(per_round):.3f}x  "
                 f"(rounds {per_round.min():.3f}-{per_round.max():.3f}; {num} / {den})"
             )
+
+
+#: the x86 engines bundles are exported for (the effective-precision table covers them all)
+ENGINES = ("onnxruntime", "openvino", "tvm", "integer")
 
 
 # -- building the models -----------------------------------------------------------------------------------
@@ -153,7 +159,8 @@ def ort_quantize_static(float_path: Path, out: Path, batches: list[Any]) -> Path
 
 
 def export_bundle(model: Any, cfg: Any, path: Path, batches: list[Any]) -> Path | None:
-    """PTQ-calibrate and export a bundle for onnxruntime + openvino; None while sdk.export is missing."""
+    """PTQ-calibrate and export a bundle for every installed engine of ``ENGINES``; None while sdk.export is
+    missing."""
     import calibration
     import sdk
 
@@ -162,8 +169,11 @@ def export_bundle(model: Any, cfg: Any, path: Path, batches: list[Any]) -> Path 
     except (AttributeError, ImportError) as e:
         print(f"  (skipped: sdk.export is not available yet: {e})")
         return None
+    import targets
+
     qmodel = calibration.ptq(model, cfg, batches).eval()
-    return Path(export(qmodel, str(path), example_input=batches[0][:1], targets=["onnxruntime", "openvino"]))
+    names = [t for t in ENGINES if t in targets.available()]
+    return Path(export(qmodel, str(path), example_input=batches[0][:1], targets=names))
 
 
 # -- raw engines -------------------------------------------------------------------------------------------
@@ -276,7 +286,31 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  -> BOPs mixed / (8,8): {m.bops / u.bops:.3f}x (avg bits {m.avg_bits:.2f} vs {u.avg_bits:.2f})"
         )
+        effective_precision_table(mixed, ENGINES, threads)
     return 0
+
+
+def effective_precision_table(bundle: Path, engines: tuple[str, ...], threads: int) -> None:
+    """Print, per layer of ``bundle``, its searched pair and each installed engine's kernel/precision."""
+    import warnings
+
+    import sdk
+    import targets
+
+    print("\n[5] effective precision of the mixed bundle (engine kernel/precision per layer; * = upcast)")
+    columns: dict[str, dict[str, str]] = {}
+    config: dict[str, tuple[int, int]] = {}
+    for name in (e for e in engines if e in targets.available()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TVM's untuned notice: only the compiled dtypes matter here
+            with sdk.load(bundle, target=name, threads=threads) as p:
+                config = dict(p.config)
+                rows = p.effective_precision()
+                columns[name] = {q.layer: f"{q.kernel}/{q.precision}{'*' if q.upcast else ''}" for q in rows}
+    print(f"  {'layer':<24} {'(w,a)':<7}" + "".join(f" {n:<26}" for n in columns))
+    for layer, (w, a) in config.items():
+        cells = "".join(f" {columns[n].get(layer, '-')[:26]:<26}" for n in columns)
+        print(f"  {layer:<24} {f'({w},{a})':<7}{cells}")
 
 
 if __name__ == "__main__":
