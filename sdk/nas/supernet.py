@@ -12,13 +12,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sdk.config import FLOAT_BITS
-from sdk.models.layers import Add
 from sdk.nas.losses import expected_bits
 from sdk.nas.mixed import MixedLayer, Mode
 from sdk.nas.space import SearchSpace
+from sdk.quant.convert import quantize_residual_adds
 from sdk.quant.layers import quantizable_layers
-from sdk.quant.modules import QuantAdd
 
 __all__ = ["Supernet", "build_supernet", "init_theta_inside"]
 
@@ -125,13 +123,7 @@ def build_supernet(
     the weights under the same residual quantization the retrained and deployed model will run.
     """
     net = copy.deepcopy(model)
-    if residual_bits < FLOAT_BITS:
-        for name, m in list(net.named_modules()):
-            if type(m) is Add:
-                parent_name, _, child = name.rpartition(".")
-                setattr(
-                    net.get_submodule(parent_name) if parent_name else net, child, QuantAdd(residual_bits)
-                )
+    quantize_residual_adds(net, residual_bits)
     group_of = {layer: gi for gi, g in enumerate(space.groups) for layer in g.layers}
     layers: list[list[MixedLayer]] = [[] for _ in space.groups]
     for name, m in quantizable_layers(net):

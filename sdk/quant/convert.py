@@ -15,7 +15,7 @@ from sdk.models.layers import Add
 from sdk.quant.layers import quantizable_layers
 from sdk.quant.modules import QuantAdd, QuantConv2d, QuantLinear
 
-__all__ = ["quantize", "set_bits", "quant_layers", "is_quantized", "config_of"]
+__all__ = ["quantize", "quantize_residual_adds", "set_bits", "quant_layers", "is_quantized", "config_of"]
 
 
 def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -53,11 +53,19 @@ def quantize(
         out = output_bits if name == last and output_bits < FLOAT_BITS else None
         cls = QuantConv2d if isinstance(m, nn.Conv2d) else QuantLinear
         _set_child(q, name, cls.from_float(m, w, a, per_channel=per_channel, out_bits=out))  # type: ignore[arg-type]
-    if residual_bits < FLOAT_BITS:
-        for name, m in list(q.named_modules()):
-            if type(m) is Add:
-                _set_child(q, name, QuantAdd(residual_bits))
+    quantize_residual_adds(q, residual_bits)
     return q
+
+
+def quantize_residual_adds(model: nn.Module, residual_bits: int) -> None:
+    """Replace every ``sdk.models.layers.Add`` of ``model`` in place by ``QuantAdd(residual_bits)`` (both
+    operands quantized); ``residual_bits`` >= 32 leaves them float. ``sdk.quantize`` and the search supernet
+    share it, so the supernet trains under the residual quantization the deployed model runs."""
+    if residual_bits >= FLOAT_BITS:
+        return
+    for name, m in list(model.named_modules()):
+        if type(m) is Add:
+            _set_child(model, name, QuantAdd(residual_bits))
 
 
 def quant_layers(qmodel: nn.Module) -> list[tuple[str, QuantConv2d | QuantLinear]]:
