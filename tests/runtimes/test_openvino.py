@@ -124,3 +124,34 @@ def test_model_cache_dir_is_used(tiny, tmp_path):
     s.run(random_input(1))
     s.close()
     assert any((tmp_path / "ovcache").iterdir())
+
+
+def _with_power_of_two_scales(bundle, tmp_path):
+    """The bundle's model with every activation scale rounded to a power of two (codes unchanged)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(bundle / "model.onnx"))
+    q_scales = {n.input[1] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    for init in model.graph.initializer:
+        if init.name in q_scales:
+            s = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array((2.0 ** np.round(np.log2(s))).astype(s.dtype), init.name))
+    path = tmp_path / "po2.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_power_of_two_activation_scales_warn_about_tie_rounding(tiny, tmp_path):
+    import warnings
+
+    from runtimes.openvino import OpenVinoTieWarning, power_of_two_activation_scales
+
+    po2 = _with_power_of_two_scales(tiny, tmp_path)
+    assert power_of_two_activation_scales(po2)
+    assert not power_of_two_activation_scales(tiny / "model.onnx")
+    with pytest.warns(OpenVinoTieWarning, match="onnxruntime' or 'integer'"):
+        load(po2, manifest_of(tiny), RuntimeOptions(threads=1)).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OpenVinoTieWarning)
+        _load(tiny, threads=1).close()
