@@ -1,6 +1,6 @@
 """Integer runtime benchmark: throughput against ONNX Runtime FP32, and code-level parity with PyTorch.
 
-    .venv/bin/python examples/bench_integer.py [--batches 1,2,4,8] [--runs 20] [--threads 2] [--size 224]
+    .venv/bin/python examples/bench_integer.py [--batches 1,2,4,8] [--runs 20] [--rounds 4] [--threads 2]
     .venv/bin/python examples/bench_integer.py --parity [--inputs 1000] [--seeds 2]
 
 Throughput (default): ResNet-18 at 224x224 with random weights, quantized uniform (4, 4), uniform (8, 8) and a
