@@ -31,9 +31,12 @@ def _linear_macs(m: nn.Linear, out: torch.Tensor) -> int:
 
 def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShape]:
     """(name, MACs per sample, weight params, op) for every Conv2d/Linear, from one forward at batch 1."""
-    shape = tuple(int(s) for s in input_shape)
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
     if len(shape) < 2 or any(s <= 0 for s in shape):
-        raise InputError(f"input_shape must be positive ints like (1, 3, 32, 32), got {tuple(input_shape)}.")
+        raise InputError(f"input_shape must be positive ints like (1, 3, 32, 32), got {input_shape!r}.")
     layers = quantizable_layers(model)
     macs: dict[str, int] = {}
     hooks = []
@@ -52,7 +55,7 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShap
         with torch.no_grad():
             try:
                 model(x)
-            except RuntimeError as e:
+            except (RuntimeError, ValueError) as e:  # shape mismatches surface as either
                 msg = f"model failed on input_shape {shape}: {e}. Pass the shape the model expects."
                 raise InputError(msg) from e
     finally:

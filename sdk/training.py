@@ -63,7 +63,6 @@ def train(
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
     accs: list[float] = []
     val: list[float] = []
@@ -76,7 +75,7 @@ def train(
             for x, y in train_loader:
                 x, y = x.to(device), y.to(device)
                 logits = _logits(model(x))
-                loss = loss_fn(logits, y)
+                loss = classification_loss(logits, y)
                 if not torch.isfinite(loss):
                     raise InputError(
                         f"training loss became {loss.item()} at epoch {epoch + 1}; lower lr (now {lr}), "
@@ -118,6 +117,25 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: str | torch.dev
     if seen == 0:
         raise InputError("evaluation loader yielded no samples; pass a non-empty loader.")
     return correct / seen
+
+
+def classification_loss(logits: torch.Tensor, y: Any) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (N, classes) against integer labels ``y`` (N,), after checking the labels:
+    out-of-range or non-integer labels otherwise fail deep inside torch (or, on some devices, silently)."""
+    if not isinstance(y, torch.Tensor):
+        raise InputError(f"labels must be a tensor of class indices, got {type(y).__name__}.")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+        raise InputError(f"labels must be integer class indices (torch.long), got dtype {y.dtype}.")
+    if y.ndim != 1 or len(y) != logits.shape[0]:
+        raise InputError(f"labels must be shaped ({logits.shape[0]},) for this batch, got {tuple(y.shape)}.")
+    classes = logits.shape[1]
+    lo, hi = (int(y.min()), int(y.max())) if len(y) else (0, 0)
+    if lo < 0 or hi >= classes:
+        raise InputError(
+            f"labels must lie in [0, {classes}) for a model with {classes} outputs, got {lo}..{hi}; "
+            f"build the model with num_classes={max(classes, hi + 1)} or fix the labels."
+        )
+    return nn.functional.cross_entropy(logits, y.long())
 
 
 def _logits(out: Any) -> torch.Tensor:

@@ -50,6 +50,7 @@ from sdk.nas.sampling import argmax_choice
 from sdk.nas.schedule import MuSchedule
 from sdk.nas.supernet import Supernet
 from sdk.reshape import reshape_weights_
+from sdk.training import classification_loss
 
 __all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
 
@@ -220,7 +221,6 @@ def _epoch(
     from tqdm.auto import tqdm
 
     train_loader, val_loader = loaders
-    ce = nn.CrossEntropyLoss()
     sums = torch.zeros(6, dtype=torch.float64)  # train_ce, val_ce, barrier, prob1, backtracks, theta steps
     val_iter = iter(val_loader)
     search_theta = epoch >= s.warmup_epochs
@@ -240,7 +240,7 @@ def _epoch(
             # every candidate's weights and quantizers; "sampled" draws it from p, "mixture" runs s.mode
             uniform = not search_theta or s.weight_paths == "uniform"
             sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
-            loss = ce(net(x, grad_theta=False, uniform=uniform), y)
+            loss = classification_loss(net(x, grad_theta=False, uniform=uniform), y)
             _check_finite(loss, epoch, s.w_lr, "weight")
             opt_w.zero_grad(set_to_none=True)
             loss.backward()
@@ -295,7 +295,7 @@ def _theta_step(
     """One architecture step; returns [val CE, barrier, prob1, backtracks, 1]."""
     sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
-    val_ce = nn.functional.cross_entropy(sn(x), y)
+    val_ce = classification_loss(sn(x), y)
     _check_finite(val_ce, epoch, s.theta_lr, "architecture")
     probs = sn.probs()
     e_bits = sn.expected_bits()

@@ -33,7 +33,7 @@ from sdk.errors import InputError
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.reshape import reshape_weights_
-from sdk.training import TrainResult, evaluate
+from sdk.training import TrainResult, classification_loss, evaluate
 
 __all__ = ["retrain", "BN_REESTIMATE_BATCHES"]
 
@@ -94,7 +94,6 @@ def retrain(
     steps = len(train_loader)
     opt = torch.optim.SGD(qmodel.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
     accs: list[float] = []
     vals: list[float] = []
@@ -110,7 +109,7 @@ def retrain(
             for x, y in train_loader:
                 x, y = x.to(device), y.to(device)
                 logits = net(x)
-                loss = loss_fn(logits, y)
+                loss = classification_loss(logits, y)
                 if not torch.isfinite(loss):
                     raise InputError(
                         f"retraining loss became {loss.item()} in epoch {epoch + 1}; lower lr ({lr})."

@@ -39,6 +39,8 @@ def quantize(
     ``output_bits`` quantizes the last layer's output (the logits; 32 disables) so integer engines
     keep every conv/linear on integer kernels.
     """
+    if not isinstance(model, nn.Module):
+        raise InputError(f"sdk.quantize expects a float torch.nn.Module, got {type(model).__name__}.")
     if is_quantized(model):
         raise InputError("model is already quantized; pass the float model, or use sdk.quant.set_bits().")
     cfg = config if isinstance(config, MixedPrecisionConfig) else MixedPrecisionConfig(config)

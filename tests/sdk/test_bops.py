@@ -82,3 +82,7 @@ def test_bad_input_shape():
         sdk.bops(model, MixedPrecisionConfig.uniform(model, 4, 4), input_shape=(1, 0, 8))
     with pytest.raises(InputError, match="input_shape"):
         sdk.bops(model, MixedPrecisionConfig.uniform(model, 4, 4), input_shape=(1, 3, 8, 8))
+    with pytest.raises(InputError, match="input_shape"):  # the model's own ValueError, wrapped
+        sdk.bops(model, MixedPrecisionConfig.uniform(model, 4, 4), input_shape=(1, 1, 8))
+    with pytest.raises(InputError, match="positive ints"):
+        sdk.bops(model, MixedPrecisionConfig.uniform(model, 4, 4), input_shape=5)  # type: ignore[arg-type]

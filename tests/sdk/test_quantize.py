@@ -52,6 +52,8 @@ def test_requantizing_and_bad_configs_raise():
         sdk.quantize(q, MixedPrecisionConfig.uniform(model, 4, 4))
     with pytest.raises(InputError):
         sdk.quantize(model, {"nope": (4, 4)})
+    with pytest.raises(InputError, match="nn.Module, got str"):
+        sdk.quantize("digits_cnn", MixedPrecisionConfig.uniform(model, 4, 4))  # type: ignore[arg-type]
 
 
 def test_residual_and_output_quant_can_be_disabled():

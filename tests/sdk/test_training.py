@@ -9,7 +9,7 @@ from sdk.data import digits
 from sdk.errors import InputError
 from sdk.models import create
 from sdk.reshape import reshape_weights_
-from sdk.training import TrainResult, evaluate, train
+from sdk.training import TrainResult, classification_loss, evaluate, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,6 +100,26 @@ def test_nan_loss_raises_with_a_hint():
     loader = DataLoader(TensorDataset(x, torch.zeros(8, dtype=torch.long)), batch_size=4)
     with pytest.raises(InputError, match="lower lr"):
         train(create("digits_cnn", width=4), loader, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (torch.full((8,), 12, dtype=torch.long), r"\[0, 10\).*num_classes=13"),
+        (torch.full((8,), -1, dtype=torch.long), r"\[0, 10\)"),
+        (torch.zeros(8), "integer class indices"),
+        (torch.zeros(8, 2, dtype=torch.long), "shaped"),
+    ],
+)
+def test_bad_labels_raise_before_torch_does(labels, match):
+    loader = DataLoader(TensorDataset(torch.zeros(8, 1, 8, 8), labels), batch_size=4)
+    with pytest.raises(InputError, match=match):
+        train(create("digits_cnn", width=4), loader, epochs=1, progress=False)
+
+
+def test_classification_loss_is_cross_entropy():
+    logits, y = torch.randn(5, 3), torch.tensor([0, 2, 1, 1, 0], dtype=torch.int32)
+    assert torch.equal(classification_loss(logits, y), nn.functional.cross_entropy(logits, y.long()))
 
 
 def test_bad_epochs_raise(data):

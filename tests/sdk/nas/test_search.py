@@ -93,6 +93,10 @@ def test_input_errors(tiny, loaders):
         sdk.search(sdk.quantize(tiny, sdk.MixedPrecisionConfig.uniform(tiny, 4, 4)), *loaders, progress=False)
     with pytest.raises(sdk.InputError, match="mode"):
         sdk.search(tiny, *loaders, mode="gumbel", progress=False)  # type: ignore[arg-type]
+    x, _ = next(iter(loaders[0]))
+    bad = [(x, torch.full((len(x),), 99, dtype=torch.long))]
+    with pytest.raises(sdk.InputError, match="num_classes=100"):
+        sdk.search(tiny, bad, loaders[1], epochs=1, progress=False)
     assert PAPER_CANDIDATES[0] == (2, 3)
 
 
