@@ -38,8 +38,24 @@ class Traced:
             raise InputError(
                 "example_input must be a float tensor shaped like one batch, e.g. (1, 3, 32, 32)."
             )
+        if not example_input.is_floating_point():
+            raise InputError(f"example_input must be a float tensor, got dtype {example_input.dtype}.")
+        if not bool(torch.isfinite(example_input).all()):
+            raise InputError(
+                "example_input contains NaN or inf; pass a real or zero batch, e.g. torch.zeros(1, 3, 32, 32)"
+            )
+        check_ready(qmodel)  # first: a forward would initialise unset quantizers from this one batch
         was_training = qmodel.training
         try:
+            qmodel.eval()
+            with torch.no_grad():
+                try:  # a wrong shape would otherwise fail deep inside the tracer, with its own traceback
+                    qmodel(example_input)
+                except (RuntimeError, ValueError) as e:
+                    raise InputError(
+                        f"the model cannot run example_input of shape {tuple(example_input.shape)}: {e}. "
+                        "Pass one batch shaped as the model expects, e.g. (1, 3, 32, 32)."
+                    ) from e
             self._trace(fold_bn_if_needed(qmodel).eval(), example_input, tracer)
         finally:
             qmodel.train(was_training)  # the caller's model keeps its mode

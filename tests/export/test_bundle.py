@@ -188,3 +188,18 @@ def test_replace_and_overwrite_rules(digits, tmp_path):
     with pytest.raises(InputError, match="labels"):
         sdk.export(q, tmp_path / "l.bpnas", example_input=x, labels=["a", "b"])
     assert not (tmp_path / "l.bpnas").exists()
+
+
+@pytest.mark.parametrize(
+    ("example", "match"),
+    [
+        (torch.full((1, 1, 8, 8), float("nan")), "NaN or inf"),
+        (torch.zeros(1, 1, 8, 8, dtype=torch.long), "float tensor, got dtype"),
+        (torch.zeros(1, 3, 8, 8), r"cannot run example_input of shape \(1, 3, 8, 8\)"),
+    ],
+)
+def test_bad_example_inputs_are_refused_and_nothing_is_written(digits, tmp_path, example, match):
+    q, _ = digits
+    with pytest.raises(InputError, match=match):
+        sdk.export(q, tmp_path / "m.bpnas", example_input=example, targets=["onnxruntime"])
+    assert list(tmp_path.iterdir()) == []
