@@ -107,12 +107,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import sdk
     import targets
+    from export.manifest import read_manifest
 
-    names = args.targets or targets.available()
+    carried = read_manifest(args.bundle).targets  # verifies the bundle before any output
+    names = args.targets or [t for t in targets.available() if t in carried]
+    if not names:
+        raise sdk.TargetUnavailable(
+            f"none of the bundle's targets {sorted(carried)} is installed here (installed: "
+            f"{', '.join(targets.available())}); re-export for one of those."
+        )
     print(f"{'target':<12} {'p50 ms':>8} {'p90 ms':>8} {'fps':>8} {'avg bits':>8}")
     for name in names:
-        predictor = sdk.load(args.bundle, target=name, threads=args.threads)
-        rep = predictor.profile(runs=args.runs, warmup=args.warmup)
+        with sdk.load(args.bundle, target=name, threads=args.threads) as predictor:
+            rep = predictor.profile(runs=args.runs, warmup=args.warmup)
         print(f"{name:<12} {rep.p50_ms:>8.3f} {rep.p90_ms:>8.3f} {rep.fps:>8.1f} {rep.avg_bits:>8.3f}")
     return 0
 

@@ -56,3 +56,15 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
         trained = qmodel(x).argmax(1).numpy()
     deployed = np.asarray(sdk.load(bundle, target="onnxruntime").predict(x.numpy())).argmax(1)
     np.testing.assert_array_equal(deployed, trained)
+
+
+def test_bench_runs_the_installed_targets_the_bundle_carries(tmp_path, capsys):
+    from tests.runtimes._bundles import make_bundle
+
+    bundle = make_bundle(tmp_path, targets=("onnxruntime", "tensorrt"))  # tensorrt is never installed here
+    assert main(["bench", str(bundle), "--runs", "2", "--warmup", "1"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == ["onnxruntime"]
+    assert main(["bench", str(tmp_path / "none.bpnas")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("bpnas: error: no bundle")
