@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -33,31 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import alternating_blocks
 
 
 # -- measuring ---------------------------------------------------------------------------------------------
-def interleaved(
-    fns: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 10
-) -> dict[str, np.ndarray]:
-    """Wall-clock ms of ``runs`` calls of each function, as a ``(rounds, runs // rounds)`` array.
-
-    The contenders take turns in ``rounds`` blocks, so drift in machine load (other processes, thermal
-    state) hits every contender; ratios are then taken round by round (``Results.ratio``).
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    per_round = max(runs // rounds, 1)
-    samples = {k: np.empty((rounds, per_round)) for k in fns}
-    for r in range(rounds):
-        for label, fn in fns.items():
-            for i in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                samples[label][r, i] = (time.perf_counter() - t0) * 1e3
-    return samples
-
-
 class Results:
     """Collects latencies by label and prints paired ratios between them."""
 
@@ -221,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     res = Results()
 
     def bench(fns: dict[str, Callable[[np.ndarray], Any]]) -> None:
-        res.add_all(interleaved({k: partial(f, x) for k, f in fns.items()}, runs, warm))
+        res.add_all(alternating_blocks({k: partial(f, x) for k, f in fns.items()}, runs, 10, warmup=warm))
 
     print(f"ResNet-18 {args.size}x{args.size}, batch 1, {threads} threads, {runs} runs; models in {out}")
     model = build_model(args.size)

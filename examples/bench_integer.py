@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import alternating_blocks
 
 PAIRS = ((2, 4), (3, 3), (4, 4), (4, 6), (6, 4), (8, 8), (3, 5))
 
@@ -74,25 +74,6 @@ def configs(model: Any) -> dict[str, dict[str, tuple[int, int]]]:
 
 
 # -- throughput ---------------------------------------------------------------------------------------------
-def alternating_blocks(fns: dict[str, Any], runs: int, rounds: int) -> dict[str, np.ndarray]:
-    """Seconds per call of ``runs`` calls of each function, taken in ``rounds`` alternating blocks.
-
-    Blocks, not single calls: both engines keep their worker threads spinning for a while after a call
-    (ONNX Runtime's intra-op pool, OpenBLAS), so call-by-call alternation lets each steal the other's cores
-    (measured: ORT FP32 dropped from ~88 to ~33 img/s). Alternating blocks still spreads machine-load drift.
-    """
-    per = max(1, runs // rounds)
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for label, fn in fns.items():
-            fn()  # the first call of a block absorbs the other engine's spinning threads
-            for _ in range(per):
-                t0 = time.perf_counter()
-                fn()
-                out[label].append(time.perf_counter() - t0)
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
 def throughput(args: argparse.Namespace) -> None:
     import onnxruntime as ort
     import torch
@@ -124,13 +105,9 @@ def throughput(args: argparse.Namespace) -> None:
             for b in args.batches:
                 x = rng.normal(size=(b, *shape)).astype(np.float32)
                 sess.run(x), ref.run(None, {"input": x})  # warm up
-                t = alternating_blocks(
-                    {"int": partial(sess.run, x), "ort": partial(ref.run, None, {"input": x})},
-                    args.runs,
-                    args.rounds,
-                )
-                t_int, t_ort = t["int"], t["ort"]
-                ips_int, ips_ort = b / float(np.median(t_int)), b / float(np.median(t_ort))
+                fns = {"int": partial(sess.run, x), "ort": partial(ref.run, None, {"input": x})}
+                ms = alternating_blocks(fns, args.runs, args.rounds, settle=1)
+                ips_int, ips_ort = (1e3 * b / float(np.median(ms[k])) for k in ("int", "ort"))
                 print(f"  batch {b}: integer {ips_int:7.2f} img/s   ORT FP32 {ips_ort:7.2f} img/s   "
                       f"ratio {ips_int / ips_ort:.3f}x")  # fmt: skip
             sess.close()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import alternating_blocks
 
 
 def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
@@ -61,27 +61,6 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
         out["qdq w8a8"] = d / "qdq.onnx"
         to_onnx(fold_bn(q).eval(), out["qdq w8a8"], torch.zeros(1, *shape))
     return out
-
-
-def alternate(fns: dict[str, Callable[[], Any]], runs: int, blocks: int = 4) -> dict[str, float]:
-    """Median ms of each function over ``runs`` timed calls, taken in ``blocks`` alternating blocks.
-
-    Each block starts with two untimed calls. Alternating call by call would be unfair on a small machine:
-    ORT's and TVM's thread pools both spin-wait after a call, so each engine's first call after the other's
-    shares the cores with the other's spinning threads (measured on 2 cores: ORT 10.6 -> 30.6 ms and TVM
-    27 -> 50 ms when interleaved call by call).
-    """
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    per_block = max(1, -(-runs // blocks))
-    for _ in range(blocks):
-        for k, f in fns.items():
-            for _ in range(2):
-                f()
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def compile_default(path: Path, shape: tuple[int, ...], threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -156,7 +135,8 @@ def bench_one(
         )
         variants["tvm tuned"] = lambda: sess.run(x)
     for name, fn in variants.items():  # each TVM variant alternates with ORT; its ratio is to that ORT time
-        ms = alternate({"ort": ort_run, name: fn}, args.runs)
+        samples = alternating_blocks({"ort": ort_run, name: fn}, args.runs, 4, settle=2)
+        ms = {k: float(np.median(v)) for k, v in samples.items()}
         if not rows:
             rows.append(("onnxruntime", ms["ort"], ms["ort"], f"CPU EP, this {label} model (fp32 for float)"))
         rows.append((name, ms[name], ms["ort"], notes[name]))
