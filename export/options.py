@@ -9,17 +9,18 @@ from typing import Any
 __all__ = ["LoweringOptions", "CLIP_PATTERNS"]
 
 CLIP_PATTERNS = ("qcdq", "float_clip", "signed_float_clip")
-_FLAGS = (
-    "per_channel",
-    "symmetric_int8",
-    "power_of_two_scales",
-    "uint8_activations",
-    "explicit_integer_ops",
-    "slice_strided_pointwise",
-    "quantize_before_maxpool",
-    "split_shared_add",
-    "split_shared_pool",
-)
+#: the tag each flag adds to ``LoweringOptions.key()``, in key order (artifact file names depend on it)
+_KEY_TAGS = {
+    "symmetric_int8": "s8",
+    "power_of_two_scales": "po2",
+    "uint8_activations": "u8",
+    "explicit_integer_ops": "intops",
+    "slice_strided_pointwise": "s1x1",
+    "quantize_before_maxpool": "qmp",
+    "split_shared_add": "addq",
+    "split_shared_pool": "poolq",
+}
+_FLAGS = ("per_channel", *_KEY_TAGS)  # the bool options
 
 
 @dataclass(frozen=True)
@@ -97,20 +98,5 @@ class LoweringOptions:
     def key(self) -> str:
         """A short stable name for the artifact this lowering produces (targets sharing it share a file)."""
         parts = [f"op{self.opset}", "pc" if self.per_channel else "pt", self.clip_pattern]
-        if self.symmetric_int8:
-            parts.append("s8")
-        if self.power_of_two_scales:
-            parts.append("po2")
-        if self.uint8_activations:
-            parts.append("u8")
-        if self.explicit_integer_ops:
-            parts.append("intops")
-        if self.slice_strided_pointwise:
-            parts.append("s1x1")
-        if self.quantize_before_maxpool:
-            parts.append("qmp")
-        if self.split_shared_add:
-            parts.append("addq")
-        if self.split_shared_pool:
-            parts.append("poolq")
+        parts += [tag for flag, tag in _KEY_TAGS.items() if getattr(self, flag)]
         return "-".join(parts)
