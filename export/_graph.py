@@ -20,7 +20,9 @@ __all__ = [
     "Graph",
     "INT_RANGES",
     "attr",
+    "is_onnx_op",
     "np_dtype",
+    "onnx_opset",
     "onnx_dtype",
 ]
 
@@ -38,6 +40,19 @@ def np_dtype(onnx_type: int) -> np.dtype:
 
 def onnx_dtype(dtype: np.dtype | type) -> int:
     return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+
+ONNX_DOMAINS = ("", "ai.onnx")  # the default operator set's two spellings
+
+
+def is_onnx_op(node: onnx.NodeProto, *op_types: str) -> bool:
+    """``node`` is one of ``op_types`` from the default ONNX domain (not a contrib op of the same name)."""
+    return node.op_type in op_types and node.domain in ONNX_DOMAINS
+
+
+def onnx_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain opset version."""
+    return next(o.version for o in model.opset_import if o.domain in ONNX_DOMAINS)
 
 
 def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:

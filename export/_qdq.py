@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from export._graph import INT_RANGES, Graph, attr
+from export._graph import INT_RANGES, Graph, attr, is_onnx_op
 
 __all__ = [
     "QuantParams",
@@ -46,7 +46,7 @@ class QuantParams:
 
 def quant_params(graph: Graph, node: onnx.NodeProto) -> QuantParams | None:
     """Scale/zero point of a Q or DQ node when both are initializers (zero point defaults to uint8 0)."""
-    if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.domain not in ("", "ai.onnx"):
+    if not is_onnx_op(node, "QuantizeLinear", "DequantizeLinear"):
         return None
     scale = graph.const(node.input[1])
     if scale is None:

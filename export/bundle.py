@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from export._graph import onnx_opset
 from export.lowering import QUANT_SCHEME
 from export.manifest import (
     FORMAT,
@@ -134,7 +135,7 @@ def export(
         entries = {}
         for file, (model, fmt, made_by) in files.items():
             _write_artifact(model, tmp / file)
-            lowering_dict = made_by.to_dict() if made_by is not None else {"opset": _opset(model)}
+            lowering_dict = made_by.to_dict() if made_by is not None else {"opset": onnx_opset(model)}
             entries[file] = ArtifactEntry(
                 sha256_file(tmp / file), (tmp / file).stat().st_size, fmt, lowering_dict
             )
@@ -186,10 +187,6 @@ def _labels(labels: Sequence[str] | None, classes: int | None) -> tuple[str, ...
             f"labels has {len(out)} names but the model outputs {classes} classes; pass one per class."
         )
     return out
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _quant_summary(qmodel: nn.Module) -> dict[str, Any]:

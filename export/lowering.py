@@ -12,6 +12,7 @@ from typing import Any
 
 import onnx
 
+from export._graph import onnx_opset
 from export.options import LoweringOptions
 from export.passes import (
     ActivationContainers,
@@ -98,7 +99,7 @@ def lower(model: onnx.ModelProto, options: LoweringOptions, layers: Sequence[str
 
 def finalize(model: onnx.ModelProto, opset: int, metadata: Mapping[str, Any]) -> onnx.ModelProto:
     """Convert to ``opset``, write ``metadata`` (values JSON-encoded unless str) and check the model."""
-    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    current = onnx_opset(model)
     if opset != current:
         for (
             n

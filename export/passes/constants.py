@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from export._graph import Graph
+from export._graph import Graph, is_onnx_op
 
 __all__ = ["ConstantsToInitializers"]
 
@@ -26,7 +26,7 @@ class ConstantsToInitializers:
         graph = Graph(model)
         done = []
         for n in model.graph.node:
-            if n.op_type != "Constant" or n.domain not in ("", "ai.onnx") or len(n.attribute) != 1:
+            if not is_onnx_op(n, "Constant") or len(n.attribute) != 1:
                 continue
             a = n.attribute[0]
             if a.name == "value":

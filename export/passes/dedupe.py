@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from export._graph import Graph
+from export._graph import Graph, is_onnx_op
 
 __all__ = ["DedupeQuantizers"]
 
@@ -33,7 +33,7 @@ class DedupeQuantizers:
         seen: dict[object, onnx.NodeProto] = {}
         dupes = []
         for n in model.graph.node:  # topological order: merging a Q lets its Clips/DQs merge in this sweep
-            if n.op_type not in _OPS or n.domain not in ("", "ai.onnx") or len(n.output) != 1:
+            if not is_onnx_op(n, *_OPS) or len(n.output) != 1:
                 continue
             if graph.const(n.input[0]) is not None:
                 continue  # weights: one DQ per layer is what engines expect

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from export._graph import INT_RANGES, Graph, np_dtype
+from export._graph import INT_RANGES, Graph, is_onnx_op, np_dtype
 from export._qdq import clip_bounds, quant_params, quantize_value
 
 __all__ = ["FoldActivationIntoQuantize"]
@@ -35,7 +35,7 @@ class FoldActivationIntoQuantize:
         changed = False
         new_nodes = []
         for act in list(model.graph.node):
-            if act.op_type not in ("Relu", "Clip") or act.domain not in ("", "ai.onnx"):
+            if not is_onnx_op(act, "Relu", "Clip"):
                 continue
             bounds = _float_bounds(graph, act)
             if bounds is None or graph.const(act.input[0]) is not None:

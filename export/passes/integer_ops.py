@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from export._graph import Graph, attr
+from export._graph import ONNX_DOMAINS, Graph, attr
 from export._qdq import QuantParams, quant_params
 
 __all__ = ["IntegerOps", "ort_fusable"]
@@ -144,7 +144,7 @@ class IntegerOps:
         changed = False
         for node in list(model.graph.node):
             handler = _HANDLERS.get(node.op_type)
-            if handler is None or node.domain not in ("", "ai.onnx"):
+            if handler is None or node.domain not in ONNX_DOMAINS:
                 continue  # fallback: not a layer type ORT has an integer kernel for; left as is
             ops = _operands(graph, node)
             if ops is None or ort_fusable(graph, node, ops.x_params.dtype):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from export._graph import Graph
+from export._graph import Graph, is_onnx_op
 from export._qdq import act_chains
 
 __all__ = ["QuantizeBeforeMaxPool"]
@@ -28,8 +28,7 @@ class QuantizeBeforeMaxPool:
             pool = graph.producer.get(chain.source)
             if (
                 pool is None
-                or pool.op_type != "MaxPool"
-                or pool.domain not in ("", "ai.onnx")
+                or not is_onnx_op(pool, "MaxPool")
                 or any(o for o in pool.output[1:])  # the Indices output is read
                 or not chain.closed
                 or not chain.dqs

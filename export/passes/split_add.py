@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from export._graph import Graph
+from export._graph import Graph, is_onnx_op
 
 __all__ = ["SplitAddPerQuantizer", "quantizer_readers", "clone_per_reader"]
 
@@ -56,7 +56,7 @@ class SplitAddPerQuantizer:
         graph = Graph(model)
         copies = []
         for add in model.graph.node:
-            if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.input) != 2:
+            if not is_onnx_op(add, "Add") or len(add.input) != 2:
                 continue
             dqs = [graph.producer.get(i) for i in add.input]
             if any(

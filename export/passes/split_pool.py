@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from export._graph import Graph
+from export._graph import Graph, is_onnx_op
 from export.passes.split_add import clone_per_reader, quantizer_readers
 
 __all__ = ["SplitMaxPoolPerQuantizer", "SplitConvPerQuantizer"]
@@ -27,8 +27,7 @@ def _split(model: onnx.ModelProto, op_type: str) -> tuple[onnx.ModelProto, bool]
     copies = []
     for node in model.graph.node:
         if (
-            node.op_type == op_type
-            and node.domain in ("", "ai.onnx")
+            is_onnx_op(node, op_type)
             and not any(o for o in node.output[1:])  # a second output (MaxPool's Indices) is not read
             and graph.const(node.input[0]) is None
         ):
