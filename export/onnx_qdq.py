@@ -62,7 +62,6 @@ class Traced:
         self.layers = tuple(name for name, _ in quant_layers(self.qmodel))
 
     def _trace(self, qmodel: nn.Module, example_input: torch.Tensor, tracer: str) -> None:
-        check_ready(qmodel)
         self.qmodel = qmodel
         self.tracer = tracer
         if tracer != "torch.onnx":
