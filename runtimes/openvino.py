@@ -68,21 +68,23 @@ class OpenVinoTieWarning(UserWarning):
     the frequent exact ties either way: its outputs depart from the bundle's spec."""
 
 
-def power_of_two_activation_scales(artifact: Path) -> bool:
-    """True when the QDQ artifact has activation quantizers and every one's scale is an exact power of two."""
-    import onnx
-    from onnx import numpy_helper
+def power_of_two_activation_scales(model: Any) -> bool:
+    """True when the read OpenVINO ``model`` has FakeQuantize nodes (its activation quantizers) and the scale
+    of every one is an exact power of two: ``(input_high - input_low) / (levels - 1)``.
 
-    model = onnx.load(str(artifact), load_external_data=False)
-    inits = {i.name: i for i in model.graph.initializer}
-    scales = [
-        numpy_helper.to_array(inits[n.input[1]])
-        for n in model.graph.node
-        if n.op_type == "QuantizeLinear" and n.input[0] not in inits and n.input[1] in inits
-    ]
-    return bool(scales) and all(
-        s.size > 0 and bool(np.all(np.frexp(s.astype(np.float64))[0] == 0.5)) for s in scales
-    )
+    Read from the model OpenVINO already parsed, so loading does not parse the artifact twice. The ranges are
+    float32 multiples of the scale (``(qmin - zp) * s``, ``(qmax - zp) * s``), so for a power-of-two scale the
+    float64 quotient is exact."""
+    scales = []
+    for op in model.get_ops():
+        if op.get_type_name() != "FakeQuantize":
+            continue
+        bounds = [op.input_value(i).get_node() for i in (1, 2)]
+        if any(b.get_type_name() != "Constant" for b in bounds):
+            return False
+        lo, hi = (np.asarray(b.get_data(), dtype=np.float64) for b in bounds)
+        scales.append((hi - lo) / (int(op.get_attributes()["levels"]) - 1))
+    return bool(scales) and all(s.size > 0 and bool(np.all(np.frexp(s)[0] == 0.5)) for s in scales)
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,13 @@ class OpenVINOSession:
         if options.cache_dir is not None:
             Path(options.cache_dir).mkdir(parents=True, exist_ok=True)
             core.set_property({props.cache_dir: str(options.cache_dir)})
-        if power_of_two_activation_scales(artifact):
+        try:
+            model = core.read_model(str(artifact))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses for unreadable models
+            raise BundleError(
+                f"OpenVINO could not read {Path(artifact).name}: {e}. Re-export the bundle."
+            ) from e
+        if power_of_two_activation_scales(model):
             warnings.warn(
                 f"{Path(artifact).name}: every activation scale is a power of two, so exact rounding ties "
                 "are frequent, and OpenVINO rounds them either way: its outputs will depart from the "
@@ -200,12 +208,6 @@ class OpenVINOSession:
                 OpenVinoTieWarning,
                 stacklevel=3,
             )
-        try:
-            model = core.read_model(str(artifact))
-        except Exception as e:  # OpenVINO raises RuntimeError subclasses for unreadable models
-            raise BundleError(
-                f"OpenVINO could not read {Path(artifact).name}: {e}. Re-export the bundle."
-            ) from e
         ins = [n for i in model.inputs for n in i.get_names()]
         outs = [n for o in model.outputs for n in o.get_names()]
         if self.input_name not in ins or self.output_name not in outs:
