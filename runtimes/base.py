@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader"]
+__all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader", "speed_warnings"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,12 @@ class Session(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def speed_warnings(session: Session) -> tuple[Warning, ...]:
+    """What a session warned at load about its own speed (e.g. TVM's untuned kernels), for ``profile()`` to
+    repeat beside its figures. Optional: a session without a ``speed_warnings`` attribute has none."""
+    return tuple(getattr(session, "speed_warnings", ()))
 
 
 class Loader(Protocol):

@@ -140,6 +140,26 @@ def _has_records(records_dir: Path) -> bool:
     return p.is_file() and p.stat().st_size > 0
 
 
+def _untuned_warning(
+    artifact: Path, meta: Mapping[str, Any], records: Path | None
+) -> TvmUntunedWarning | None:
+    """The warning for a library with untuned kernels (None when every kernel has a record)."""
+    tuned, kernels = (int(v) for v in str(meta.get("tuned_kernels", "0/0")).split("/"))
+    if tuned > 0 and tuned >= kernels:
+        return None
+    if records is None:
+        what = "untuned kernels"
+    elif tuned == 0:
+        what = f"untuned kernels (the records in {records} match none of them)"
+    else:
+        what = f"{kernels - tuned} of {kernels} kernels untuned (no records in {records})"
+    return TvmUntunedWarning(
+        f"TVM runs {artifact.name} with {what}; untuned kernels are typically 10-100x slower than "
+        "onnxruntime. Tune with runtimes.tvm.tune(artifact, bundle / 'tvm_tuning', trials=...) (later "
+        "loads find the records there), or load with options={'tvm_trials': N}."
+    )
+
+
 class TvmSession:
     """A TVM Relax VM over a compiled library; see the module docstring for batching and precision."""
 
@@ -158,6 +178,7 @@ class TvmSession:
         self.library_path: Path | None = meta.get("library_path")
         self._times: dict[str, list[float]] | None = None
         self._runs = 0
+        self.speed_warnings: tuple[Warning, ...] = ()  # repeated by Predictor.profile()
 
     def enable_profiling(self) -> None:
         """Time every kernel call through the VM's instrument hook (adds Python overhead per call)."""
@@ -297,22 +318,11 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
             os.replace(Path(tmp) / "meta.json", meta_path)
         meta["from_cache"] = False
     meta["library_path"] = lib_path
-    tuned, kernels = (int(v) for v in str(meta.get("tuned_kernels", "0/0")).split("/"))
-    if tuned == 0 or tuned < kernels:
-        if records is None:
-            what = "untuned kernels"
-        elif tuned == 0:
-            what = f"untuned kernels (the records in {records} match none of them)"
-        else:
-            what = f"{kernels - tuned} of {kernels} kernels untuned (no records in {records})"
-        warnings.warn(
-            f"TVM runs {artifact.name} with {what}; untuned kernels are typically 10-100x slower than "
-            "onnxruntime. Tune with runtimes.tvm.tune(artifact, bundle / 'tvm_tuning', trials=...) (later "
-            "loads find the records there), or load with options={'tvm_trials': N}.",
-            TvmUntunedWarning,
-            stacklevel=2,
-        )
+    untuned = _untuned_warning(artifact, meta, records)
+    if untuned is not None:
+        warnings.warn(untuned, stacklevel=2)
     session = TvmSession(relax.VirtualMachine(lib, tvm.cpu()), spec, batch, sample, meta)
+    session.speed_warnings = (untuned,) if untuned is not None else ()
     if options.profiling:
         session.enable_profiling()
     return session

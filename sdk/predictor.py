@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import targets
 from export.manifest import Manifest, TensorSpec, read_manifest
 from runtimes import get_runtime
 from runtimes._layers import precision_width
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session, speed_warnings
 from sdk.config import FLOAT_BITS, MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BundleError, InputError, TargetUnavailable
@@ -78,6 +79,7 @@ class LatencyReport:
     per_layer: tuple[LayerTime, ...] | None = None
     estimated_cycles: int | None = None
     estimated_ms: float | None = None
+    notes: tuple[str, ...] = ()  # what the engine warned about its speed (e.g. TVM's untuned kernels)
 
     @property
     def upcast_layers(self) -> list[str]:
@@ -98,6 +100,7 @@ class LatencyReport:
             f"BOPs searched {self.bops:,} (avg {self.avg_bits:.3f} bits)  deployed {self.deployed_bops:,} "
             f"(avg {self.deployed_bits:.3f} bits)",
         ]
+        lines += [f"note: {n}" for n in self.notes]
         if self.estimated_cycles is not None:
             lines.append(
                 f"cost model: {self.estimated_cycles:,} cycles = {self.estimated_ms:.3f} ms per sample"
@@ -318,9 +321,11 @@ class Predictor:
 
     def _layer_times(self, x: np.ndarray, runs: int) -> tuple[LayerTime, ...] | None:
         """Per-layer times from a second, profiling session (so the timed session runs unprofiled)."""
-        session = self._loader(
-            self._artifact, self._manifest_dict, dataclasses.replace(self._options, profiling=True)
-        )
+        with warnings.catch_warnings():  # repeats of this bundle's load-time warnings
+            warnings.simplefilter("ignore")
+            session = self._loader(
+                self._artifact, self._manifest_dict, dataclasses.replace(self._options, profiling=True)
+            )
         try:
             for _ in range(runs + 1):  # adapters drop the first (allocating) run
                 session.run(x)
@@ -365,6 +370,9 @@ class Predictor:
             self.predict(x)
             times[i] = time.perf_counter() - t0
         ms = times * 1e3
+        slow = speed_warnings(self._session_or_raise())
+        for w in slow:  # the figures below are only as good as the engine's kernels: say so beside them
+            warnings.warn(w, stacklevel=2)
         searched = {name: tuple(pair) for name, pair in self.config.items()}
         deployed_report = self.target.deployed_report(self.bops)
         mean = float(ms.mean())
@@ -388,6 +396,7 @@ class Predictor:
             per_layer=self._layer_times(x, layer_runs) if per_layer else None,
             estimated_cycles=self.target.cost.cycles(deployed_report),
             estimated_ms=self.target.cost.latency_ms(deployed_report),
+            notes=tuple(str(w) for w in slow),
         )
 
     # -- lifetime ------------------------------------------------------------------------------------

@@ -371,6 +371,28 @@ def test_profile_with_given_input(ort):
     assert rep.batch == 4 and rep.per_layer is None
 
 
+@pytest.mark.parametrize("name", target_params(["tvm"]))
+def test_profile_repeats_the_untuned_warning_once(bundle, name, tmp_path):
+    """TVM without tuning records: profile() warns itself (even without per-layer times) and notes it in the
+    report; the per-layer profiling session's load does not warn a second time."""
+    from runtimes.tvm import TvmUntunedWarning
+
+    with pytest.warns(TvmUntunedWarning):
+        p = sdk.load(bundle, target=name, threads=1, cache_dir=tmp_path)
+    with p:
+        for per_layer in (False, True):
+            with pytest.warns(TvmUntunedWarning) as caught:
+                rep = p.profile(runs=2, warmup=0, per_layer=per_layer)
+            assert len([w for w in caught if w.category is TvmUntunedWarning]) == 1
+            assert len(rep.notes) == 1 and "untuned" in rep.notes[0]
+            assert "note: TVM runs" in rep.table()
+
+
+def test_profile_has_no_notes_on_a_session_without_speed_warnings(ort):
+    rep = ort.profile(runs=2, warmup=0, per_layer=False)
+    assert rep.notes == () and "note:" not in rep.table()
+
+
 # -- lifetime and threads ----------------------------------------------------------------------------------
 def test_closed_predictor_refuses(bundle):
     p = sdk.load(bundle)
