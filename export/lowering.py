@@ -16,6 +16,7 @@ from export._graph import onnx_opset
 from export.options import LoweringOptions
 from export.passes import (
     ActivationContainers,
+    CodeArithmetic,
     ConstantsToInitializers,
     DedupeQuantizers,
     DropFullRangeClip,
@@ -75,6 +76,8 @@ def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pas
     engine: list[Pass] = []
     if options.explicit_integer_ops:
         engine.append(IntegerOps())
+    if options.code_arithmetic:
+        engine.append(CodeArithmetic())
     if options.clip_pattern != "qcdq":  # before a Slice reads the codes, while the QCDQ is still closed
         engine.append(FloatClip(signed_only=options.clip_pattern == "signed_float_clip"))
     if options.slice_strided_pointwise:

@@ -19,6 +19,7 @@ _KEY_TAGS = {
     "quantize_before_maxpool": "qmp",
     "split_shared_add": "addq",
     "split_shared_pool": "poolq",
+    "code_arithmetic": "codes",
 }
 _FLAGS = ("per_channel", *_KEY_TAGS)  # the bool options
 
@@ -56,6 +57,9 @@ class LoweringOptions:
             quantizer moved before it as in ``quantize_before_maxpool``, then each quantizer reading a
             conv its own copy of the conv (exact; ONNX Runtime ran a mixed-precision ResNet stem, whose
             pooled output has two quantizers, as a float conv; two QLinearConvs measured faster).
+        code_arithmetic: run each quantized conv/linear on its integer codes in float and scale the result
+            once by ``s_in * s_w`` (``export.passes.code_arithmetic``): for engines that run the graph in
+            float (TVM), the accumulation is then exact below 2^24 and far fewer near-tie codes flip.
     """
 
     opset: int = 17
@@ -70,6 +74,7 @@ class LoweringOptions:
     quantize_before_maxpool: bool = False
     split_shared_add: bool = False
     split_shared_pool: bool = False
+    code_arithmetic: bool = False
 
     def __post_init__(self) -> None:
         for name in _FLAGS:
@@ -80,6 +85,10 @@ class LoweringOptions:
         if self.explicit_integer_ops and not self.uint8_activations:
             raise ValueError(
                 "explicit_integer_ops needs uint8_activations=True (ConvInteger takes uint8 inputs)"
+            )
+        if self.code_arithmetic and self.explicit_integer_ops:
+            raise ValueError(
+                "code_arithmetic and explicit_integer_ops exclude each other; pick the target's one"
             )
         if self.opset < 17:
             raise ValueError(f"opset must be >= 17, got {self.opset}")

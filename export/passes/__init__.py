@@ -4,6 +4,7 @@ Torch-free: they work on ``onnx.ModelProto`` only, so they can be tested on hand
 """
 
 from export.passes.base import Pass, PassesDidNotConverge, run_passes
+from export.passes.code_arithmetic import CodeArithmetic
 from export.passes.constants import ConstantsToInitializers
 from export.passes.containers import ActivationContainers
 from export.passes.dedupe import DedupeQuantizers
@@ -25,6 +26,7 @@ from export.passes.strided_pointwise import SliceStridedPointwise
 
 __all__ = [
     "ActivationContainers",
+    "CodeArithmetic",
     "ConstantsToInitializers",
     "DedupeQuantizers",
     "DropFullRangeClip",

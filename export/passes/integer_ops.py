@@ -20,11 +20,13 @@ from onnx import TensorProto
 from export._graph import ONNX_DOMAINS, Graph, attr
 from export._qdq import QuantParams, quant_params
 
-__all__ = ["IntegerOps", "ort_fusable"]
+__all__ = ["IntegerOps", "LayerOperands", "acc_scale", "layer_operands", "ort_fusable"]
 
 
 @dataclass(frozen=True)
-class _Operands:
+class LayerOperands:
+    """A quantized Conv/Gemm's integer operands: activation, weight and bias codes and their scales."""
+
     x_codes: str
     x_zp: str | None
     x_params: QuantParams
@@ -33,8 +35,9 @@ class _Operands:
     b_codes: np.ndarray | None  # int32
 
 
-def _operands(graph: Graph, node: onnx.NodeProto) -> _Operands | None:
-    """The integer operands of a quantized Conv/Gemm, or None when it is not one."""
+def layer_operands(graph: Graph, node: onnx.NodeProto) -> LayerOperands | None:
+    """The integer operands of a quantized Conv/Gemm (per-tensor activation codes, int8 weight codes with zero
+    point 0, optional int32 bias codes on the accumulator grid), or None when it is not one."""
     dqs = [graph.producer.get(i) if i else None for i in node.input[:3]]
     x_dq, w_dq = dqs[0], dqs[1]
     if (
@@ -46,7 +49,7 @@ def _operands(graph: Graph, node: onnx.NodeProto) -> _Operands | None:
         return None
     xp, wp = quant_params(graph, x_dq), quant_params(graph, w_dq)
     w = graph.const(w_dq.input[0])
-    if xp is None or wp is None or w is None or not xp.per_tensor or xp.dtype != TensorProto.UINT8:
+    if xp is None or wp is None or w is None or not xp.per_tensor:
         return None
     if w.dtype != np.int8 or np.any(wp.zero_point != 0) or (not wp.per_tensor and wp.axis != 0):
         return None
@@ -60,13 +63,13 @@ def _operands(graph: Graph, node: onnx.NodeProto) -> _Operands | None:
         if bp is None or b is None or b.dtype != np.int32 or np.any(bp.zero_point != 0):
             return None
         channels = w.shape[1] if node.op_type == "Gemm" and not attr(node, "transB", 0) else w.shape[0]
-        if not np.array_equal(np.broadcast_to(bp.scale, (channels,)), _acc_scale(xp, wp, channels)):
+        if not np.array_equal(np.broadcast_to(bp.scale, (channels,)), acc_scale(xp, wp, channels)):
             return None
     zp = x_dq.input[2] if len(x_dq.input) > 2 and x_dq.input[2] else None
-    return _Operands(x_dq.input[0], zp, xp, w, wp, b)
+    return LayerOperands(x_dq.input[0], zp, xp, w, wp, b)
 
 
-def _acc_scale(xp: QuantParams, wp: QuantParams, channels: int) -> np.ndarray:
+def acc_scale(xp: QuantParams, wp: QuantParams, channels: int) -> np.ndarray:
     """s_in * s_w per output channel, float32 (the product ORT and the fake-quant model both compute)."""
     return np.broadcast_to(xp.scale.reshape(()) * wp.scale.reshape(-1), (channels,)).astype(np.float32)
 
@@ -85,7 +88,7 @@ def ort_fusable(graph: Graph, node: onnx.NodeProto, x_dtype: int) -> bool:
 
 
 def _epilogue(
-    graph: Graph, node: onnx.NodeProto, acc: str, ops: _Operands, bias_shape: tuple[int, ...]
+    graph: Graph, node: onnx.NodeProto, acc: str, ops: LayerOperands, bias_shape: tuple[int, ...]
 ) -> list:
     """``acc (+ bias codes) -> DequantizeLinear(s_in * s_w, axis=1)`` writing the node's original output."""
     nodes = []
@@ -95,20 +98,20 @@ def _epilogue(
         summed = graph.unique(f"{node.name}_acc_bias")
         nodes.append(graph.make_node("Add", [acc, b], [summed], name=f"{node.name}/bias"))
         acc = summed
-    scale = graph.add_initializer(_acc_scale(ops.x_params, ops.w_params, channels), f"{node.name}.acc_scale")
+    scale = graph.add_initializer(acc_scale(ops.x_params, ops.w_params, channels), f"{node.name}.acc_scale")
     nodes.append(
         graph.make_node("DequantizeLinear", [acc, scale], [node.output[0]], name=f"{node.name}/dq", axis=1)
     )
     return nodes
 
 
-def _zero_points(graph: Graph, node: onnx.NodeProto, ops: _Operands) -> tuple[str, str]:
+def _zero_points(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> tuple[str, str]:
     x_zp = ops.x_zp or graph.add_initializer(np.array(0, np.uint8), f"{node.name}.x_zero_point")
     w_zp = graph.add_initializer(np.array(0, np.int8), f"{node.name}.w_zero_point")
     return x_zp, w_zp
 
 
-def _conv(graph: Graph, node: onnx.NodeProto, ops: _Operands) -> list:
+def _conv(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list:
     x_zp, w_zp = _zero_points(graph, node, ops)
     w = graph.add_initializer(ops.w_codes, f"{node.name}.weight_codes")
     acc = graph.unique(f"{node.name}_acc")
@@ -118,7 +121,7 @@ def _conv(graph: Graph, node: onnx.NodeProto, ops: _Operands) -> list:
     return [conv, *_epilogue(graph, node, acc, ops, (1, ops.w_codes.shape[0], 1, 1))]
 
 
-def _gemm(graph: Graph, node: onnx.NodeProto, ops: _Operands) -> list | None:
+def _gemm(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list | None:
     if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
         return None
     if ops.w_codes.ndim != 2 or not ops.w_params.per_tensor and not attr(node, "transB", 0):
@@ -131,7 +134,7 @@ def _gemm(graph: Graph, node: onnx.NodeProto, ops: _Operands) -> list | None:
     return [mm, *_epilogue(graph, node, acc, ops, (wt.shape[1],))]
 
 
-_HANDLERS: dict[str, Callable[[Graph, onnx.NodeProto, _Operands], list | None]] = {
+_HANDLERS: dict[str, Callable[[Graph, onnx.NodeProto, LayerOperands], list | None]] = {
     "Conv": _conv,
     "Gemm": _gemm,
 }
@@ -146,8 +149,10 @@ class IntegerOps:
             handler = _HANDLERS.get(node.op_type)
             if handler is None or node.domain not in ONNX_DOMAINS:
                 continue  # fallback: not a layer type ORT has an integer kernel for; left as is
-            ops = _operands(graph, node)
-            if ops is None or ort_fusable(graph, node, ops.x_params.dtype):
+            ops = layer_operands(graph, node)
+            if ops is None or ops.x_params.dtype != TensorProto.UINT8:  # ConvInteger takes uint8 codes
+                continue
+            if ort_fusable(graph, node, ops.x_params.dtype):
                 continue
             new = handler(graph, node, ops)
             if new is None:

@@ -8,8 +8,9 @@ BN folded, alphas calibrated on random batches, 1,000 random inputs (small: 16x1
 - The integer runtime (issue #5) runs the default lowering: identical codes at every quantizer on >= 99.99%
   of elements and identical top-1 on every input.
 - Every other available target (issue #5) runs the bundle ``sdk.export`` writes for it, through
-  ``sdk.load(target=...)``: top-1 agreement >= 99.9%, or within ``FLOAT32_SLACK`` of PyTorch float32's own
-  agreement with float64 (the issue's figure is not met on every case; see there).
+  ``sdk.load(target=...)``: top-1 agreement >= 99.9%. OpenVINO alone may instead fall within
+  ``FLOAT32_SLACK`` of PyTorch float32's own agreement with float64 (the issue's figure is not met on every
+  case there; see ``FLOAT32_SLACK``).
 
 The reference is the fake-quant model evaluated in float64 (DESIGN §2). The model means its arithmetic done
 exactly; float32 approximates that and flips a code whose exact value lies within ~1e-7 (relative) of a
@@ -57,11 +58,13 @@ from tests.runtimes._integer_reference import torch_quantizer_for
 
 ORT_LOWERING = LoweringOptions(uint8_activations=True, explicit_integer_ops=True)
 ENGINE_TARGETS = [t for t in targets.available() if targets.get(t).runtime != "integer"]
-#: how far below PyTorch float32's own top-1 agreement with float64 an engine target may fall where it misses
-#: issue #5's 99.9%. OpenVINO and TVM compute in float32 as PyTorch does, and in these untrained nets (random
-#: BN, small logit margins) a flipped near-tie code cascades: measured (1,000 inputs) OpenVINO 99.8% on
-#: resnet20 cfg0 and resnet50 cfg1, 99.6% on resnet20 cfg1; TVM 99.2% on resnet20 cfg1 and 99.8% on resnet50
-#: cfg1, where PyTorch float32 itself agrees with float64 on 99.1% and 99.9%; 100% on every other case.
+#: how far below PyTorch float32's own top-1 agreement with float64 OpenVINO may fall where it misses issue
+#: #5's 99.9%. It requantizes in a chain of float32 post-ops, and in these untrained nets (random BN, small
+#: logit margins) a flipped near-tie code cascades: measured (1,000 inputs) 99.8% on resnet20 cfg0 and
+#: resnet50 cfg1, 99.6% on resnet20 cfg1, where PyTorch float32 itself agrees with float64 on 100%, 99.1% and
+#: 99.9%; 100% on every other case. The lowering does not change that (five tried, code_arithmetic among them:
+#: OpenVINO normalises them alike). TVM, which also runs in float32, meets 99.9% with its code_arithmetic
+#: lowering (exact accumulation; it was 99.2% and 99.8% on the float QDQ graph) and gets no slack.
 FLOAT32_SLACK = 0.005
 SLOW = {"resnet18", "resnet50"}
 CASES = [
@@ -148,7 +151,8 @@ def test_calibrated_scales_against_the_float64_spec(name: str, seed: int, tmp_pa
     ))  # fmt: skip
     top1_32 = float((ref32.argmax(1) == ref.argmax(1)).mean())
     for t, (top1, _) in engines.items():
-        assert top1 >= min(0.999, top1_32 - FLOAT32_SLACK), (
+        slack = FLOAT32_SLACK if targets.get(t).engine == "openvino" else None
+        assert top1 >= (0.999 if slack is None else min(0.999, top1_32 - slack)), (
             f"{t}: top-1 equals float64's on {100 * top1:.1f}% of inputs "
             f"(PyTorch float32: {100 * top1_32:.1f}%)"
         )
