@@ -51,6 +51,7 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
         opset_version=17, dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, dynamo=False,
     )  # fmt: skip
     if args.qdq:
+        import targets
         from calibration import fold_bn
         from export.onnx_qdq import to_onnx
 
@@ -58,8 +59,10 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
         q = sdk.quantize(model, {n: (8, 8) for n in names}).eval()
         with torch.no_grad():
             q(torch.randn(8, *shape))
-        out["qdq w8a8"] = d / "qdq.onnx"
-        to_onnx(fold_bn(q).eval(), out["qdq w8a8"], torch.zeros(1, *shape))
+        out["qdq w8a8"] = d / "qdq.onnx"  # lowered as bundles lower it for the tvm target
+        to_onnx(
+            fold_bn(q).eval(), out["qdq w8a8"], torch.zeros(1, *shape), options=targets.get("tvm").lowering
+        )
     return out
 
 
