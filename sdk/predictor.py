@@ -167,6 +167,7 @@ class Predictor:
         self._lock: threading.Lock | None = (
             None if getattr(session, "thread_safe", False) else threading.Lock()
         )
+        self._scratch = threading.local()  # per-thread buffers for input checks
 
     # -- what the bundle says ------------------------------------------------------------------------
     @property
@@ -254,12 +255,20 @@ class Predictor:
             raise InputError(f"expected input shaped {self._expected()}, got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
             raise InputError(f"got an empty batch; expected {self._expected()} with N >= 1.")
-        finite = np.isfinite(x)
-        if not finite.all():
-            bad = int(x.size - np.count_nonzero(finite))
+        if not self._all_finite(x):
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
             raise InputError(
                 f"input has {bad} NaN/inf value(s) of {x.size}; check the camera frame or preprocessing."
             )
+
+    def _all_finite(self, x: np.ndarray) -> bool:
+        """``np.isfinite(x).all()`` into a reused per-thread mask: allocating a fresh mask every call made the
+        check + OpenVINO inference ~1% slower (ResNet-18 224, 3 paired runs: 1.009-1.011x)."""
+        mask = getattr(self._scratch, "finite", None)
+        if mask is None or mask.shape != x.shape:
+            mask = self._scratch.finite = np.empty(x.shape, dtype=bool)
+        np.isfinite(x, out=mask)
+        return bool(mask.all())
 
     # -- running -------------------------------------------------------------------------------------
     def _session_or_raise(self) -> Session:

@@ -179,6 +179,17 @@ def test_bad_inputs_raise_input_error(ort, x, match):
         ort.predict(x)
 
 
+def test_finite_check_across_batch_sizes(ort):
+    """The check reuses a mask per thread; a new batch size must still be checked whole."""
+    ort.predict(random_input(1))
+    bad = random_input(3)
+    bad[2, 1, 4, 4] = np.nan
+    with pytest.raises(InputError, match="has 1 NaN/inf value"):
+        ort.predict(bad)
+    bad[2, 1, 4, 4] = 0.0
+    assert ort.predict(bad).shape[0] == 3
+
+
 def test_unreadable_image_paths(ort, tmp_path):
     with pytest.raises(InputError, match="no such file"):
         ort.predict(tmp_path / "missing.jpg")
