@@ -44,6 +44,18 @@ class Builder:
         c = self.node("Clip", [q, self.const(lo, dtype), self.const(hi, dtype)], name=self.name("clip"))
         return self.node("DequantizeLinear", [c, s, z], out, name=self.name("dq"))
 
+    def qweights(self, layer: str, shape: tuple[int, ...], x_scale: float, seed: int = 0) -> tuple[str, str]:
+        """DESIGN §4 layer parameters: dequantized int8 weight codes of ``shape`` with per-output-channel
+        scales, and int32 bias codes on the accumulator grid ``x_scale * w_scale``."""
+        rng = np.random.default_rng(seed)
+        cout = shape[0]
+        ws = (rng.random(cout) * 0.05 + 0.01).astype(np.float32)
+        codes = self.const(rng.integers(-7, 8, shape), INT8, f"{layer}.weight_codes")
+        w = self.node("DequantizeLinear", [codes, self.const(ws), self.const(np.zeros(cout), INT8)], axis=0)
+        bs = (np.float32(x_scale) * ws).astype(np.float32)
+        b_codes, b_zp = self.const(rng.integers(-50, 50, cout), INT32), self.const(np.zeros(cout), INT32)
+        return w, self.node("DequantizeLinear", [b_codes, self.const(bs), b_zp], axis=0)
+
     def qconv(
         self,
         x: str,
@@ -57,23 +69,17 @@ class Builder:
         seed: int = 0,
         out: str | None = None,
     ) -> str:
-        """A DESIGN §4 quantized conv reading dequantized ``x``: int8 weight codes, int32 bias codes."""
-        rng = np.random.default_rng(seed)
-        ws = (rng.random(cout) * 0.05 + 0.01).astype(np.float32)
-        codes = self.const(rng.integers(-7, 8, (cout, cin, k, k)), INT8, f"{layer}.weight_codes")
-        w = self.node("DequantizeLinear", [codes, self.const(ws), self.const(np.zeros(cout), INT8)], axis=0)
-        bs = (np.float32(x_scale) * ws).astype(np.float32)
-        b = self.node(
-            "DequantizeLinear",
-            [
-                self.const(rng.integers(-50, 50, cout), INT32),
-                self.const(bs),
-                self.const(np.zeros(cout), INT32),
-            ],
-            axis=0,
-        )
+        """A quantized conv reading dequantized ``x`` (parameters as :meth:`qweights`)."""
+        w, b = self.qweights(layer, (cout, cin, k, k), x_scale, seed)
         pad = (k - 1) // 2
         return self.node("Conv", [x, w, b], out, name=layer, pads=[pad] * 4, strides=[stride] * 2)
+
+    def qgemm(
+        self, x: str, layer: str, cin: int, cout: int, x_scale: float, *, out: str | None = None
+    ) -> str:
+        """A quantized linear layer (``Gemm``, ``transB=1``) on dequantized ``x`` (see :meth:`qweights`)."""
+        w, b = self.qweights(layer, (cout, cin), x_scale)
+        return self.node("Gemm", [x, w, b], out, name=layer, transB=1)
 
     def model(self, c: int = 4, hw: int = 8, out_shape: Sequence[object] | None = None) -> onnx.ModelProto:
         graph = helper.make_graph(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from export.passes import CodeArithmetic
-from tests.export._graphs import INT8, INT32, UINT8, Builder, copy, data, ops, run
+from tests.export._graphs import INT8, UINT8, Builder, copy, data, ops, run
 
 XS = 0.05
 
@@ -53,14 +53,7 @@ def test_conv_accumulates_codes_exactly_and_rounds_once(dtype, lo, hi):
 def test_gemm_per_channel_scales_along_the_output_features():
     b = Builder()
     x = b.qcdq(b.node("Flatten", ["x"], axis=1), XS, UINT8, 0, 255)
-    rng = np.random.default_rng(0)
-    ws = (rng.random(5) * 0.05 + 0.01).astype(np.float32)
-    codes = b.const(rng.integers(-7, 8, (5, 16)), INT8, "fc.weight_codes")
-    w = b.node("DequantizeLinear", [codes, b.const(ws), b.const(np.zeros(5), INT8)], axis=0)
-    bias = b.node(
-        "DequantizeLinear", [b.const(rng.integers(-50, 50, 5), INT32), b.const(np.float32(XS) * ws)], axis=0
-    )
-    b.node("Gemm", [x, w, bias], "y", name="fc", transB=1)
+    b.qgemm(x, "fc", 16, 5, XS, out="y")
     model = b.model(c=1, hw=4)
     x = data(c=1, hw=4, scale=4.0)
     before = run(copy(model), x)
