@@ -9,6 +9,7 @@ the rename succeeded, so a failure at any point leaves the old bundle as it was 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -94,12 +95,16 @@ def export(
     name: str | None = None,
     qonnx: bool = False,
     overwrite: bool = True,
+    inspect: bool = True,
 ) -> Bundle:
     """Export ``qmodel`` (fake-quant, calibrated) as a bundle for ``targets``; returns the Bundle.
 
     ``preprocess`` is an ``sdk.Preprocess`` (or its ``to_dict()``); ``labels`` one name per class; ``qonnx``
     adds a QONNX artifact for FINN/hls4ml flows. An existing bundle at ``path`` is replaced only when the
-    new one is complete (``overwrite=False`` refuses instead).
+    new one is complete (``overwrite=False`` refuses instead). With ``inspect`` the new bundle is loaded on
+    every installed target it carries and run on ``example_input`` before it is put in place, and the
+    manifest records what each engine runs per layer (``Manifest.effective_precision``); an engine that
+    cannot run it fails the export.
     """
     dest = Path(path)
     wanted = [targets] if isinstance(targets, str) else list(targets)
@@ -143,6 +148,14 @@ def export(
             traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
         )
         _write_manifest(manifest, tmp / MANIFEST_NAME)
+        if inspect:
+            from export.verify import inspect_targets
+
+            example = example_input.detach().cpu().numpy().astype("float32")
+            records = inspect_targets(tmp, target_files, example)
+            if records:
+                manifest = dataclasses.replace(manifest, effective_precision=records)
+                _write_manifest(manifest, tmp / MANIFEST_NAME)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ArtifactEntry",
     "Manifest",
+    "PrecisionRecord",
     "TensorSpec",
     "check_artifact_name",
     "read_manifest",
@@ -158,6 +159,51 @@ class ArtifactEntry:
 
 
 @dataclass(frozen=True)
+class PrecisionRecord:
+    """What one target's engine ran per conv/linear layer when ``sdk.export`` loaded the bundle on it.
+
+    ``layers`` rows are ``{"layer", "kernel", "precision", "upcast"}`` (``upcast``: wider than the target's
+    deployed precision for that layer's searched pair); ``notes`` are the engine's warnings at that load.
+    It describes the exporting machine (``host``) and engine version (``engine``); other CPUs may differ.
+    """
+
+    host: str
+    engine: str
+    layers: tuple[Mapping[str, Any], ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def upcast_layers(self) -> list[str]:
+        return [str(row["layer"]) for row in self.layers if row["upcast"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "engine": self.engine,
+            "layers": [dict(row) for row in self.layers],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> PrecisionRecord:
+        data = _expect(data, dict, where)
+        layers = []
+        for i, row in enumerate(_expect(data.get("layers"), list, f"{where}.layers")):
+            row = _expect(row, dict, f"{where}.layers[{i}]")
+            for key in ("layer", "kernel", "precision"):
+                _expect(row.get(key), str, f"{where}.layers[{i}].{key}")
+            _expect(row.get("upcast"), bool, f"{where}.layers[{i}].upcast")
+            layers.append({k: row[k] for k in ("layer", "kernel", "precision", "upcast")})
+        notes = _expect(data.get("notes", []), list, f"{where}.notes")
+        return cls(
+            host=_expect(data.get("host"), str, f"{where}.host"),
+            engine=_expect(data.get("engine"), str, f"{where}.engine"),
+            layers=tuple(layers),
+            notes=tuple(_expect(n, str, f"{where}.notes[]") for n in notes),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A bundle's manifest.json, checked. ``path`` is the bundle directory it was read from (or None)."""
 
@@ -175,6 +221,8 @@ class Manifest:
     labels: tuple[str, ...] | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    #: target name -> what its engine ran at export (``sdk.export(inspect=True)``); absent if not inspected
+    effective_precision: Mapping[str, PrecisionRecord] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     def artifact_path(self, target: str) -> Path:
@@ -205,8 +253,40 @@ class Manifest:
             "bops": self.bops.to_dict(),
             "quant": dict(self.quant),
             "artifacts": {k: v.to_dict() for k, v in self.artifacts.items()},
-            "targets": {k: {"artifact": v} for k, v in self.targets.items()},
+            "targets": {k: self._target_entry(k) for k in self.targets},
         }
+
+    def precision_table(self) -> str:
+        """The recorded effective precision: one row per layer, one column per inspected target
+        (``kernel/precision``, ``*`` = runs wider than deployed); empty when nothing was recorded."""
+        if not self.effective_precision:
+            return ""
+        names = sorted(self.effective_precision)
+        cells = {
+            t: {
+                str(r["layer"]): f"{r['kernel']}/{r['precision']}{'*' if r['upcast'] else ''}"
+                for r in rec.layers
+            }
+            for t, rec in self.effective_precision.items()
+        }
+        width = max(12, *(len(c) for col in cells.values() for c in col.values()))
+        lines = [
+            f"effective precision recorded at export (* = upcast): {self.effective_precision[names[0]].host}"
+        ]
+        lines += [f"  {t}: {self.effective_precision[t].engine}" for t in names]
+        head = f"{'layer':<32} " + " ".join(f"{t:<{width}}" for t in names)
+        lines += [head, "-" * len(head)]
+        for layer in self.config:
+            row = " ".join(f"{cells[t].get(layer, '-'):<{width}}" for t in names)
+            lines.append(f"{layer[:32]:<32} {row}")
+        return "\n".join(lines)
+
+    def _target_entry(self, target: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"artifact": self.targets[target]}
+        record = self.effective_precision.get(target)
+        if record is not None:
+            entry["effective_precision"] = record.to_dict()
+        return entry
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -223,6 +303,7 @@ class Manifest:
             for k, v in artifacts_raw.items()
         }
         targets: dict[str, str] = {}
+        records: dict[str, PrecisionRecord] = {}
         for t, entry in _expect(data.get("targets"), dict, "targets").items():
             art = _expect(
                 _expect(entry, dict, f"targets[{t!r}]").get("artifact"), str, f"targets[{t!r}].artifact"
@@ -232,6 +313,9 @@ class Manifest:
                     f"bundle manifest: target {t!r} points at {art!r}, which is not an artifact. {_FIX}"
                 )
             targets[str(t)] = art
+            if entry.get("effective_precision") is not None:
+                where = f"targets[{t!r}].effective_precision"
+                records[str(t)] = PrecisionRecord.from_dict(entry["effective_precision"], where)
         labels = data.get("labels")
         if labels is not None:
             labels = _expect(labels, list, "labels")
@@ -260,6 +344,7 @@ class Manifest:
             targets=targets,
             format=data["format"],
             format_version=data["format_version"],
+            effective_precision=records,
             path=path,
         )
 

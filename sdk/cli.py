@@ -36,7 +36,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.bundle:
         from export.manifest import read_manifest
 
-        print(read_manifest(args.bundle).bops.table())
+        manifest = read_manifest(args.bundle)
+        print(manifest.bops.table())
+        if manifest.effective_precision:
+            print(manifest.precision_table())
         return 0
     model = sdk.models.create(args.model, num_classes=args.num_classes)
     shape = tuple(args.input_shape) if args.input_shape else sdk.models.default_input_shape(args.model)

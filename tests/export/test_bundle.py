@@ -13,10 +13,13 @@ import torch
 
 import export
 import sdk
+import targets
 from export import bundle as bundle_mod
 from export.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
-from sdk.errors import BundleError, InputError
+from sdk.errors import BundleError, InputError, TargetUnavailable
+from sdk.quant import quant_layers
 from tests.export._helpers import inputs, quantized, run_ort
+from tests.runtimes._params import target_params
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +206,73 @@ def test_bad_example_inputs_are_refused_and_nothing_is_written(digits, tmp_path,
     with pytest.raises(InputError, match=match):
         sdk.export(q, tmp_path / "m.bpnas", example_input=example, targets=["onnxruntime"])
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the engines' effective precision, recorded at export ----------------------------------------------------
+def test_manifest_records_what_each_installed_engine_runs(written):
+    b, q = written
+    m = read_manifest(b.path)
+    assert sorted(m.effective_precision) == sorted(set(m.targets) & set(targets.available()))
+    layers = {n for n, _ in quant_layers(q)}
+    for name, rec in m.effective_precision.items():
+        assert layers <= {row["layer"] for row in rec.layers}, name
+        assert rec.host and not rec.engine.endswith("unknown")  # "onnxruntime 1.32.0", "bpnas 0.1.0"...
+        with sdk.load(b.path, target=name) as p:  # the manifest says what profile() reports on this host
+            live = [(q.layer, q.kernel, q.precision, q.upcast) for q in p.effective_precision()]
+        assert [(r["layer"], r["kernel"], r["precision"], r["upcast"]) for r in rec.layers] == live
+    assert m.effective_precision["integer"].upcast_layers == []
+    if "openvino" in m.effective_precision:  # this bundle has power-of-two scales
+        assert any("power of two" in n for n in m.effective_precision["openvino"].notes)
+    raw = json.loads((b.path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert raw["targets"]["integer"]["effective_precision"]["layers"][0]["upcast"] is False
+
+
+@pytest.mark.parametrize("name", target_params(["tvm"]))
+def test_manifest_shows_layers_an_engine_silently_upcasts(digits, tmp_path, name):
+    q, x = digits
+    m = sdk.export(q, tmp_path / "t.bpnas", example_input=x, targets=[name]).manifest
+    rec = m.effective_precision[name]
+    assert set(rec.upcast_layers) == {n for n, _ in quant_layers(q)}  # TVM runs the QDQ graph in float
+    assert any("untuned" in n for n in rec.notes)
+
+
+def test_export_without_inspection_records_nothing(digits, tmp_path):
+    q, x = digits
+    assert (
+        sdk.export(q, tmp_path / "n.bpnas", example_input=x, inspect=False).manifest.effective_precision == {}
+    )
+
+
+def test_an_engine_that_cannot_run_the_artifact_fails_the_export(digits, tmp_path, monkeypatch):
+    import sdk.predictor
+
+    q, x = digits
+
+    def broken(name):
+        def load(*args, **kwargs):
+            raise TargetUnavailable("the engine rejected the graph")
+
+        return load
+
+    monkeypatch.setattr(sdk.predictor, "get_runtime", broken)
+    with pytest.raises(BundleError, match="does not run on installed target 'onnxruntime'.*rejected"):
+        sdk.export(q, tmp_path / "f.bpnas", example_input=x)
+    assert list(tmp_path.iterdir()) == []  # nothing put in place, no temp dir left
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rec: rec["layers"][0].update(upcast="no"), r'upcast" should be a bool'),
+        (lambda rec: rec.pop("host"), r'host" should be a str'),
+        (lambda rec: rec.update(layers={}), r'layers" should be a list'),
+    ],
+)
+def test_malformed_precision_records_are_refused(written, tmp_path, edit, message):
+    b, _ = written
+    bad = _copy(b.path, tmp_path / "bad.bpnas")
+    data = json.loads((bad / MANIFEST_NAME).read_text(encoding="utf-8"))
+    edit(data["targets"]["integer"]["effective_precision"])
+    (bad / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BundleError, match=message):
+        read_manifest(bad)

@@ -56,6 +56,11 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
         trained = qmodel(x).argmax(1).numpy()
     deployed = np.asarray(sdk.load(bundle, target="onnxruntime").predict(x.numpy())).argmax(1)
     np.testing.assert_array_equal(deployed, trained)
+    capsys.readouterr()
+    assert main(["report", "--bundle", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "avg bits" in out and "effective precision recorded at export" in out
+    assert "QLinearConv/u8" in out  # the ONNX Runtime column: what the engine ran per layer
 
 
 def test_bench_runs_the_installed_targets_the_bundle_carries(tmp_path, capsys):
