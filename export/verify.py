@@ -58,7 +58,8 @@ def inspect_targets(bundle: Path, names: Iterable[str], example: np.ndarray) -> 
             except BpnasError as e:
                 raise BundleError(
                     f"the exported artifact does not run on installed target {target.name!r}: {e} "
-                    f"Export without {target.name!r}, or report this with the model."
+                    f"Export without {target.name!r} (or with inspect=False to skip this check), and "
+                    "report it with the model."
                 ) from e
         if not np.isfinite(out).all():
             raise BundleError(

@@ -77,7 +77,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     data = data_from_spec(args.data)
     x, _ = next(iter(data.test))
     bundle = sdk.export(
-        qmodel.eval(), args.out, example_input=x[:1], targets=args.targets, labels=list(data.labels)
+        qmodel.eval(),
+        args.out,
+        example_input=x[:1],
+        targets=args.targets,
+        labels=list(data.labels),
+        inspect=not args.no_inspect,
     )
     print(f"wrote {bundle}")
     return 0
@@ -174,6 +179,11 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", default="runs/model.bpnas")
     ex.add_argument("--data", default="digits", help="data spec, for the example input and labels")
     ex.add_argument("--targets", nargs="+", default=["onnxruntime"])
+    ex.add_argument(
+        "--no-inspect",
+        action="store_true",
+        help="skip loading the bundle on the installed targets (and recording their effective precision)",
+    )
     ex.set_defaults(func=_cmd_export)
 
     pr = sub.add_parser("predict", help="classify images with a bundle")

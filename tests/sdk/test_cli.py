@@ -61,6 +61,11 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "avg bits" in out and "effective precision recorded at export" in out
     assert "QLinearConv/u8" in out  # the ONNX Runtime column: what the engine ran per layer
+    plain = tmp_path / "plain.bpnas"
+    assert main(["export", str(ckpt), "--out", str(plain), "--no-inspect"]) == 0
+    from export.manifest import read_manifest
+
+    assert read_manifest(plain).effective_precision == {}
 
 
 def test_bench_runs_the_installed_targets_the_bundle_carries(tmp_path, capsys):
