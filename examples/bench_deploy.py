@@ -13,7 +13,8 @@ Prints measured ratios only (no expected numbers):
 4. A mixed-precision configuration vs uniform (8, 8) on each x86 engine, next to the BOPs ratio: on int8
    containers mixed precision buys no speed unless the engine has narrower kernels (see "deployed bits").
 5. The effective-precision table of the mixed bundle: per layer, the searched (w, a) pair and what each engine
-   actually runs after compiling (kernel and precision), with silently upcast layers marked.
+   actually runs after compiling (kernel and precision), with silently upcast layers marked, as
+   ``sdk.export`` recorded it in the manifest when it loaded the bundle on each installed engine.
 
 The weights are random (latency does not depend on them); calibration uses random batches. Needs torch for
 building and exporting; sections that need ``sdk.export`` say so and are skipped until the exporter exists.
@@ -264,31 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  -> BOPs mixed / (8,8): {m.bops / u.bops:.3f}x (avg bits {m.avg_bits:.2f} vs {u.avg_bits:.2f})"
         )
-        effective_precision_table(mixed, ENGINES, threads)
+        from export.manifest import read_manifest
+
+        print("\n[5] effective precision of the mixed bundle, as sdk.export recorded it in the manifest")
+        print(read_manifest(mixed).precision_table())
     return 0
-
-
-def effective_precision_table(bundle: Path, engines: tuple[str, ...], threads: int) -> None:
-    """Print, per layer of ``bundle``, its searched pair and each installed engine's kernel/precision."""
-    import warnings
-
-    import sdk
-    import targets
-
-    print("\n[5] effective precision of the mixed bundle (engine kernel/precision per layer; * = upcast)")
-    columns: dict[str, dict[str, str]] = {}
-    config: dict[str, tuple[int, int]] = {}
-    for name in (e for e in engines if e in targets.available()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TVM's untuned notice: only the compiled dtypes matter here
-            with sdk.load(bundle, target=name, threads=threads) as p:
-                config = dict(p.config)
-                rows = p.effective_precision()
-                columns[name] = {q.layer: f"{q.kernel}/{q.precision}{'*' if q.upcast else ''}" for q in rows}
-    print(f"  {'layer':<24} {'(w,a)':<7}" + "".join(f" {n:<26}" for n in columns))
-    for layer, (w, a) in config.items():
-        cells = "".join(f" {columns[n].get(layer, '-')[:26]:<26}" for n in columns)
-        print(f"  {layer:<24} {f'({w},{a})':<7}{cells}")
 
 
 if __name__ == "__main__":

@@ -274,11 +274,11 @@ class Manifest:
             f"effective precision recorded at export (* = upcast): {self.effective_precision[names[0]].host}"
         ]
         lines += [f"  {t}: {self.effective_precision[t].engine}" for t in names]
-        head = f"{'layer':<32} " + " ".join(f"{t:<{width}}" for t in names)
+        head = f"{'layer':<32} {'(w,a)':<7} " + " ".join(f"{t:<{width}}" for t in names)
         lines += [head, "-" * len(head)]
-        for layer in self.config:
+        for layer, (w, a) in self.config.items():
             row = " ".join(f"{cells[t].get(layer, '-'):<{width}}" for t in names)
-            lines.append(f"{layer[:32]:<32} {row}")
+            lines.append(f"{layer[:32]:<32} {f'({w},{a})':<7} {row}")
         return "\n".join(lines)
 
     def _target_entry(self, target: str) -> dict[str, Any]:
