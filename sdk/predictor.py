@@ -42,6 +42,10 @@ __all__ = ["LatencyReport", "Predictor", "describe", "load", "profile"]
 _HINTS = ("latency", "throughput")
 
 
+def _is_uint8(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == np.uint8
+
+
 # -- small value types ---------------------------------------------------------------------------------------
 def describe(spec: TensorSpec) -> str:
     """``float32 (N, 3, 32, 32) NCHW``: a tensor spec as error messages show it (N = dynamic batch)."""
@@ -168,6 +172,7 @@ class Predictor:
             None if getattr(session, "thread_safe", False) else threading.Lock()
         )
         self._scratch = threading.local()  # per-thread buffers for input checks
+        self._frames_finite = self.preprocess is not None and self.preprocess.frames_are_finite
 
     # -- what the bundle says ------------------------------------------------------------------------
     @property
@@ -244,10 +249,14 @@ class Predictor:
             batch = np.concatenate(parts)
         else:
             batch = self._one(x, "input")
-        self._check(batch)
+        items = x if isinstance(x, (list, tuple)) else [x]
+        frames_only = all(isinstance(i, (str, os.PathLike)) or _is_uint8(i) for i in items)
+        self._check(batch, scan=not (frames_only and self._frames_finite))
         return np.ascontiguousarray(batch, dtype=np.float32)
 
-    def _check(self, x: np.ndarray) -> None:
+    def _check(self, x: np.ndarray, *, scan: bool = True) -> None:
+        """Shape, then (``scan``) NaN/inf; preprocessed uint8 frames skip the scan when
+        ``Preprocess.frames_are_finite`` proves them finite (a camera loop's common case)."""
         spec = self.input_spec
         if x.ndim != len(spec.shape) or any(
             d is not None and d != s for d, s in zip(spec.shape[1:], x.shape[1:])
@@ -255,7 +264,7 @@ class Predictor:
             raise InputError(f"expected input shaped {self._expected()}, got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
             raise InputError(f"got an empty batch; expected {self._expected()} with N >= 1.")
-        if not self._all_finite(x):
+        if scan and not self._all_finite(x):
             bad = int(x.size - np.count_nonzero(np.isfinite(x)))
             raise InputError(
                 f"input has {bad} NaN/inf value(s) of {x.size}; check the camera frame or preprocessing."

@@ -116,6 +116,15 @@ class Preprocess:
         h, w = self.size
         return (self.channels, h, w) if self.layout == "NCHW" else (h, w, self.channels)
 
+    @property
+    def frames_are_finite(self) -> bool:
+        """Whether every uint8 frame provably maps to finite float32 values (pixels 0..255 stay in range
+        through resizing), so a Predictor need not scan preprocessed frames for NaN/inf."""
+        worst = max(
+            max(abs(0.0 - m), abs(255.0 * self.scale - m)) / abs(s) for m, s in zip(self.mean, self.std)
+        )
+        return worst < 1e30  # float32 overflows near 3.4e38; the margin covers its rounding
+
     # -- applying --------------------------------------------------------------------------------------
     def check_frame(self, frame: Any, where: str = "frame") -> np.ndarray:
         """Validate one frame: uint8, (H, W, 3) BGR, (H, W, 1) or (H, W) gray. Returns it as an array."""

@@ -190,6 +190,23 @@ def test_finite_check_across_batch_sizes(ort):
     assert ort.predict(bad).shape[0] == 3
 
 
+def test_frames_skip_the_finite_scan_only_when_provably_finite(bundle, tmp_path, monkeypatch):
+    scanned = []
+    real = Predictor._all_finite
+    monkeypatch.setattr(Predictor, "_all_finite", lambda self, x: scanned.append(x.shape) or real(self, x))
+    frame = np.full((12, 10, 3), 255, np.uint8)
+    with sdk.load(bundle) as p:
+        p.predict(frame)
+        p.predict([frame, frame])
+        assert scanned == []  # uint8 pixels through this preprocessing cannot become NaN/inf
+        p.predict(random_input(2))
+        assert scanned == [(2, 3, 8, 8)]
+    tiny = _copy(bundle, tmp_path)
+    _edit_manifest(tiny, lambda m: m["preprocess"].update(std=[1e-39] * 3))  # overflows float32
+    with sdk.load(tiny) as p, pytest.raises(InputError, match="NaN/inf"):
+        p.predict(frame)
+
+
 def test_unreadable_image_paths(ort, tmp_path):
     with pytest.raises(InputError, match="no such file"):
         ort.predict(tmp_path / "missing.jpg")

@@ -104,3 +104,9 @@ def test_bad_frames_are_refused(frame, match):
 def test_empty_frame_list_is_refused():
     with pytest.raises(InputError, match="no frames"):
         Preprocess(size=(4, 4))([])
+
+
+def test_frames_are_finite_unless_the_normalisation_overflows_float32():
+    assert Preprocess(size=(8, 8), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)).frames_are_finite
+    assert Preprocess(size=(8, 8), scale=1.0, mean=(128,) * 3, std=(1e-3,) * 3).frames_are_finite
+    assert not Preprocess(size=(8, 8), std=(1e-38,) * 3).frames_are_finite
