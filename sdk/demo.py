@@ -125,6 +125,7 @@ def run_demo(
     with torch.no_grad():  # retrain trained the BN-folded form, so the bundle holds exactly this model
         ref = qmodel.eval()(x_test).argmax(1).numpy()
     print(f"bundle {bundle}")
+    print(bundle.manifest.precision_table())
     bench = []
     for name in avail:
         p = sdk.load(out / "digits.bpnas", target=name)
@@ -135,11 +136,12 @@ def run_demo(
         bench.append((name, acc, agree, prof))
     print(
         f"\n{'target':<12} {'test acc':>9} {'= torch':>8} {'p50 ms':>8} {'p90 ms':>8} "
-        f"{'fps':>9} {'deployed bits':>14}"
+        f"{'fps':>9} {'deployed bits':>14} {'upcast':>7}"
     )
     for name, acc, agree, prof in bench:
+        upcast = f"{len(prof.upcast_layers)}/{len(prof.searched_pairs)}"
         print(
             f"{name:<12} {100 * acc:>8.2f}% {100 * agree:>7.2f}% {prof.p50_ms:>8.3f} {prof.p90_ms:>8.3f} "
-            f"{prof.fps:>9.1f} {prof.deployed_bits:>14.2f}"
+            f"{prof.fps:>9.1f} {prof.deployed_bits:>14.2f} {upcast:>7}"
         )
     return {"float_acc": float_acc, "rows": rows, "bench": bench}
