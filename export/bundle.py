@@ -152,7 +152,7 @@ def export(
             from export.verify import inspect_targets
 
             example = example_input.detach().cpu().numpy().astype("float32")
-            records = inspect_targets(tmp, target_files, example)
+            records = inspect_targets(tmp, target_files, example, final_name=dest.name)
             if records:
                 manifest = dataclasses.replace(manifest, effective_precision=records)
                 _write_manifest(manifest, tmp / MANIFEST_NAME)

@@ -36,9 +36,12 @@ def host_description() -> str:
     return f"{platform.machine()} {model or platform.processor()}".strip()
 
 
-def inspect_targets(bundle: Path, names: Iterable[str], example: np.ndarray) -> dict[str, PrecisionRecord]:
+def inspect_targets(
+    bundle: Path, names: Iterable[str], example: np.ndarray, *, final_name: str | None = None
+) -> dict[str, PrecisionRecord]:
     """Load ``bundle`` on each of ``names`` whose engine is installed (one thread), run ``example`` and read
-    back the effective precision; raises BundleError when an installed engine cannot load or run it."""
+    back the effective precision; raises BundleError when an installed engine cannot load or run it
+    (``final_name``: the bundle's name once in place, for messages about a bundle still in its temp dir)."""
     import sdk
     import targets
 
@@ -56,10 +59,10 @@ def inspect_targets(bundle: Path, names: Iterable[str], example: np.ndarray) -> 
                     out = p.predict(example)
                     layers = p.effective_precision()
             except BpnasError as e:
+                why = str(e).replace(bundle.name, final_name) if final_name else str(e)
                 raise BundleError(
-                    f"the exported artifact does not run on installed target {target.name!r}: {e} "
-                    f"Export without {target.name!r} (or with inspect=False to skip this check), and "
-                    "report it with the model."
+                    f"installed target {target.name!r} cannot run this bundle, so it was not written: {why} "
+                    f"Export without {target.name!r}, or pass inspect=False to write it unchecked."
                 ) from e
         if not np.isfinite(out).all():
             raise BundleError(

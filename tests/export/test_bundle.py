@@ -255,9 +255,23 @@ def test_an_engine_that_cannot_run_the_artifact_fails_the_export(digits, tmp_pat
         return load
 
     monkeypatch.setattr(sdk.predictor, "get_runtime", broken)
-    with pytest.raises(BundleError, match="does not run on installed target 'onnxruntime'.*rejected"):
+    with pytest.raises(BundleError, match="target 'onnxruntime' cannot run this bundle.*rejected"):
         sdk.export(q, tmp_path / "f.bpnas", example_input=x)
     assert list(tmp_path.iterdir()) == []  # nothing put in place, no temp dir left
+
+
+def test_an_integer_bundle_with_float_layers_is_refused_at_export(tmp_path):
+    import calibration
+
+    model = sdk.models.digits_cnn().eval()
+    cfg = sdk.MixedPrecisionConfig.uniform(model, 4, 4)
+    cfg[next(iter(cfg))] = (32, 32)
+    q = calibration.ptq(model, cfg, [torch.rand(8, 1, 8, 8)]).eval()
+    with pytest.raises(
+        BundleError, match=r"'integer' cannot run this bundle.*f\.bpnas keeps.*without 'integer'"
+    ):
+        sdk.export(q, tmp_path / "f.bpnas", example_input=torch.rand(1, 1, 8, 8), targets=["integer"])
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
