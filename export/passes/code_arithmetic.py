@@ -18,15 +18,16 @@ import numpy as np
 import onnx
 
 from export._graph import ONNX_DOMAINS, Graph, attr
-from export.passes.integer_ops import LayerOperands, acc_scale, layer_operands
+from export.passes.integer_ops import LayerOperands, acc_scale, layer_operands, plain_gemm
 
 __all__ = ["CodeArithmetic"]
 
 
-def _float_codes(graph: Graph, node: onnx.NodeProto, codes: str, zero_point: str | None, what: str) -> str:
-    """``DequantizeLinear(codes, 1, zero_point)``: integer codes, zero point removed, as float. Weights stay
+def _float_codes(
+    graph: Graph, node: onnx.NodeProto, codes: str, one: str, zero_point: str | None, what: str
+) -> str:
+    """``DequantizeLinear(codes, one, zero_point)``: integer codes, zero point removed, as float. Weights stay
     int8 initializers behind it (engines fold it; the artifact keeps saying what precision they deploy at)."""
-    one = graph.add_initializer(np.array(1.0, np.float32), f"{node.name}.unit_scale")
     inputs = [codes, one] + ([zero_point] if zero_point else [])
     out = graph.unique(f"{node.name}_{what}_codes")
     graph.g.node.append(graph.make_node("DequantizeLinear", inputs, [out], name=f"{node.name}/{what}_codes"))
@@ -35,19 +36,18 @@ def _float_codes(graph: Graph, node: onnx.NodeProto, codes: str, zero_point: str
 
 def _rewrite(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> bool:
     if node.op_type == "Gemm":
-        if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
+        if not plain_gemm(node, ops):
             return False
-        if ops.w_codes.ndim != 2 or not ops.w_params.per_tensor and not attr(node, "transB", 0):
-            return False  # per-channel scales must run along the output features
         channels = ops.w_codes.shape[0] if attr(node, "transB", 0) else ops.w_codes.shape[1]
         scale_shape: tuple[int, ...] = (channels,)
     else:
         channels = ops.w_codes.shape[0]
         scale_shape = (1, channels) + (1,) * (ops.w_codes.ndim - 2)
     w_codes = graph.add_initializer(ops.w_codes, f"{node.name}.weight_codes")
+    one = graph.add_initializer(np.array(1.0, np.float32), f"{node.name}.unit_scale")
     inputs = [
-        _float_codes(graph, node, ops.x_codes, ops.x_zp, "x"),
-        _float_codes(graph, node, w_codes, None, "weight"),
+        _float_codes(graph, node, ops.x_codes, one, ops.x_zp, "x"),
+        _float_codes(graph, node, w_codes, one, None, "weight"),
     ]
     if ops.b_codes is not None:
         inputs.append(graph.add_initializer(ops.b_codes.astype(np.float32), f"{node.name}.bias_codes_f"))

@@ -20,7 +20,7 @@ from onnx import TensorProto
 from export._graph import ONNX_DOMAINS, Graph, attr
 from export._qdq import QuantParams, quant_params
 
-__all__ = ["IntegerOps", "LayerOperands", "acc_scale", "layer_operands", "ort_fusable"]
+__all__ = ["IntegerOps", "LayerOperands", "acc_scale", "layer_operands", "ort_fusable", "plain_gemm"]
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,17 @@ def _conv(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list:
     return [conv, *_epilogue(graph, node, acc, ops, (1, ops.w_codes.shape[0], 1, 1))]
 
 
-def _gemm(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list | None:
+def plain_gemm(node: onnx.NodeProto, ops: LayerOperands) -> bool:
+    """A Gemm an integer rewrite can take: ``A @ B + C`` (no transA, unit alpha/beta), 2-D weights whose
+    per-channel scales run along the output features."""
     if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
+        return False
+    return ops.w_codes.ndim == 2 and (ops.w_params.per_tensor or bool(attr(node, "transB", 0)))
+
+
+def _gemm(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list | None:
+    if not plain_gemm(node, ops):
         return None
-    if ops.w_codes.ndim != 2 or not ops.w_params.per_tensor and not attr(node, "transB", 0):
-        return None  # per-channel scales must run along the output features
     wt = ops.w_codes.T if attr(node, "transB", 0) else ops.w_codes  # (K, M)
     x_zp, w_zp = _zero_points(graph, node, ops)
     w = graph.add_initializer(np.ascontiguousarray(wt), f"{node.name}.weight_codes_t")
