@@ -12,11 +12,12 @@ import json
 import os
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runtimes.base import LayerPrecision
 from sdk.config import MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BpnasError, BundleError
@@ -162,25 +163,26 @@ class ArtifactEntry:
 class PrecisionRecord:
     """What one target's engine ran per conv/linear layer when ``sdk.export`` loaded the bundle on it.
 
-    ``layers`` rows are ``{"layer", "kernel", "precision", "upcast"}`` (``upcast``: wider than the target's
-    deployed precision for that layer's searched pair); ``notes`` are the engine's warnings at that load.
-    It describes the exporting machine (``host``) and engine version (``engine``); other CPUs may differ.
+    ``layers`` are what ``Predictor.effective_precision()`` returned there (``upcast``: wider than the
+    target's deployed precision for that layer's searched pair); ``notes`` are the engine's warnings at that
+    load. It describes the exporting machine (``host``) and engine version (``engine``); other CPUs may
+    differ.
     """
 
     host: str
     engine: str
-    layers: tuple[Mapping[str, Any], ...]
+    layers: tuple[LayerPrecision, ...]
     notes: tuple[str, ...] = ()
 
     @property
     def upcast_layers(self) -> list[str]:
-        return [str(row["layer"]) for row in self.layers if row["upcast"]]
+        return [p.layer for p in self.layers if p.upcast]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "engine": self.engine,
-            "layers": [dict(row) for row in self.layers],
+            "layers": [asdict(p) for p in self.layers],
             "notes": list(self.notes),
         }
 
@@ -190,10 +192,9 @@ class PrecisionRecord:
         layers = []
         for i, row in enumerate(_expect(data.get("layers"), list, f"{where}.layers")):
             row = _expect(row, dict, f"{where}.layers[{i}]")
-            for key in ("layer", "kernel", "precision"):
-                _expect(row.get(key), str, f"{where}.layers[{i}].{key}")
-            _expect(row.get("upcast"), bool, f"{where}.layers[{i}].upcast")
-            layers.append({k: row[k] for k in ("layer", "kernel", "precision", "upcast")})
+            kinds = {f.name: (bool if f.name == "upcast" else str) for f in fields(LayerPrecision)}
+            values = {k: _expect(row.get(k), kind, f"{where}.layers[{i}].{k}") for k, kind in kinds.items()}
+            layers.append(LayerPrecision(**values))
         notes = _expect(data.get("notes", []), list, f"{where}.notes")
         return cls(
             host=_expect(data.get("host"), str, f"{where}.host"),
@@ -263,10 +264,7 @@ class Manifest:
             return ""
         names = sorted(self.effective_precision)
         cells = {
-            t: {
-                str(r["layer"]): f"{r['kernel']}/{r['precision']}{'*' if r['upcast'] else ''}"
-                for r in rec.layers
-            }
+            t: {p.layer: f"{p.kernel}/{p.precision}{'*' if p.upcast else ''}" for p in rec.layers}
             for t, rec in self.effective_precision.items()
         }
         width = max(12, *(len(c) for col in cells.values() for c in col.values()))

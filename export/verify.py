@@ -73,10 +73,7 @@ def inspect_targets(
         records[target.name] = PrecisionRecord(
             host=host,
             engine=f"{dist} {found.get(dist, 'unknown')}",
-            layers=tuple(
-                {"layer": q.layer, "kernel": q.kernel, "precision": q.precision, "upcast": bool(q.upcast)}
-                for q in layers
-            ),
+            layers=tuple(layers),
             notes=tuple(dict.fromkeys(str(w.message) for w in caught)),
         )
     return records

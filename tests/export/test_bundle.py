@@ -215,11 +215,10 @@ def test_manifest_records_what_each_installed_engine_runs(written):
     assert sorted(m.effective_precision) == sorted(set(m.targets) & set(targets.available()))
     layers = {n for n, _ in quant_layers(q)}
     for name, rec in m.effective_precision.items():
-        assert layers <= {row["layer"] for row in rec.layers}, name
+        assert layers <= {row.layer for row in rec.layers}, name
         assert rec.host and not rec.engine.endswith("unknown")  # "onnxruntime 1.32.0", "bpnas 0.1.0"...
         with sdk.load(b.path, target=name) as p:  # the manifest says what profile() reports on this host
-            live = [(q.layer, q.kernel, q.precision, q.upcast) for q in p.effective_precision()]
-        assert [(r["layer"], r["kernel"], r["precision"], r["upcast"]) for r in rec.layers] == live
+            assert list(rec.layers) == p.effective_precision()
     assert m.effective_precision["integer"].upcast_layers == []
     if "openvino" in m.effective_precision:  # this bundle has power-of-two scales
         assert any("power of two" in n for n in m.effective_precision["openvino"].notes)
