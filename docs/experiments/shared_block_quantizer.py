@@ -39,23 +39,30 @@ CYCLE = [(4, 4), (3, 4), (2, 4), (4, 6), (6, 4), (3, 3)]
 ENGINES = ("onnxruntime", "openvino")
 
 
-def block_config(model: nn.Module) -> sdk.MixedPrecisionConfig:
+def block_config(
+    model: nn.Module, cycle: list[tuple[int, int]] = CYCLE, block_type: type[nn.Module] = BasicBlock
+) -> sdk.MixedPrecisionConfig:
+    """(8, 8), except that every conv of the i-th ``block_type`` block gets ``cycle[i % len(cycle)]``."""
     cfg = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
-    blocks = [n for n, m in model.named_modules() if isinstance(m, BasicBlock)]
+    blocks = [n for n, m in model.named_modules() if isinstance(m, block_type)]
     for i, block in enumerate(blocks):
         for name in cfg:
             if name.startswith(block + "."):
-                cfg[name] = CYCLE[i % len(CYCLE)]
+                cfg[name] = cycle[i % len(cycle)]
     return cfg
 
 
-def share_block_quantizers(q: nn.Module) -> None:
+def share_block_quantizers(
+    q: nn.Module, block_type: type[nn.Module] = BasicBlock, shortcut: str = "downsample"
+) -> None:
+    """Make the identity skip (or the shortcut conv) of every block read conv1's input quantizer."""
     for m in q.modules():
-        if isinstance(m, BasicBlock):
-            if isinstance(m.downsample, nn.Identity):
+        if isinstance(m, block_type):
+            path = getattr(m, shortcut)
+            if isinstance(path, nn.Identity):
                 m.add.quant_b = m.conv1.act_quant
             else:
-                m.downsample[0].act_quant = m.conv1.act_quant
+                path[0].act_quant = m.conv1.act_quant
 
 
 def ov_node_times(bundle: Path, x: np.ndarray, runs: int = 50) -> dict[tuple[str, str], float]:

@@ -12,35 +12,20 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
-import sdk
-import sdk.data
-import sdk.training
-from sdk.models.resnet_cifar import CifarBasicBlock
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_block_quantizer import block_config, share_block_quantizers  # noqa: E402
+
+import sdk  # noqa: E402
+import sdk.data  # noqa: E402
+import sdk.training  # noqa: E402
+from sdk.models.resnet_cifar import CifarBasicBlock  # noqa: E402
 
 CONFIGS = {"a2-3": [(2, 3), (3, 3), (2, 3)], "a3-4": [(3, 3), (3, 4), (4, 4)], "a2": [(2, 2), (3, 2), (2, 2)]}
-
-
-def block_config(model: nn.Module, cycle: list[tuple[int, int]]) -> sdk.MixedPrecisionConfig:
-    cfg = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
-    blocks = [n for n, m in model.named_modules() if isinstance(m, CifarBasicBlock)]
-    for i, block in enumerate(blocks):
-        for name in cfg:
-            if name.startswith(block + "."):
-                cfg[name] = cycle[i % len(cycle)]
-    return cfg
-
-
-def share_block_quantizers(q: nn.Module) -> None:
-    for m in q.modules():
-        if isinstance(m, CifarBasicBlock):
-            if isinstance(m.shortcut, nn.Identity):
-                m.add.quant_b = m.conv1.act_quant
-            else:
-                m.shortcut[0].act_quant = m.conv1.act_quant
 
 
 def main(float_epochs: int, qat_epochs: int) -> None:
@@ -55,9 +40,9 @@ def main(float_epochs: int, qat_epochs: int) -> None:
         accs = {}
         for scheme in ("separate", "shared"):
             torch.manual_seed(1)
-            q = sdk.quantize(model, block_config(model, cycle))
+            q = sdk.quantize(model, block_config(model, cycle, CifarBasicBlock))
             if scheme == "shared":
-                share_block_quantizers(q)
+                share_block_quantizers(q, CifarBasicBlock, shortcut="shortcut")
             with torch.no_grad():
                 q.train()(next(iter(splits.train))[0])  # initialise the quantizers
             sdk.training.train(q, splits.train, epochs=qat_epochs, lr=0.01, progress=False, reshape=False)
