@@ -42,10 +42,6 @@ __all__ = ["LatencyReport", "Predictor", "describe", "load", "profile"]
 _HINTS = ("latency", "throughput")
 
 
-def _is_uint8(x: Any) -> bool:
-    return isinstance(x, np.ndarray) and x.dtype == np.uint8
-
-
 # -- small value types ---------------------------------------------------------------------------------------
 def describe(spec: TensorSpec) -> str:
     """``float32 (N, 3, 32, 32) NCHW``: a tensor spec as error messages show it (N = dynamic batch)."""
@@ -210,10 +206,10 @@ class Predictor:
             )
         return img
 
-    def _one(self, x: Any, where: str) -> np.ndarray:
-        """One input item -> float32 batch (n, ...)."""
+    def _one(self, x: Any, where: str) -> tuple[np.ndarray, bool]:
+        """One input item -> (float32 batch (n, ...), whether it was preprocessed from uint8 frames)."""
         if isinstance(x, (str, os.PathLike)):
-            return self._frames_to_batch([self._read_image(x)])
+            return self._frames_to_batch([self._read_image(x)]), True
         if not isinstance(x, np.ndarray) and all(hasattr(x, a) for a in ("detach", "cpu", "numpy")):
             x = x.detach().cpu().numpy()  # a torch tensor, without importing torch
         if not isinstance(x, np.ndarray):
@@ -223,9 +219,9 @@ class Predictor:
             )
         if x.dtype == np.uint8:
             if x.ndim in (2, 3):
-                return self._frames_to_batch([x])
+                return self._frames_to_batch([x]), True
             if x.ndim == 4:
-                return self._frames_to_batch(list(x))
+                return self._frames_to_batch(list(x)), True
             raise InputError(f"{where}: uint8 images must be (H, W, 3) or (N, H, W, 3), got shape {x.shape}.")
         if x.dtype != np.float32:
             raise InputError(
@@ -234,23 +230,21 @@ class Predictor:
             )
         if x.ndim == len(self.input_spec.shape) - 1:
             x = x[None]
-        return x
+        return x, False
 
     def _to_batch(self, x: Any) -> np.ndarray:
         if isinstance(x, (list, tuple)):
             if not x:
                 raise InputError(f"got an empty list; pass at least one input ({self._expected()}).")
-            parts = [self._one(item, f"item {i}") for i, item in enumerate(x)]
+            parts, from_frames = zip(*(self._one(item, f"item {i}") for i, item in enumerate(x)))
             shapes = {p.shape[1:] for p in parts}
             if len(shapes) > 1:
                 raise InputError(
                     f"list items have different shapes {sorted(shapes)}; expected {self._expected()}."
                 )
-            batch = np.concatenate(parts)
+            batch, frames_only = np.concatenate(parts), all(from_frames)
         else:
-            batch = self._one(x, "input")
-        items = x if isinstance(x, (list, tuple)) else [x]
-        frames_only = all(isinstance(i, (str, os.PathLike)) or _is_uint8(i) for i in items)
+            batch, frames_only = self._one(x, "input")
         self._check(batch, scan=not (frames_only and self._frames_finite))
         return np.ascontiguousarray(batch, dtype=np.float32)
 
