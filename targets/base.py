@@ -85,7 +85,7 @@ CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
 class CostModel:
     """How a target prices a layer table: BOPs always; cycles and time when it has a MAC array.
 
-    The array model is the integer runtime's (:mod:`runtimes._integer_cost`, one formula for both): ``mac_rows
+    The array model is the integer runtime's (:mod:`runtimes.integer.cost`, one formula for both): ``mac_rows
     x mac_cols`` bit-serial elements at ``clock_mhz``, each retiring a ``w_unit`` x ``a_unit``-bit slice of a
     MAC per cycle, so a w x a-bit MAC costs ``ceil(w / w_unit) * ceil(a / a_unit)`` element-cycles. With
     1-bit units cycles are proportional to BOPs; with 8-bit units every pair up to 8 x 8 costs one cycle per
@@ -123,19 +123,19 @@ class CostModel:
         return self.mac_rows is not None
 
     def mac_array(self) -> Any:
-        """The :class:`runtimes._integer_cost.MacArray` this model describes; ValueError without one."""
+        """The :class:`runtimes.integer.cost.MacArray` this model describes; ValueError without one."""
         if self.mac_rows is None or self.mac_cols is None or self.clock_mhz is None:
             raise ValueError("this cost model has no MAC array; it prices BOPs only")
-        from runtimes._integer_cost import MacArray
+        from runtimes.integer.cost import MacArray
 
         return MacArray(self.mac_rows, self.mac_cols, float(self.clock_mhz), self.w_unit, self.a_unit)
 
     def cycles_report(self, report: BopsReport) -> Any | None:
-        """Per-layer cycles (``runtimes._integer_cost.CyclesReport``); None without an array or with a
+        """Per-layer cycles (``runtimes.integer.cost.CyclesReport``); None without an array or with a
         float layer."""
         if not self.has_cycles or any(FLOAT_BITS in (r.w_bits, r.a_bits) for r in report.layers):
             return None
-        from runtimes._integer_cost import integer_cycles
+        from runtimes.integer.cost import integer_cycles
 
         return integer_cycles(report.layers, array=self.mac_array())
 

@@ -23,8 +23,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sdk
 from runtimes import Session, get_runtime
-from runtimes._integer_compile import _code_table, _Codes, _Deq, compile_model
-from runtimes._integer_kernels import (
+from runtimes.base import RuntimeOptions
+from runtimes.integer import IntegerSession, MacArray, integer_cycles, load_model
+from runtimes.integer.compile import _code_table, _Codes, _Deq, compile_model
+from runtimes.integer.kernels import (
     MIN_MULTIPLIER_BITS,
     Dyadic,
     IntWeights,
@@ -35,8 +37,6 @@ from runtimes._integer_kernels import (
     rescale,
     round_shift_half_even,
 )
-from runtimes.base import RuntimeOptions
-from runtimes.integer import IntegerSession, MacArray, integer_cycles, load_model
 from sdk.cost import LayerCost
 from sdk.errors import BundleError, InputError
 from tests.runtimes._bundles import make_bundle, make_model, manifest_of, random_input

@@ -33,7 +33,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from runtimes import _integer_kernels as K
+from runtimes.integer import kernels as K
 from sdk.errors import BundleError
 
 __all__ = ["LayerInfo", "Op", "Program", "QuantizerInfo", "compile_model"]
@@ -491,7 +491,7 @@ class _Compiler:
 
     # -- entry --------------------------------------------------------------------------------------------
     def compile(self) -> Program:
-        from runtimes import _integer_nodes  # the per-op handlers
+        from runtimes.integer import nodes as _integer_nodes  # the per-op handlers
 
         inputs = [i for i in self.graph.input if i.name not in self.values]
         if [i.name for i in inputs] != [INPUT] or [o.name for o in self.graph.output] != [OUTPUT]:

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from runtimes import _integer_kernels as K
-from runtimes._integer_compile import (
+from runtimes.integer import kernels as K
+from runtimes.integer.compile import (
     INPUT,
     LayerInfo,
     QuantizerInfo,

@@ -1,6 +1,6 @@
 """The "integer" runtime: integer-only execution of the QDQ ONNX artifact, the FPGA-style reference backend.
 
-The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes._integer_compile`):
+The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes.integer.compile`):
 activation codes at their a-bit ranges, int8 weight codes, exact integer accumulation with the int32 bias,
 and a dyadic requantization (``m * 2^-shift``, m of >= 31 bits, round half to even, clamp) straight to the
 next quantizer's codes. ReLU/ReLU6 are clamps in the code domain; residual adds, max pooling and global
@@ -12,8 +12,8 @@ model's float32 forward only approximates: it flips codes whose exact value lies
 tie, as its float64 evaluation shows.
 
 Integer GEMMs run through BLAS on float32 or float64 *containers* when the layer's proven accumulator bound
-(:func:`runtimes._integer_kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
-see :mod:`runtimes._integer_kernels` for the argument. The result is bit-identical to an int32 engine.
+(:func:`runtimes.integer.kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
+see :mod:`runtimes.integer.kernels` for the argument. The result is bit-identical to an int32 engine.
 
 The session also exposes the codes at every quantizer (:meth:`IntegerSession.run_codes`, keyed by the
 QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-quant model, and
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from runtimes._integer_compile import LayerInfo, Program, QuantizerInfo, compile_model
-from runtimes._integer_cost import CyclesReport, LayerCycles, MacArray, integer_cycles
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.integer.compile import LayerInfo, Program, QuantizerInfo, compile_model
+from runtimes.integer.cost import CyclesReport, LayerCycles, MacArray, integer_cycles
 from sdk.errors import BundleError, InputError
 
 __all__ = [
