@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib.util
-import math
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from typing import Any
 from export.options import LoweringOptions
 from sdk._registry import Registry
 from sdk.config import FLOAT_BITS, VALID_BITS
-from sdk.cost import BopsReport, report_from_layers
+from sdk.cost import BopsReport, CostModel, report_from_layers
 from sdk.errors import TargetUnavailable
 
 __all__ = [
@@ -79,88 +78,6 @@ CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
     "cuda": (_has_cuda_gpu, "needs an NVIDIA GPU with a working CUDA driver (libcuda), none was found"),
     "aarch64": (_is_aarch64, f"runs on aarch64 (Jetson) only; this machine is {_machine()}"),
 }
-
-
-@dataclass(frozen=True)
-class CostModel:
-    """How a target prices a layer table: BOPs always; cycles and time when it has a MAC array.
-
-    The array model is the integer runtime's (:mod:`runtimes.integer.cost`, one formula for both): ``mac_rows
-    x mac_cols`` bit-serial elements at ``clock_mhz``, each retiring a ``w_unit`` x ``a_unit``-bit slice of a
-    MAC per cycle, so a w x a-bit MAC costs ``ceil(w / w_unit) * ceil(a / a_unit)`` element-cycles. With
-    1-bit units cycles are proportional to BOPs; with 8-bit units every pair up to 8 x 8 costs one cycle per
-    MAC (a plain int8 array). Ideal utilization, no memory stalls, batch of one. Layers that are float on
-    either side cannot run on the array, so :meth:`cycles` is None for them.
-
-    Attributes:
-        mac_rows, mac_cols, clock_mhz: the array; all None for targets priced in BOPs only.
-        w_unit, a_unit: bits of weight and activation one element handles per cycle.
-    """
-
-    mac_rows: int | None = None
-    mac_cols: int | None = None
-    clock_mhz: float | None = None
-    w_unit: int = 1
-    a_unit: int = 1
-
-    def __post_init__(self) -> None:
-        array = (self.mac_rows, self.mac_cols, self.clock_mhz)
-        if any(v is None for v in array) and any(v is not None for v in array):
-            raise ValueError("mac_rows, mac_cols and clock_mhz go together: give all three or none")
-        for name in ("mac_rows", "mac_cols", "w_unit", "a_unit"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.clock_mhz is not None and not (
-            isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0
-        ):
-            raise ValueError(f"clock_mhz must be a positive number, got {self.clock_mhz!r}")
-        if self.w_unit > 8 or self.a_unit > 8:
-            raise ValueError(f"w_unit and a_unit must be 1..8 bits, got {self.w_unit}, {self.a_unit}")
-
-    @property
-    def has_cycles(self) -> bool:
-        return self.mac_rows is not None
-
-    def mac_array(self) -> Any:
-        """The :class:`runtimes.integer.cost.MacArray` this model describes; ValueError without one."""
-        if self.mac_rows is None or self.mac_cols is None or self.clock_mhz is None:
-            raise ValueError("this cost model has no MAC array; it prices BOPs only")
-        from runtimes.integer.cost import MacArray
-
-        return MacArray(self.mac_rows, self.mac_cols, float(self.clock_mhz), self.w_unit, self.a_unit)
-
-    def cycles_report(self, report: BopsReport) -> Any | None:
-        """Per-layer cycles (``runtimes.integer.cost.CyclesReport``); None without an array or with a
-        float layer."""
-        if not self.has_cycles or any(FLOAT_BITS in (r.w_bits, r.a_bits) for r in report.layers):
-            return None
-        from runtimes.integer.cost import integer_cycles
-
-        return integer_cycles(report.layers, array=self.mac_array())
-
-    def cycles(self, report: BopsReport) -> int | None:
-        """Total cycles for one sample; None without an array or when some layer is float."""
-        rep = self.cycles_report(report)
-        return None if rep is None else int(rep.cycles)
-
-    def latency_ms(self, report: BopsReport) -> float | None:
-        """Estimated compute time of one sample from :meth:`cycles` and the clock (no memory stalls)."""
-        rep = self.cycles_report(report)
-        return None if rep is None else float(rep.ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mac_rows": self.mac_rows,
-            "mac_cols": self.mac_cols,
-            "clock_mhz": self.clock_mhz,
-            "w_unit": self.w_unit,
-            "a_unit": self.a_unit,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CostModel:
-        return cls(**dict(data))
 
 
 @dataclass(frozen=True)

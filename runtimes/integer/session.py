@@ -1,4 +1,5 @@
-"""The "integer" runtime: integer-only execution of the QDQ ONNX artifact, the FPGA-style reference backend.
+"""The "integer" runtime's adapter entry (``load`` and the session): integer-only execution of the QDQ ONNX
+artifact, the FPGA-style reference backend.
 
 The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes.integer.compile`):
 activation codes at their a-bit ranges, int8 weight codes, exact integer accumulation with the int32 bias,
@@ -17,7 +18,8 @@ see :mod:`runtimes.integer.kernels` for the argument. The result is bit-identica
 
 The session also exposes the codes at every quantizer (:meth:`IntegerSession.run_codes`, keyed by the
 QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-quant model, and
-:func:`integer_cycles` prices a layer table on a bit-serial MAC array. Depends on numpy and onnx only.
+:func:`runtimes.integer.cost.integer_cycles` prices a layer table on a bit-serial MAC array. Depends on numpy
+and onnx only.
 """
 
 from __future__ import annotations
@@ -33,22 +35,11 @@ import numpy as np
 import onnx
 
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
-from runtimes.integer.compile import LayerInfo, Program, QuantizerInfo, compile_model
-from runtimes.integer.cost import CyclesReport, LayerCycles, MacArray, integer_cycles
+from runtimes.integer.compile import compile_model
+from runtimes.integer.program import LayerInfo, Program, QuantizerInfo
 from sdk.errors import BundleError, InputError
 
-__all__ = [
-    "CyclesReport",
-    "IntegerSession",
-    "LayerCycles",
-    "LayerInfo",
-    "MacArray",
-    "QuantizerInfo",
-    "compile_model",
-    "integer_cycles",
-    "load",
-    "load_model",
-]
+__all__ = ["IntegerSession", "load", "load_model"]
 
 QUANT_SCHEME = "bpnas-qdq-v1"
 

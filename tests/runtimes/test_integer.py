@@ -6,6 +6,7 @@ which shares that costly reference with ONNX Runtime's figures."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import math
 import subprocess
@@ -24,8 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 import sdk
 from runtimes import Session, get_runtime
 from runtimes.base import RuntimeOptions
-from runtimes.integer import IntegerSession, MacArray, integer_cycles, load_model
-from runtimes.integer.compile import _code_table, _Codes, _Deq, compile_model
+from runtimes.integer import CostModel, IntegerSession, compile_model, integer_cycles, load_model
 from runtimes.integer.kernels import (
     MIN_MULTIPLIER_BITS,
     Dyadic,
@@ -37,6 +37,8 @@ from runtimes.integer.kernels import (
     rescale,
     round_shift_half_even,
 )
+from runtimes.integer.lower import code_table
+from runtimes.integer.values import Codes, Deq
 from sdk.cost import LayerCost
 from sdk.errors import BundleError, InputError
 from tests.runtimes._bundles import make_bundle, make_model, manifest_of, random_input
@@ -208,9 +210,9 @@ def test_conv_kernels_are_exact(n, c, hw, k, stride, pad, dil, grouping, seed):
     assert np.array_equal(got, want)
 
 
-def _deq(scale: float, lo: int, hi: int) -> _Deq:
+def _deq(scale: float, lo: int, hi: int) -> Deq:
     s = Fraction(float(np.float32(scale)))
-    return _Deq(_Codes(0, s, lo, hi, (1,)), s, (1,))
+    return Deq(Codes(0, s, lo, hi, (1,)), s, (1,))
 
 
 def test_code_tables_are_the_exact_rounding():
@@ -222,7 +224,7 @@ def test_code_tables_are_the_exact_rounding():
     float32_differs = False
     for sa, sb, s, lo, hi in cases:
         a, b, out = _deq(sa, -127, 127), _deq(sb, 0, 255), Fraction(float(np.float32(s)))
-        table = _code_table([a, b], out, lo, hi).reshape(255, 256)
+        table = code_table([a, b], out, lo, hi).reshape(255, 256)
         qa, qb = np.meshgrid(np.arange(-127, 128), np.arange(0, 256), indexing="ij")
         want = [
             max(lo, min(hi, round((int(x) * a.scale + int(y) * b.scale) / out)))
@@ -434,15 +436,49 @@ def test_deploy_path_is_torch_free():
 def test_cycles_follow_the_bit_serial_model():
     rows = [LayerCost("a", 1000, 10, 8, 8), LayerCost("b", 1000, 10, 2, 4), {"name": "c", "macs": 256,
             "w_bits": 4, "a_bits": 4}]  # fmt: skip
-    report = integer_cycles(rows, array=MacArray(rows=4, cols=4, clock_mhz=100.0))
+    report = integer_cycles(rows, array=CostModel(mac_rows=4, mac_cols=4, clock_mhz=100.0))
     assert [r.cycles for r in report.layers] == [-(-1000 * 64 // 16), -(-1000 * 8 // 16), 256 * 16 // 16]
     assert report.cycles == sum(r.cycles for r in report.layers)
     assert report.ms == pytest.approx(report.cycles / 100e3)
-    wide = integer_cycles(rows, array=MacArray(rows=4, cols=4, w_unit=8, a_unit=8))
+    wide = integer_cycles(rows, array=CostModel(mac_rows=4, mac_cols=4, clock_mhz=200.0, w_unit=8, a_unit=8))
     assert [r.cycles for r in wide.layers] == [63, 63, 16]
     assert "total" in report.table()
     with pytest.raises(InputError, match="float"):
         integer_cycles([LayerCost("f", 10, 1, 32, 8)])
+
+
+def test_the_mac_array_is_the_targets_cost_model():
+    import targets
+
+    assert CostModel is targets.CostModel
+    report = integer_cycles([LayerCost("a", 1000, 10, 8, 8)])  # default: the "integer" target's array
+    assert report.array == targets.get("integer").cost
+    with pytest.raises(InputError, match="positive"):
+        CostModel(mac_rows=0, mac_cols=4, clock_mhz=1.0)
+    with pytest.raises(InputError, match="no MAC array"):
+        integer_cycles([LayerCost("a", 10, 1, 8, 8)], array=CostModel())
+
+
+def test_the_integer_package_imports_without_a_cycle():
+    """The modules of runtimes/integer import each other one way (an ast walk, no execution)."""
+    pkg = ROOT / "runtimes" / "integer"
+    deps: dict[str, set[str]] = {}
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("runtimes.integer"):
+                continue
+            if node.module == "runtimes.integer":  # from runtimes.integer import kernels
+                names.update(a.name for a in node.names)
+            else:
+                names.add(str(node.module).removeprefix("runtimes.integer."))
+        deps[path.stem] = {n for n in names if (pkg / f"{n}.py").exists()}
+    done: set[str] = set()
+    while len(done) < len(deps):
+        ready = {m for m, d in deps.items() if m not in done and d <= done}
+        assert ready, f"import cycle among {sorted(set(deps) - done)}"
+        done |= ready
 
 
 # -- the zoo ------------------------------------------------------------------------------------------------
