@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from runtimes.integer import dyadic as D
 from runtimes.integer import kernels as K
 from runtimes.integer.builder import Builder
 from runtimes.integer.ops import clip_op, flatten_codes, rescale_op, table_op
@@ -107,7 +108,7 @@ def linear_terms(c: Builder, v: Any, node: Node) -> Terms:
     rule = RULES[type(v)]
     if rule.terms is not None:
         return rule.terms(c, v, node)
-    g = Fraction(2) ** (K.log2_floor(bound(v)) + 1 - FINE_TERM_BITS)
+    g = Fraction(2) ** (D.log2_floor(bound(v)) + 1 - FINE_TERM_BITS)
     reg, b = fine(c, v, g, node)
     return [(reg, [g], b)], None
 
@@ -121,7 +122,7 @@ def rescale(
     offs = [o / target for o in offset] if offset is not None else None
     clamp = None if lo is None or hi is None else max(abs(lo), abs(hi))
     try:
-        plan = K.plan_rescale(ratios, [b for _, _, b in terms], clamp, offs)
+        plan = D.plan_rescale(ratios, [b for _, _, b in terms], clamp, offs)
     except ValueError as e:
         raise c.fail(node, f"cannot requantize exactly: {e}.") from e
     if clamp is not None:
@@ -257,7 +258,7 @@ def _pool_requant(c: Builder, v: Pool, s: Fraction, lo: int, hi: int, name: str,
         fn = partial(K.max_pool, kernel=v.kernel, strides=v.strides, pads=v.pads, pad_value=lo)
         return Codes(c.emit(name, "MaxPool", (inner.reg,), fn, "nhwc"), s, lo, hi, v.shape)
     count = math.prod(v.kernel) if v.kernel is not None else v.x.shape[1] * v.x.shape[2]
-    g = Fraction(2) ** (K.log2_floor(bound(v.x) * count) + 1 - FINE_SUM_BITS)
+    g = Fraction(2) ** (D.log2_floor(bound(v.x) * count) + 1 - FINE_SUM_BITS)
     f, fbound = fine(c, v.x, g, node)
     fn = partial(K.window_sum, kernel=v.kernel, strides=v.strides, pads=v.pads)
     summed = Acc(c.emit(name, "PoolSum", (f,), fn, "nhwc"), [g / count], count * fbound, v.shape)

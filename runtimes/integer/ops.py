@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtimes.integer import kernels as K
+from runtimes.integer import dyadic as D
 
 __all__ = ["bias_add", "clip_op", "deq_out", "flatten_codes", "input_quant", "rescale_op", "table_op"]
 
@@ -34,9 +34,9 @@ def input_quant(x: np.ndarray, s: float, lo: int, hi: int, dt: type) -> np.ndarr
 
 
 def rescale_op(
-    *terms: np.ndarray, plan: K.RescalePlan, lo: int | None, hi: int | None, dt: type
+    *terms: np.ndarray, plan: D.RescalePlan, lo: int | None, hi: int | None, dt: type
 ) -> np.ndarray:
-    return K.rescale(terms, plan, lo, hi, dt)
+    return D.rescale(terms, plan, lo, hi, dt)
 
 
 def clip_op(x: np.ndarray, lo: float, hi: float) -> np.ndarray:

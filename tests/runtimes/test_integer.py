@@ -26,17 +26,8 @@ import sdk
 from runtimes import Session, get_runtime
 from runtimes.base import RuntimeOptions
 from runtimes.integer import CostModel, IntegerSession, compile_model, integer_cycles, load_model
-from runtimes.integer.kernels import (
-    MIN_MULTIPLIER_BITS,
-    Dyadic,
-    IntWeights,
-    accumulator_bound,
-    conv2d,
-    depthwise_conv2d,
-    plan_rescale,
-    rescale,
-    round_shift_half_even,
-)
+from runtimes.integer.dyadic import MIN_MULTIPLIER_BITS, Dyadic, plan_rescale, rescale, round_shift_half_even
+from runtimes.integer.kernels import IntWeights, accumulator_bound, conv2d, depthwise_conv2d
 from runtimes.integer.lower import code_table
 from runtimes.integer.values import Codes, Deq
 from sdk.cost import LayerCost
