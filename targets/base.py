@@ -203,6 +203,8 @@ class Target:
         cost: the cost model.
         description: one line for ``bpnas targets``.
         aliases: other names that resolve to this target ("fpga" for "integer").
+        engine_dist: the Python distribution whose version names the engine in a bundle ("apache-tvm");
+            None when it is the engine's own name.
     """
 
     name: str
@@ -220,6 +222,7 @@ class Target:
     cost: CostModel = field(default_factory=CostModel)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    engine_dist: str | None = None
 
     def __post_init__(self) -> None:
         for attr in ("name", "engine", "runtime"):
@@ -252,6 +255,8 @@ class Target:
         _check_names(self.name, "lowering", self.lowering)
         object.__setattr__(self, "lowering", tuple(self.lowering))
         _check_names(self.name, "aliases", self.aliases)
+        if self.engine_dist is not None and (not isinstance(self.engine_dist, str) or not self.engine_dist):
+            raise ValueError(f"target {self.name!r}: engine_dist must be a distribution name or None")
         object.__setattr__(self, "aliases", tuple(self.aliases))
         if not isinstance(self.cost, CostModel):
             raise ValueError(f"target {self.name!r}: cost must be a CostModel")
@@ -314,6 +319,11 @@ class Target:
 
     # -- environment -----------------------------------------------------------------------------------
     @property
+    def distribution(self) -> str:
+        """The distribution whose installed version a bundle records for this target's engine."""
+        return self.engine_dist or self.engine
+
+    @property
     def install_hint(self) -> str:
         if self.extra is None:
             return "reinstall bpnas (`pip install bpnas`): the engine is a core dependency"
@@ -365,6 +375,7 @@ class Target:
             "cost": self.cost.to_dict(),
             "description": self.description,
             "aliases": list(self.aliases),
+            "engine_dist": self.engine_dist,
         }
 
     @classmethod
@@ -386,6 +397,7 @@ class Target:
             cost=CostModel.from_dict(d.get("cost", {})),
             description=d.get("description", ""),
             aliases=tuple(d.get("aliases", ())),
+            engine_dist=d.get("engine_dist"),
         )
 
 

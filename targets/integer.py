@@ -28,6 +28,7 @@ TARGET = register_target(
         lowering=DEFAULT_LOWERING,
         aliases=("fpga",),
         extra="fpga",
+        engine_dist="bpnas",  # the executor ships with bpnas
         engine_modules=("onnx", "numpy"),
         float_layers=False,
         cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, w_unit=1, a_unit=1),

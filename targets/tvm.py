@@ -28,6 +28,7 @@ TARGET = register_target(
             "code_arithmetic",
         ),
         extra="tvm",
+        engine_dist="apache-tvm",
         engine_modules=("tvm",),
         description="Apache TVM compiled for the host CPU (int8 containers)",
     )

@@ -32,6 +32,11 @@ def test_round_trips_through_dict(name):
     assert t.name == name and t.runtime and t.engine_modules
 
 
+def test_each_engine_names_the_distribution_bundles_record():
+    dists = {n: targets.get(n).distribution for n in ALL}
+    assert dists["tvm"] == "apache-tvm" and dists["integer"] == "bpnas" and dists["openvino"] == "openvino"
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_deployed_pair_never_narrower_and_native_is_identity(name):
     t = targets.get(name)
@@ -171,6 +176,7 @@ def test_duplicate_registration_raises():
         {"lowering": ("merge_clips", "merge_clips")},
         {"lowering": ("merge clips",)},
         {"aliases": ("x-86",)},
+        {"engine_dist": ""},
     ],
 )
 def test_invalid_targets_are_refused(changes):
