@@ -54,6 +54,7 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
         import targets
         from calibration import fold_bn
         from export.onnx_qdq import to_onnx
+        from export.options import LoweringOptions
 
         names = sdk.quant.quantizable_layer_names(model)
         q = sdk.quantize(model, {n: (8, 8) for n in names}).eval()
@@ -61,7 +62,10 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
             q(torch.randn(8, *shape))
         out["qdq w8a8"] = d / "qdq.onnx"  # lowered as bundles lower it for the tvm target
         to_onnx(
-            fold_bn(q).eval(), out["qdq w8a8"], torch.zeros(1, *shape), options=targets.get("tvm").lowering
+            fold_bn(q).eval(),
+            out["qdq w8a8"],
+            torch.zeros(1, *shape),
+            options=LoweringOptions(targets.get("tvm").lowering),
         )
     return out
 

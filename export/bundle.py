@@ -1,7 +1,7 @@
 """``sdk.export``: a fake-quant model -> a ``NAME.bpnas/`` bundle (DESIGN §5), written atomically.
 
-The model is traced once; each distinct LoweringOptions among the requested targets gives one artifact
-(targets sharing options share the file). Everything is written into ``NAME.bpnas.tmp-<pid>-<rand>`` with
+The model is traced once; each distinct lowering (pass list) among the requested targets gives one artifact
+(targets sharing a list share the file). Everything is written into ``NAME.bpnas.tmp-<pid>-<rand>`` with
 ``manifest.json`` last, then renamed into place; an existing bundle is moved aside and deleted only after
 the rename succeeded, so a failure at any point leaves the old bundle as it was and no partial directory.
 """
@@ -38,21 +38,9 @@ from export.manifest import (
 )
 from export.onnx_qdq import Traced
 from export.options import LoweringOptions
-from sdk.errors import BundleError, InputError, TargetUnavailable
+from sdk.errors import BundleError, InputError
 
-__all__ = ["Bundle", "export", "target_lowering", "DEFAULT_LOWERING"]
-
-# TODO(targets): drop this table once every deployment reads targets.get(name).lowering (it is used only when
-# the targets package cannot be imported). Measured choices, see export/inspect.py.
-DEFAULT_LOWERING: Mapping[str, LoweringOptions] = {
-    "onnxruntime": LoweringOptions(uint8_activations=True, explicit_integer_ops=True),
-    "openvino": LoweringOptions(uint8_activations=True, slice_strided_pointwise=True),
-    "tvm": LoweringOptions(),
-    "integer": LoweringOptions(),
-    "fpga": LoweringOptions(),
-    "tensorrt": LoweringOptions(symmetric_int8=True),
-    "jetson": LoweringOptions(symmetric_int8=True),
-}
+__all__ = ["Bundle", "export", "target_lowering"]
 
 
 @dataclass(frozen=True)
@@ -73,15 +61,11 @@ class Bundle:
 
 
 def target_lowering(name: str) -> tuple[str, LoweringOptions]:
-    """(canonical target name, the LoweringOptions its artifact needs), from the targets package."""
-    try:
-        import targets
-    except ImportError:  # pragma: no cover - targets ships with bpnas; kept for the dependency direction
-        if name not in DEFAULT_LOWERING:
-            raise TargetUnavailable(f"unknown target {name!r}; known: {sorted(DEFAULT_LOWERING)}.") from None
-        return name, DEFAULT_LOWERING[name]
+    """(canonical target name, the LoweringOptions its artifact needs): the target's own pass list."""
+    import targets
+
     target = targets.get(name)
-    return target.name, target.lowering
+    return target.name, LoweringOptions(target.lowering)
 
 
 def export(

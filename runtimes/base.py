@@ -21,6 +21,7 @@ class RuntimeOptions:
     profiling: bool = False  # collect per-layer timings where the engine can
     performance_hint: str = "latency"  # "latency" | "throughput" (OpenVINO, TensorRT builder)
     extra: Mapping[str, Any] = field(default_factory=dict)  # typed per target; validated by the adapter
+    target: str = ""  # the target being loaded, so one adapter serves several ("tensorrt", "jetson")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from runtimes import register_runtime
 from runtimes._layers import bundle_pairs, expected_width, map_layer, precision_width
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
 from sdk.errors import BundleError, InputError, TargetUnavailable
@@ -252,7 +251,6 @@ class OrtSession:
         self._cleanup()
 
 
-@register_runtime("onnxruntime")
 def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> OrtSession:
     """Loader for target "onnxruntime"."""
     return OrtSession(Path(artifact), manifest, options)

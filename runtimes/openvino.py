@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-from runtimes import register_runtime
 from runtimes._layers import bundle_pairs, expected_width, map_layer, precision_width
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
 from sdk.errors import BundleError, InputError, TargetUnavailable
@@ -339,7 +338,6 @@ class OpenVINOSession:
         self._compiled = None
 
 
-@register_runtime("openvino")
 def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> OpenVINOSession:
     """Loader for target "openvino"."""
     return OpenVINOSession(Path(artifact), manifest, options)

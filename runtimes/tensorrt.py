@@ -60,7 +60,6 @@ __all__ = [
     "file_sha256",
     "layer_precisions_from_inspector",
     "load",
-    "load_jetson",
     "opt_batch",
     "profile_shapes",
 ]
@@ -486,10 +485,6 @@ def _trt_logger(trt: Any) -> Any:
 
 
 def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session:
-    """Loader for target "tensorrt": a QDQ ONNX artifact compiled (or fetched from cache) for this GPU."""
-    return _load(Path(artifact), manifest, options, target="tensorrt")
-
-
-def load_jetson(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session:
-    """Loader for target "jetson": as :func:`load`, and ``extra["dla_core"]`` may put the network on a DLA."""
-    return _load(Path(artifact), manifest, options, target="jetson")
+    """Loader for targets "tensorrt" and "jetson" (``options.target``): a QDQ ONNX artifact compiled (or
+    fetched from cache) for this GPU; on "jetson", ``extra["dla_core"]`` may put the network on a DLA."""
+    return _load(Path(artifact), manifest, options, target=options.target or "tensorrt")

@@ -484,6 +484,7 @@ def load(
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
         performance_hint=performance_hint,
         extra=dict(options or {}),
+        target=tgt.name,
     )
     session = loader(manifest.artifact_path(tgt.name), manifest.to_dict(), run_options)
     try:

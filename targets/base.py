@@ -1,9 +1,9 @@
 """What a deployment target is: a frozen, validated table of hardware facts, and the registry that holds them.
 
 A target says which engine runs it, on which device and CPU architectures, which (w_bits, a_bits) pairs it
-executes natively and how the other pairs are rounded up to an integer container, the lowering options it
-needs from the ONNX exporter, the pip extra that installs its engine, how to tell whether it is usable here,
-and its cost model. Torch-free and engine-free: reading a target never imports an engine.
+executes natively and how the other pairs are rounded up to an integer container, the lowering it needs from
+the ONNX exporter (an ordered list of pass names), the pip extra that installs its engine, how to tell whether
+it is usable here, and its cost model. Torch-free and engine-free: reading a target never imports an engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from export.options import LoweringOptions
 from sdk._registry import Registry
 from sdk.config import FLOAT_BITS, VALID_BITS
 from sdk.cost import BopsReport, CostModel, report_from_layers
@@ -26,6 +25,7 @@ __all__ = [
     "ARCHES",
     "CHECKS",
     "CostModel",
+    "DEFAULT_LOWERING",
     "DEVICES",
     "INT_BITS",
     "Target",
@@ -35,10 +35,26 @@ __all__ = [
 ]
 
 BitPair = tuple[int, int]
+#: the plain QDQ lowering (pass names of ``export.passes``): fold activation clips into their quantizers,
+#: merge and drop redundant clips, share identical quantizers
+DEFAULT_LOWERING = ("fold_activation", "merge_clips", "drop_full_range_clip", "dedupe_quantizers")
 
 INT_BITS = tuple(sorted(b for b in VALID_BITS if b != FLOAT_BITS))  # 2..8
 DEVICES = ("cpu", "gpu", "fpga")
 ARCHES = ("x86_64", "aarch64")
+
+
+def _check_names(target: str, attr: str, names: Any) -> None:
+    """A tuple of distinct identifier-like names (pass names, aliases); ValueError otherwise."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)):
+        raise ValueError(f"target {target!r}: {attr} must be a tuple of names, got {names!r}")
+    for n in names:
+        if not isinstance(n, str) or not n.replace("_", "").isalnum():
+            raise ValueError(f"target {target!r}: {attr} entry {n!r} must be an identifier-like name")
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"target {target!r}: {attr} names {sorted(n for n in names if names.count(n) > 1)} twice"
+        )
 
 
 def all_pairs(bits: Iterable[int] = INT_BITS) -> tuple[BitPair, ...]:
@@ -93,7 +109,8 @@ class Target:
         native_pairs: (w_bits, a_bits) pairs the engine executes at exactly that precision.
         containers: integer container widths, ascending; a non-native side rounds up to the smallest that
             holds it (3-bit weights run in an 8-bit container). Wider than every container: float.
-        lowering: what the ONNX exporter must produce for this target.
+        lowering: the ONNX exporter's passes for this target, by name and in order (``export.passes``
+            registers them and checks the order); targets with the same list share one artifact file.
         extra: the pip extra that installs the engine (``pip install 'bpnas[<extra>]'``); None when the
             engine is a core dependency.
         engine_modules: modules that must be importable for the target to be available.
@@ -102,6 +119,9 @@ class Target:
             integer-only engine refuses them.
         cost: the cost model.
         description: one line for ``bpnas targets``.
+        aliases: other names that resolve to this target ("fpga" for "integer").
+        engine_dist: the Python distribution whose version names the engine in a bundle ("apache-tvm");
+            None when it is the engine's own name.
     """
 
     name: str
@@ -111,13 +131,15 @@ class Target:
     arches: tuple[str, ...]
     native_pairs: tuple[BitPair, ...]
     containers: tuple[int, ...] = (8,)
-    lowering: LoweringOptions = field(default_factory=LoweringOptions)
+    lowering: tuple[str, ...] = DEFAULT_LOWERING
     extra: str | None = None
     engine_modules: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     float_layers: bool = True
     cost: CostModel = field(default_factory=CostModel)
     description: str = ""
+    aliases: tuple[str, ...] = ()
+    engine_dist: str | None = None
 
     def __post_init__(self) -> None:
         for attr in ("name", "engine", "runtime"):
@@ -147,8 +169,12 @@ class Target:
         for w, a in pairs:
             if not self.containers or max(w, a) > self.containers[-1]:
                 raise ValueError(f"target {self.name!r}: native pair {(w, a)} is wider than every container")
-        if not isinstance(self.lowering, LoweringOptions):
-            raise ValueError(f"target {self.name!r}: lowering must be a LoweringOptions")
+        _check_names(self.name, "lowering", self.lowering)
+        object.__setattr__(self, "lowering", tuple(self.lowering))
+        _check_names(self.name, "aliases", self.aliases)
+        if self.engine_dist is not None and (not isinstance(self.engine_dist, str) or not self.engine_dist):
+            raise ValueError(f"target {self.name!r}: engine_dist must be a distribution name or None")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
         if not isinstance(self.cost, CostModel):
             raise ValueError(f"target {self.name!r}: cost must be a CostModel")
         unknown = [r for r in self.requires if r not in CHECKS]
@@ -210,6 +236,11 @@ class Target:
 
     # -- environment -----------------------------------------------------------------------------------
     @property
+    def distribution(self) -> str:
+        """The distribution whose installed version a bundle records for this target's engine."""
+        return self.engine_dist or self.engine
+
+    @property
     def install_hint(self) -> str:
         if self.extra is None:
             return "reinstall bpnas (`pip install bpnas`): the engine is a core dependency"
@@ -253,13 +284,15 @@ class Target:
             "arches": list(self.arches),
             "native_pairs": [list(p) for p in self.native_pairs],
             "containers": list(self.containers),
-            "lowering": self.lowering.to_dict(),
+            "lowering": list(self.lowering),
             "extra": self.extra,
             "engine_modules": list(self.engine_modules),
             "requires": list(self.requires),
             "float_layers": self.float_layers,
             "cost": self.cost.to_dict(),
             "description": self.description,
+            "aliases": list(self.aliases),
+            "engine_dist": self.engine_dist,
         }
 
     @classmethod
@@ -273,13 +306,15 @@ class Target:
             arches=tuple(d["arches"]),
             native_pairs=tuple((int(w), int(a)) for w, a in d["native_pairs"]),
             containers=tuple(d.get("containers", (8,))),
-            lowering=LoweringOptions.from_dict(d.get("lowering", {})),
+            lowering=tuple(d.get("lowering", DEFAULT_LOWERING)),
             extra=d.get("extra"),
             engine_modules=tuple(d["engine_modules"]),
             requires=tuple(d.get("requires", ())),
             float_layers=bool(d.get("float_layers", True)),
             cost=CostModel.from_dict(d.get("cost", {})),
             description=d.get("description", ""),
+            aliases=tuple(d.get("aliases", ())),
+            engine_dist=d.get("engine_dist"),
         )
 
 
@@ -290,8 +325,11 @@ def register_target(target: Target) -> Target:
     """Add ``target`` to the registry under its name and return it; a duplicate name raises.
 
     Targets are values, so each ``targets/<name>.py`` builds one and registers it with a call rather than by
-    decorating a factory function.
+    decorating a factory function; its ``aliases`` are registered with it.
     """
     if not isinstance(target, Target):
         raise TypeError(f"register_target takes a Target, got {type(target).__name__}")
-    return registry.register(target.name, target)
+    registry.register(target.name, target)
+    for alias in target.aliases:
+        registry.alias(alias, target.name)
+    return target

@@ -7,7 +7,6 @@ Needs a CUDA GPU as well as the engine.
 
 from __future__ import annotations
 
-from export.options import LoweringOptions
 from targets.base import Target, register_target
 
 TARGET = register_target(
@@ -19,7 +18,13 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
         containers=(8,),
-        lowering=LoweringOptions(symmetric_int8=True),
+        lowering=(
+            "fold_activation",
+            "merge_clips",
+            "drop_full_range_clip",
+            "dedupe_quantizers",
+            "int8_activations",
+        ),
         extra="tensorrt",
         engine_modules=("tensorrt",),
         requires=("cuda",),

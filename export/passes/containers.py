@@ -10,6 +10,7 @@ The integer Clip is rewritten to the same codes, so the graph computes exactly w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import onnx
@@ -17,6 +18,7 @@ from onnx import TensorProto
 
 from export._graph import INT_RANGES, Graph, np_dtype
 from export._qdq import ActChain, act_chains
+from export.passes.registry import register_pass
 from sdk.errors import ConfigError
 
 __all__ = ["ActivationContainers", "CONTAINERS"]
@@ -96,3 +98,11 @@ def _set_input(node: onnx.NodeProto, k: int, name: str) -> None:
     while len(node.input) <= k:
         node.input.append("")
     node.input[k] = name
+
+
+register_pass(
+    "int8_activations", partial(ActivationContainers, "int8"), stage="graph", excludes=("uint8_activations",)
+)
+register_pass(
+    "uint8_activations", partial(ActivationContainers, "uint8"), stage="graph", excludes=("int8_activations",)
+)

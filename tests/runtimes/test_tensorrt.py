@@ -72,7 +72,7 @@ def test_no_cuda_device_is_target_unavailable(monkeypatch, tmp_path):
     _install(monkeypatch, types.ModuleType("tensorrt"), no_device)
     assert trt_adapter.available() is False
     with pytest.raises(TargetUnavailable, match=r"no CUDA device.*pip install 'bpnas\[tensorrt\]'"):
-        trt_adapter.load_jetson(tmp_path / "model.onnx", {}, RuntimeOptions())
+        trt_adapter.load(tmp_path / "model.onnx", {}, RuntimeOptions(target="jetson"))
 
 
 # -- options -------------------------------------------------------------------------------------------------
@@ -585,12 +585,14 @@ def test_wiring_strong_mode_sets_no_precision_flags(fake_engine, qdq_model, tmp_
 
 def test_wiring_jetson_dla(fake_engine, qdq_model, tmp_path):
     fake = fake_engine("10.3.0")
-    session = trt_adapter.load_jetson(
-        qdq_model[0], MANIFEST, RuntimeOptions(cache_dir=tmp_path, extra={"dla_core": 1})
+    session = trt_adapter.load(
+        qdq_model[0], MANIFEST, RuntimeOptions(cache_dir=tmp_path, extra={"dla_core": 1}, target="jetson")
     )
     session.close()
     config = fake.configs[0]
     assert (config.default_device_type, config.DLA_core) == ("DLA", 1)
     assert config.flags == ["INT8", "FP16", "GPU_FALLBACK"] and fake.runtimes[0].DLA_core == 1
     with pytest.raises(TargetUnavailable, match="2 DLA cores"):
-        trt_adapter.load_jetson(qdq_model[0], {}, RuntimeOptions(cache_dir=tmp_path, extra={"dla_core": 2}))
+        trt_adapter.load(
+            qdq_model[0], {}, RuntimeOptions(cache_dir=tmp_path, extra={"dla_core": 2}, target="jetson")
+        )
