@@ -95,7 +95,7 @@ def output_step(q: nn.Module) -> float:
 def float64_model(q: nn.Module) -> nn.Module:
     """The fake-quant model evaluated in float64: its export stand-ins (the same float32 scales and integer
     codes) with float64 arithmetic, within ~1e-16 of the exact arithmetic that is the spec (DESIGN §2)."""
-    from export._trace import standin_model
+    from export._standin import standin_model
 
     return standin_model(q).double()
 
@@ -106,7 +106,7 @@ def float64_model_codes(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Codes at every quantizer of ``q`` (keyed by its ActQuantizer name) and the logits, from ``model64`` =
     ``float64_model(q)`` on the float32 batch ``x``."""
-    from export._trace import _ActQuant
+    from export._standin import _ActQuant
 
     codes: dict[str, np.ndarray] = {}
     hooks = []

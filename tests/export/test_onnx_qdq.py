@@ -15,7 +15,7 @@ import calibration
 import sdk
 from export._graph import Graph
 from export._qdq import act_chains, quant_params
-from export._trace import standin_model
+from export._standin import standin_model
 from export.onnx_qdq import Traced, to_onnx
 from export.options import DEFAULT_PASSES, LoweringOptions
 from sdk.errors import ConfigError, InputError
@@ -242,34 +242,37 @@ class _Cat(nn.Module):
         return self.fc(self.flatten(self.pool(y)))
 
 
-@pytest.mark.slow
-def test_models_the_fast_path_cannot_emit_fall_back_to_torch_onnx():
+def test_a_model_with_cat_exports_through_the_one_front_end():
     torch.manual_seed(0)
     q = sdk.quantize(_Cat().eval(), {"a": (4, 4), "b": (3, 5), "fc": (8, 8)}).eval()
     with torch.no_grad():
         q(torch.randn(32, 1, 8, 8))
     calibration.round_scales_to_power_of_two_(q)
-    traced = Traced(q, torch.randn(1, 1, 8, 8))
-    assert traced.tracer == "torch.onnx"
-    model = traced.lower(LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops")))
+    model = Traced(q, torch.randn(1, 1, 8, 8)).lower(
+        LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops"))
+    )
     assert {n.name for n in model.graph.node} >= {"a", "b", "fc"}
+    assert [n.op_type for n in model.graph.node].count("Concat") == 1
     xs = inputs("digits_cnn", 200)
     with torch.no_grad():
         np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
-    with pytest.raises(InputError, match="fx exporter"):
-        Traced(q, torch.randn(1, 1, 8, 8), tracer="fx")
 
 
-@pytest.mark.slow
-def test_both_tracers_lower_to_the_same_numbers():
-    q, x = quantized("digits_cnn", 0, power_of_two=True)
-    xs = inputs("digits_cnn", 100)
-    fx = Traced(q, x, tracer="fx").lower(LoweringOptions())
-    ref = Traced(q, x, tracer="torch.onnx").lower(LoweringOptions())
-    np.testing.assert_array_equal(run_ort(fx, xs), run_ort(ref, xs))
-    assert {n.name for n in fx.graph.node if n.op_type in ("Conv", "Gemm")} == {
-        n.name for n in ref.graph.node if n.op_type in ("Conv", "Gemm")
-    }
+class _Tanh(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(x))
+
+
+def test_a_model_with_an_op_the_front_end_lacks_is_refused_naming_it():
+    q = sdk.quantize(_Tanh().eval(), {"conv": (4, 4)}).eval()
+    with torch.no_grad():
+        q(torch.randn(8, 1, 8, 8))
+    with pytest.raises(InputError, match="cannot lower this model: call_function tanh"):
+        Traced(q, torch.randn(1, 1, 8, 8))
 
 
 def test_export_leaves_the_callers_model_as_it_was(resnet20):
