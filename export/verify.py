@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import PrecisionRecord, versions
+from export.manifest import versions
+from runtimes.bundle import PrecisionRecord
 from sdk.errors import BpnasError, BundleError
 
 __all__ = ["inspect_targets", "host_description"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # runtimes.bundle imports LayerPrecision from here
+    from runtimes.bundle import Manifest
 
 __all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader", "speed_warnings"]
 
@@ -16,6 +19,7 @@ __all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader",
 class RuntimeOptions:
     """Engine-independent options a Predictor passes to an adapter."""
 
+    target: str = ""  # the target being loaded, so one adapter serves several ("tensorrt", "jetson")
     threads: int | None = None  # None: the engine's default
     cache_dir: Path | None = None  # where compiled artifacts may be cached (defaults beside the bundle)
     profiling: bool = False  # collect per-layer timings where the engine can
@@ -44,13 +48,14 @@ class LayerPrecision:
 
 @runtime_checkable
 class Session(Protocol):
-    """A compiled model ready to run batches of preprocessed float32 NCHW input."""
+    """A compiled model ready to run batches of preprocessed float32 NCHW input, speaking named tensors."""
 
     input_name: str
-    output_name: str
+    output_names: tuple[str, ...]  # every output the artifact has, in its order
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Run one batch; x is float32 (N, C, H, W), contiguous. Returns float32 logits (N, K)."""
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; x is float32 (N, C, H, W), contiguous. Returns every named output, float32, each
+        with the batch as its first axis (a classifier: {"logits": (N, K)})."""
         ...
 
     def layer_times(self) -> list[LayerTime] | None:
@@ -71,6 +76,6 @@ def speed_warnings(session: Session) -> tuple[Warning, ...]:
 
 
 class Loader(Protocol):
-    """Registered per engine with @register_runtime(name)."""
+    """An adapter's ``load``: the bundle's artifact for this target, its checked manifest, the options."""
 
-    def __call__(self, artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session: ...
+    def __call__(self, artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session: ...

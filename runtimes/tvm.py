@@ -12,9 +12,9 @@ DequantizeLinear is folded into float weights at compile time. Conv and matmul t
 Batch: the library is compiled for one batch size (``tvm_batch``, default 1, so tuning records apply);
 larger batches run in chunks of that size, the last chunk zero-padded.
 
-Tuning records are looked for, in order, in ``extra["tvm_tuning_dir"]``, the manifest's
-``targets.tvm.tuning_dir``, and ``<bundle>/tvm_tuning`` (relative paths resolve against the artifact's
-directory, i.e. the bundle). They are MetaSchedule's JSON database files plus ``tvm_tuning.json``.
+Tuning records are looked for in ``extra["tvm_tuning_dir"]``, else in ``<bundle>/tvm_tuning`` (relative
+paths resolve against the artifact's directory, i.e. the bundle). They are MetaSchedule's JSON database
+files plus ``tvm_tuning.json``.
 
 Keys read from ``RuntimeOptions.extra`` (all optional; any other key raises InputError):
     tvm_tuning_dir: the records directory, as above.
@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 
 from runtimes import _tvm_build as tb
-from runtimes._layers import bundle_pairs, expected_width, precision_width
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
+from runtimes.bundle import Manifest, expected_width, precision_width, sha256_file
 from sdk.errors import InputError
 
 __all__ = [
@@ -123,14 +123,10 @@ class TvmOptions:
                 raise InputError(f"unknown TVM option {key!r}.{hint} Known: {', '.join(known)}.")
         return cls(**dict(extra))
 
-    def tuning_dir(self, artifact: Path, manifest: Mapping[str, Any]) -> Path:
-        """Where records live: the option, else the manifest's ``targets.tvm.tuning_dir``, else
-        ``<bundle>/tvm_tuning``. Relative paths resolve against the artifact's directory (the bundle)."""
-        targets = manifest.get("targets")
-        entry = targets.get("tvm") if isinstance(targets, Mapping) else None
+    def tuning_dir(self, artifact: Path) -> Path:
+        """Where records live: the option, else ``<bundle>/tvm_tuning``. Relative paths resolve against the
+        artifact's directory (the bundle)."""
         raw = self.tvm_tuning_dir
-        if raw is None and isinstance(entry, Mapping):
-            raw = entry.get("tuning_dir")
         path = Path(raw) if raw is not None else Path(DEFAULT_TUNING_DIR)
         return path if path.is_absolute() else artifact.parent / path
 
@@ -167,7 +163,7 @@ class TvmSession:
         self, vm: Any, spec: tb.OnnxSpec, batch: int, sample_shape: tuple[int, ...], meta: dict[str, Any]
     ) -> None:
         self.input_name = spec.input_name
-        self.output_name = spec.output_name
+        self.output_names = spec.output_names
         self._vm = vm
         self._batch = batch
         self._sample_shape = sample_shape
@@ -200,7 +196,7 @@ class TvmSession:
 
         self._vm.set_instrument(tvm.runtime.convert(instrument))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import tvm
 
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 1 + len(self._sample_shape):
@@ -214,7 +210,7 @@ class TvmSession:
                 "export the bundle at this size"
             )
         n, b = x.shape[0], self._batch
-        outs = []
+        outs: list[list[np.ndarray]] = [[] for _ in self.output_names]
         for start in range(0, n, b):
             chunk = x[start : start + b]
             if chunk.shape[0] < b:
@@ -222,9 +218,14 @@ class TvmSession:
                     [chunk, np.zeros((b - chunk.shape[0], *self._sample_shape), np.float32)]
                 )
             y = self._vm["main"](tvm.runtime.tensor(np.ascontiguousarray(chunk)))
-            outs.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y[0].numpy())[: min(b, n - start)])
+            parts = [y] if hasattr(y, "numpy") else [y[i] for i in range(len(outs))]
+            for out, part in zip(outs, parts):
+                out.append(np.asarray(part.numpy())[: min(b, n - start)])
         self._runs += 1
-        return np.concatenate(outs).astype(np.float32, copy=False)
+        return {
+            name: np.concatenate(out).astype(np.float32, copy=False)
+            for name, out in zip(self.output_names, outs)
+        }
 
     def layer_times(self) -> list[LayerTime] | None:
         if self._times is None:
@@ -242,7 +243,7 @@ class TvmSession:
         self._vm = None
 
 
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session:
     """Compile (or reload from the cache) ``artifact`` for this CPU and return a ready session."""
     tvm = tb.import_tvm()
     import onnx
@@ -252,7 +253,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
     if not artifact.is_file():
         raise InputError(f"TVM artifact {artifact} does not exist")
     settings = TvmOptions.from_extra(options.extra)
-    tuning_dir = settings.tuning_dir(artifact, manifest)
+    tuning_dir = settings.tuning_dir(artifact)
     tb.set_runtime_threads(options.threads)
     model = onnx.load(str(artifact))
     spec = tb.read_onnx_spec(model)
@@ -283,7 +284,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
             "format": _CACHE_FORMAT,
             "tvm": tvm.__version__,
             "cpu": tb.host_cpu_id(),
-            "model": tb.file_sha256(artifact),
+            "model": sha256_file(artifact),
             "target": str(target),
             "shape": [batch, *sample],
             "records": tb.records_digest(records),
@@ -329,10 +330,10 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
 
 
 def _layer_precisions(
-    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, manifest: Mapping[str, Any]
+    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, manifest: Manifest
 ) -> list[LayerPrecision]:
     """Name each conv/matmul kernel after its bpnas layer (manifest config order, else ONNX node names)."""
-    pairs = bundle_pairs(manifest)
+    pairs = manifest.layer_pairs()
     if len(pairs) == len(kernels):
         named = [(name, expected_width(pair)) for name, pair in pairs.items()]
     elif len(spec.layers) == len(kernels):
@@ -383,7 +384,7 @@ def tune(
     """Tune ``artifact`` with MetaSchedule for ``trials`` measured candidates; write records to ``out_dir``.
 
     Records accumulate: tuning again into the same directory continues from what is there. ``load`` reuses
-    them when ``extra["tvm_tuning_dir"]`` (or the manifest) points at ``out_dir``. Runs in this process.
+    them when ``extra["tvm_tuning_dir"]`` points at ``out_dir``. Runs in this process.
     """
     from runtimes._tvm_tune import open_database, tune_module
 
@@ -436,7 +437,7 @@ def tune(
         latency_before_ms=before,
         latency_after_ms=after,
     )
-    meta = {"model_sha256": tb.file_sha256(Path(artifact)), "tvm": _tvm_version(), **report.to_dict()}
+    meta = {"model_sha256": sha256_file(Path(artifact)), "tvm": _tvm_version(), **report.to_dict()}
     (out_dir / _META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return report
 

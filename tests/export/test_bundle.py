@@ -15,7 +15,7 @@ import export
 import sdk
 import targets
 from export import bundle as bundle_mod
-from export.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+from runtimes.bundle import MANIFEST_NAME, Manifest, read_manifest, sha256_file
 from sdk.errors import BundleError, InputError, TargetUnavailable
 from sdk.quant import quant_layers
 from tests.export._helpers import inputs, quantized, run_ort
