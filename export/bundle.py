@@ -227,7 +227,7 @@ def _manifest(
     artifacts: dict[str, ArtifactEntry],
     target_files: dict[str, str],
 ) -> Manifest:
-    import sdk
+    from sdk.counting import bops
     from sdk.quant import config_of
 
     shape = tuple(int(s) for s in example_input.shape)
@@ -240,7 +240,7 @@ def _manifest(
         preprocess=preprocess,
         labels=labels,
         config=config_of(traced.qmodel),
-        bops=sdk.bops(traced.qmodel, input_shape=(1, *shape[1:])),
+        bops=bops(traced.qmodel, input_shape=(1, *shape[1:])),
         quant=_quant_summary(traced.qmodel),
         artifacts=artifacts,
         targets=target_files,

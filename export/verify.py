@@ -43,8 +43,8 @@ def inspect_targets(
     """Load ``bundle`` on each of ``names`` whose engine is installed (one thread), run ``example`` and read
     back the effective precision; raises BundleError when an installed engine cannot load or run it
     (``final_name``: the bundle's name once in place, for messages about a bundle still in its temp dir)."""
-    import sdk
     import targets
+    from sdk.predictor import load
 
     installed = set(targets.available())
     host, found = host_description(), versions()
@@ -56,7 +56,7 @@ def inspect_targets(
         with warnings.catch_warnings(record=True) as caught:  # recorded as notes; the loads users make warn
             warnings.simplefilter("always")
             try:
-                with sdk.load(bundle, target=target.name, threads=1) as p:
+                with load(bundle, target=target.name, threads=1) as p:
                     out = p.predict(example)
                     layers = p.effective_precision()
             except BpnasError as e:
