@@ -79,12 +79,10 @@ def expected_width(pair: tuple[int, int], container: int = 8) -> int:
 
 
 def module_path_layer(node_name: str) -> str:
-    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (torch exporter naming: the module path, each part
-    repeating its parent as a prefix, then the op); '' when the name holds no module path."""
-    name = ""
-    for part in (p for p in node_name.strip("/").split("/")[:-1] if p):
-        name = part if (not name or part.startswith(name + ".")) else f"{name}.{part}"
-    return name
+    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (torch exporter naming: module scopes, a container's
+    child named with the container's prefix, then the op); '' when the name holds no module path."""
+    parts = [p for p in node_name.strip("/").split("/")[:-1] if p]
+    return ".".join(p for p, nxt in zip(parts, [*parts[1:], ""]) if not nxt.startswith(p + "."))
 
 
 def map_layer(name: str, layers: Iterable[str]) -> str | None:
