@@ -25,6 +25,7 @@ import onnx
 
 from runtimes.bundle import map_layer
 from runtimes.onnxruntime import FLOAT_KERNELS, INTEGER_KERNELS, precisions_from_model
+from runtimes.openvino import LINEAR_TYPES
 
 __all__ = [
     "KernelInfo",
@@ -36,8 +37,7 @@ __all__ = [
     "layer_names",
 ]
 
-# INTEGER_KERNELS / FLOAT_KERNELS: ONNX Runtime's kernel tables, defined by its adapter (runtimes.onnxruntime)
-_OV_LAYER_TYPES = frozenset({"Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution"})
+# INTEGER_KERNELS / FLOAT_KERNELS / LINEAR_TYPES: the engines' kernel tables, defined by their adapters
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def openvino_precision_report(
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
         kind = rt["layerType"].astype(str) if "layerType" in rt else op.get_type_name()
-        if kind not in _OV_LAYER_TYPES:
+        if kind not in LINEAR_TYPES:
             continue
         layer = map_layer(op.get_friendly_name(), layers)
         if layer is None:

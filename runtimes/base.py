@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+from sdk.errors import InputError
 
 if TYPE_CHECKING:  # runtimes.bundle imports LayerPrecision from here
     from runtimes.bundle import Manifest
 
-__all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader", "speed_warnings"]
+__all__ = [
+    "Session",
+    "RuntimeOptions",
+    "LayerTime",
+    "LayerPrecision",
+    "Loader",
+    "speed_warnings",
+    "typed_options",
+]
+
+_Options = TypeVar("_Options")
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,18 @@ class RuntimeOptions:
     profiling: bool = False  # collect per-layer timings where the engine can
     performance_hint: str = "latency"  # "latency" | "throughput" (OpenVINO, TensorRT builder)
     extra: Mapping[str, Any] = field(default_factory=dict)  # typed per target; validated by the adapter
+
+
+def typed_options(cls: type[_Options], extra: Mapping[str, Any], engine: str) -> _Options:
+    """``RuntimeOptions.extra`` as an adapter's frozen options dataclass ``cls``; a key it lacks raises
+    InputError naming the close match and every known key (the dataclass validates the values)."""
+    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    for key in extra:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"unknown {engine} option {key!r}.{hint} Known: {', '.join(known)}.")
+    return cls(**dict(extra))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ ignored. ``InferenceSession.run`` may be called from several threads at once, so
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from runtimes import register_runtime
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, typed_options
 from runtimes.bundle import Manifest, expected_width, map_layer, precision_width
 from sdk.errors import BundleError, InputError, TargetUnavailable
 
@@ -80,13 +79,7 @@ class OrtOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> OrtOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown onnxruntime option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "onnxruntime")
 
 
 def _import_ort() -> Any:

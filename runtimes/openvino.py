@@ -32,7 +32,6 @@ loads with :class:`OpenVinoTieWarning`.
 
 from __future__ import annotations
 
-import difflib
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -43,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from runtimes import register_runtime
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, typed_options
 from runtimes.bundle import Manifest, expected_width, map_layer, precision_width
 from sdk.errors import BundleError, InputError, TargetUnavailable
 
 __all__ = [
+    "LINEAR_TYPES",
     "OpenVINOOptions",
     "OpenVINOSession",
     "OpenVinoTieWarning",
@@ -58,8 +58,10 @@ __all__ = [
 
 _PRECISIONS = ("f32", "bf16", "f16")
 _HINTS = ("latency", "throughput")
-_LINEAR_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm",
-                 "FullyConnectedQuantizedLegacy", "FullyConnectedQuantized", "BinaryConvolution"}  # fmt: skip
+#: OpenVINO CPU runtime-graph layer types that carry a conv/linear layer
+LINEAR_TYPES = frozenset({
+    "Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm",
+    "FullyConnectedQuantizedLegacy", "FullyConnectedQuantized", "BinaryConvolution"})  # fmt: skip
 _SKIP_STATUS = {"NOT_RUN", "OPTIMIZED_OUT"}
 
 
@@ -112,13 +114,7 @@ class OpenVINOOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> OpenVINOOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown openvino option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "openvino")
 
 
 def _import_ov() -> Any:
@@ -150,7 +146,7 @@ def precisions_from_runtime_ops(
     found: dict[str, LayerPrecision] = {}
     names: dict[str, str] = {}
     for op in ops:
-        if op.get("layerType") not in _LINEAR_TYPES:
+        if op.get("layerType") not in LINEAR_TYPES:
             continue
         originals = [n for n in op.get("originalLayersNames", "").split(",") if n]
         layer = next((n for n in originals if n in pairs), None)

@@ -35,7 +35,6 @@ target, input shape, records digest and schedule options; a later load with the 
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import statistics
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from runtimes import _tvm_build as tb
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session, typed_options
 from runtimes.bundle import Manifest, expected_width, precision_width, sha256_file
 from sdk.errors import InputError
 
@@ -115,13 +114,7 @@ class TvmOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> TvmOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown TVM option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "TVM")
 
     def tuning_dir(self, artifact: Path) -> Path:
         """Where records live: the option, else ``<bundle>/tvm_tuning``. Relative paths resolve against the
