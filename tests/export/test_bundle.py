@@ -98,7 +98,7 @@ def test_failed_export_leaves_the_old_bundle_and_no_temp_dirs(digits, tmp_path, 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    for writer in ("_write_manifest", "_write_artifact", "_replace"):
+    for writer in ("write_manifest", "_write_artifact", "_replace"):
         with monkeypatch.context() as mp:
             mp.setattr(bundle_mod, writer, boom)
             with pytest.raises(OSError, match="disk full"):
