@@ -1,5 +1,5 @@
 """sdk.export bundles (DESIGN §5): manifest, checksums, versions, atomic replace. Reading and checking a
-bundle is runtimes/bundle.py's, tested in tests/runtimes/test_bundle.py."""
+bundle is runtimes/bundle.py's, tested in tests/runtimes/test_bundle_format.py."""
 
 from __future__ import annotations
 
