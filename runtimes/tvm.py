@@ -55,6 +55,7 @@ from sdk.errors import InputError
 
 __all__ = [
     "load",
+    "load_model",
     "tune",
     "TuneReport",
     "TvmSession",
@@ -237,7 +238,15 @@ class TvmSession:
 
 
 def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session:
-    """Compile (or reload from the cache) ``artifact`` for this CPU and return a ready session."""
+    """Loader for target "tvm": compile (or reload from the cache) the bundle's artifact for this CPU."""
+    return load_model(artifact, options, layer_pairs=manifest.layer_pairs())
+
+
+def load_model(
+    artifact: Path, options: RuntimeOptions, *, layer_pairs: Mapping[str, tuple[int, int]] | None = None
+) -> Session:
+    """Compile (or reload from the cache) an ONNX file for this CPU and return a ready session; kernels are
+    named after ``layer_pairs`` (a bundle's layers, in model order) when given, else after the ONNX nodes."""
     tvm = tb.import_tvm()
     import onnx
     from tvm import relax
@@ -296,7 +305,7 @@ def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session
             fused, tuned, kernels = tb.apply_records(fused, target, _open_records(records))
         lib = tb.compile_library(fused, target, default_schedules=settings.tvm_default_schedules)
         heavy = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
-        precision = _layer_precisions(heavy, spec, manifest)
+        precision = _layer_precisions(heavy, spec, dict(layer_pairs or {}))
         meta = {
             "tuned": tuned > 0,
             "tuned_kernels": f"{tuned}/{kernels}",
@@ -323,10 +332,9 @@ def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session
 
 
 def _layer_precisions(
-    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, manifest: Manifest
+    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, pairs: Mapping[str, tuple[int, int]]
 ) -> list[LayerPrecision]:
-    """Name each conv/matmul kernel after its bpnas layer (manifest config order, else ONNX node names)."""
-    pairs = manifest.layer_pairs()
+    """Name each conv/matmul kernel after its bpnas layer (config order, else ONNX node names)."""
     if len(pairs) == len(kernels):
         named = [(name, expected_width(pair)) for name, pair in pairs.items()]
     elif len(spec.layers) == len(kernels):
