@@ -24,20 +24,20 @@ import torch
 from torch import nn
 
 from export._graph import onnx_opset
-from export.lowering import QUANT_SCHEME
-from export.manifest import (
+from export.manifest import versions, write_manifest
+from export.onnx_qdq import Traced
+from export.options import LoweringOptions
+from runtimes.bundle import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    QUANT_SCHEME,
     ArtifactEntry,
     Manifest,
     TensorSpec,
     read_manifest,
     sha256_file,
-    versions,
 )
-from export.onnx_qdq import Traced
-from export.options import LoweringOptions
 from sdk.errors import BundleError, InputError
 
 __all__ = ["Bundle", "export", "target_lowering"]
@@ -131,7 +131,7 @@ def export(
         manifest = _manifest(
             traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
         )
-        _write_manifest(manifest, tmp / MANIFEST_NAME)
+        write_manifest(manifest, tmp / MANIFEST_NAME)
         if inspect:
             from export.verify import inspect_targets
 
@@ -139,7 +139,7 @@ def export(
             records = inspect_targets(tmp, target_files, example, final_name=dest.name)
             if records:
                 manifest = dataclasses.replace(manifest, effective_precision=records)
-                _write_manifest(manifest, tmp / MANIFEST_NAME)
+                write_manifest(manifest, tmp / MANIFEST_NAME)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,7 +211,7 @@ def _manifest(
     artifacts: dict[str, ArtifactEntry],
     target_files: dict[str, str],
 ) -> Manifest:
-    import sdk
+    from sdk.counting import bops
     from sdk.quant import config_of
 
     shape = tuple(int(s) for s in example_input.shape)
@@ -224,7 +224,7 @@ def _manifest(
         preprocess=preprocess,
         labels=labels,
         config=config_of(traced.qmodel),
-        bops=sdk.bops(traced.qmodel, input_shape=(1, *shape[1:])),
+        bops=bops(traced.qmodel, input_shape=(1, *shape[1:])),
         quant=_quant_summary(traced.qmodel),
         artifacts=artifacts,
         targets=target_files,
@@ -236,13 +236,6 @@ def _manifest(
 def _write_artifact(model: onnx.ModelProto, file: Path) -> None:
     with open(file, "wb") as f:
         f.write(model.SerializeToString())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_manifest(manifest: Manifest, file: Path) -> None:
-    with open(file, "w", encoding="utf-8") as f:
-        f.write(manifest.to_json())
         f.flush()
         os.fsync(f.fileno())
 

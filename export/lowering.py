@@ -25,10 +25,10 @@ from export.passes import (
     run_passes,
 )
 from export.passes.registry import lowering_phases
+from runtimes.bundle import QUANT_SCHEME
 
 __all__ = ["QUANT_SCHEME", "TRACE_OPSET", "qdq_phases", "lower", "finalize"]
 
-QUANT_SCHEME = "bpnas-qdq-v1"
 TRACE_OPSET = 18  # what the torch exporter emits; finalize converts to options.opset
 
 

@@ -35,19 +35,19 @@ import numpy as np
 import onnx
 
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.bundle import QUANT_SCHEME, Manifest
 from runtimes.integer.compile import compile_model
 from runtimes.integer.program import LayerInfo, Program, QuantizerInfo
 from sdk.errors import BundleError, InputError
 
 __all__ = ["IntegerSession", "load", "load_model"]
 
-QUANT_SCHEME = "bpnas-qdq-v1"
-
 
 class IntegerSession:
-    """A compiled integer program; ``run`` takes float32 NCHW batches and returns float32 logits."""
+    """A compiled integer program; ``run`` takes float32 NCHW batches and returns float32 logits by name."""
 
-    input_name, output_name = "input", "logits"
+    input_name: str = "input"
+    output_names: tuple[str, ...] = ("logits",)  # the program has one output
 
     def __init__(self, program: Program, *, profiling: bool = False, threads: int | None = None) -> None:
         self._program: Program | None = program
@@ -112,9 +112,9 @@ class IntegerSession:
         self._runs += 1
         return regs[prog.output_reg], {name: captured[r] for name, r in keep.items()}
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, K) float32 for a float32 (N, C, H, W) batch."""
-        return self._execute(x, {})[0]
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``{output name: logits (N, K) float32}`` for a float32 (N, C, H, W) batch."""
+        return {self.output_names[0]: self._execute(x, {})[0]}
 
     def run_codes(
         self, x: np.ndarray, *, feed: Mapping[str, np.ndarray] | None = None
@@ -164,18 +164,6 @@ class IntegerSession:
         self._program = None
 
 
-def _layer_bits(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-    config = manifest.get("config")
-    layers = config.get("layers") if isinstance(config, Mapping) else None
-    if not isinstance(layers, Mapping):
-        return {}
-    return {
-        str(k): (int(v[0]), int(v[1]))
-        for k, v in layers.items()
-        if isinstance(v, (list, tuple)) and len(v) == 2
-    }
-
-
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     try:
@@ -206,6 +194,8 @@ def load_model(
     return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
 
 
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> IntegerSession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> IntegerSession:
     """Loader for the "integer" runtime: compile the bundle's QDQ ONNX artifact to an integer program."""
-    return load_model(Path(artifact), layer_bits=_layer_bits(manifest), options=options)
+    session = load_model(Path(artifact), layer_bits=manifest.layer_pairs(), options=options)
+    session.input_name, session.output_names = manifest.input.name, (manifest.output.name,)
+    return session

@@ -121,7 +121,7 @@ def test_calibrated_scales_against_the_float64_spec(name: str, seed: int, tmp_pa
             same[k] += int((v == want[torch_name[k]]).sum())
             total[k] += v.size
         ref64.append(logits)
-        out_int.append(integer.run(xb))
+        out_int.append(integer.run(xb)["logits"])
     ref = np.concatenate(ref64)
     codes = min(same[k] / total[k] for k in total)
     int_top1, int_steps = _figure(np.concatenate(out_int), ref, step)

@@ -6,13 +6,12 @@ loader with ``@register_runtime(name)``. The engine library is imported inside t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from runtimes import LayerPrecision, LayerTime, RuntimeOptions, register_runtime
+from runtimes.bundle import Manifest
 
 
 class ToySession:
@@ -28,11 +27,11 @@ class ToySession:
         self._sess = ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
         self.input_name = self._sess.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self._sess.get_outputs())
-        self.output_name = self.output_names[0]
         self.target = options.target
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._sess.run([self.output_name], {self.input_name: x})[0], dtype=np.float32)
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self._sess.run(list(self.output_names), {self.input_name: x})
+        return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.output_names, outs)}
 
     def layer_times(self) -> list[LayerTime] | None:
         return None
@@ -45,6 +44,6 @@ class ToySession:
 
 
 @register_runtime("toy")
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> ToySession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> ToySession:
     """Loader for target "toy"."""
     return ToySession(Path(artifact), options)

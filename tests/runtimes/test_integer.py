@@ -302,7 +302,7 @@ def test_loads_through_the_registry_and_follows_the_protocol(bundle):
     s = get_runtime("integer")(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(profiling=True))
     assert isinstance(s, Session)
     x = random_input(3)
-    y = s.run(x)
+    y = s.run(x)["logits"]
     assert y.dtype == np.float32 and y.shape == (3, 10)
     precisions = s.effective_precision()
     assert [(p.layer, p.kernel, p.precision, p.upcast) for p in precisions] == [
@@ -321,7 +321,7 @@ def test_matches_onnxruntime_on_the_tiny_bundle(bundle):
     ort = pytest.importorskip("onnxruntime")
     x = random_input(16, seed=4)
     ref = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = load_model(bundle / "model.onnx", options=RuntimeOptions(threads=1)).run(x)
+    got = load_model(bundle / "model.onnx", options=RuntimeOptions(threads=1)).run(x)["logits"]
     np.testing.assert_array_equal(got, ref.run(None, {"input": x})[0])
 
 
@@ -430,4 +430,4 @@ def test_top1_and_codes_match_end_to_end_on_1000_inputs(seed):
     total = sum(v.size for v in want.values())
     same = sum(int((got[k] == v).sum()) for k, v in want.items())
     assert same / total >= 0.9999, f"{total - same} of {total} codes differ"
-    assert np.array_equal(s.run(x).argmax(1), logits.argmax(1))
+    assert np.array_equal(s.run(x)["logits"].argmax(1), logits.argmax(1))
