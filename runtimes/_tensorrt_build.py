@@ -19,7 +19,10 @@ from typing import Any
 
 from sdk.errors import BundleError, InputError, TargetUnavailable
 
-__all__ = ["BuildSpec", "atomic_write", "build_plan", "opt_batch", "profile_shapes"]
+__all__ = ["WEAK_TYPING_FLAGS", "BuildSpec", "atomic_write", "build_plan", "opt_batch", "profile_shapes"]
+
+#: the BuilderFlag members weak typing sets (TensorRT 10.x; removed in 11.0 with weak typing itself)
+WEAK_TYPING_FLAGS = ("INT8", "FP16")
 
 _log = logging.getLogger("runtimes.tensorrt")
 
@@ -154,8 +157,8 @@ def build_plan(
     if spec.workspace_mb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_mb << 20)
     if spec.typing == "weak":  # TensorRT 10.x only: precision flags on a weakly typed network
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)
+        for flag in WEAK_TYPING_FLAGS:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
     if spec.dla_core is not None:
         _dla(trt, builder, network, config, spec)
     _timing_cache(config, timing_path)

@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from runtimes._tensorrt_build import BuildSpec, atomic_write, build_plan, opt_batch, profile_shapes
+from runtimes._tensorrt_build import (
+    WEAK_TYPING_FLAGS,
+    BuildSpec,
+    atomic_write,
+    build_plan,
+    opt_batch,
+    profile_shapes,
+)
 from runtimes._tensorrt_inspect import bpnas_layer_name, json_layout, layer_precisions
 from runtimes._tensorrt_memory import CudaBuffers, TensorRTError, check, import_cudart
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
@@ -330,7 +337,7 @@ def _device(cudart: Any) -> tuple[str, tuple[int, int]]:
 
 def _spec(trt: Any, opts: TensorRTOptions, options: RuntimeOptions) -> BuildSpec:
     version = str(trt.__version__)
-    if opts.typing == "weak" and not hasattr(trt.BuilderFlag, "INT8"):
+    if opts.typing == "weak" and not all(hasattr(trt.BuilderFlag, f) for f in WEAK_TYPING_FLAGS):
         raise InputError(f"typing='weak' needs TensorRT 10.x; TensorRT {version} builds strongly typed only.")
     if opts.dla_core is not None and not dla_supported(version):
         raise TargetUnavailable(
