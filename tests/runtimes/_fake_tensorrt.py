@@ -53,6 +53,12 @@ class FakeCudart(types.ModuleType):
         self.memory[ctypes.addressof(buf)] = buf
         return ctypes.addressof(buf)
 
+    def cudaRuntimeGetVersion(self) -> tuple[int, int]:
+        return 0, 12080
+
+    def cudaDriverGetVersion(self) -> tuple[int, int]:
+        return 0, 12080
+
     def cudaGetDeviceCount(self) -> tuple[int, int]:
         return 0, 1
 
