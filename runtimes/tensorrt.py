@@ -153,12 +153,13 @@ def check_version(version: str) -> None:
 
 
 def dla_supported(version: str) -> bool:
-    """Whether this TensorRT runs DLA at all: 10.0-10.7 (JetPack 6) and 11.4.1+ (JetPack 7.2.2, AGX Orin).
+    """Whether this TensorRT runs DLA on a Jetson: 10.0-10.7 (JetPack 6) and 11.4.1+ (JetPack 7.2.2, Orin).
 
-    TensorRT 10.7 was the last 10.x release with DLA; 11.0-11.3 have none; 11.4.0 only on Windows on ARM.
+    Per TensorRT's "Working with DLA": 10.7 was the last 10.x with DLA; 11.0-11.3 have none; 11.4.0 has it
+    only on Windows on ARM; 11.5 supports no JetPack. Versions past 11.4 are refused until checked.
     """
     v = _version(version)
-    return (10, 0, 0) <= v < (10, 8, 0) or v >= (11, 4, 1)
+    return (10, 0, 0) <= v < (10, 8, 0) or (11, 4, 1) <= v < (11, 5, 0)
 
 
 def engine_cache_key(
@@ -341,8 +342,9 @@ def _spec(trt: Any, opts: TensorRTOptions, options: RuntimeOptions) -> BuildSpec
         raise InputError(f"typing='weak' needs TensorRT 10.x; TensorRT {version} builds strongly typed only.")
     if opts.dla_core is not None and not dla_supported(version):
         raise TargetUnavailable(
-            f"TensorRT {version} has no DLA support (10.7 was the last 10.x with DLA; 11.0-11.3 have none, "
-            "11.4.1 restores it on AGX Orin with JetPack 7.2.2). Drop dla_core to run on the GPU."
+            f"TensorRT {version} has no DLA support on Jetson (10.7 was the last 10.x with DLA; 11.0-11.3 "
+            "have none; 11.4.1 restores it on AGX Orin with JetPack 7.2.2). Use JetPack 6 (TensorRT 10.3) or "
+            "TensorRT 11.4.1 for DLA, or drop dla_core to run on the GPU."
         )
     return BuildSpec(
         typing=opts.typing,

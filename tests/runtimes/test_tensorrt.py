@@ -138,7 +138,7 @@ def test_supported_versions_pass_and_newer_warns():
 @pytest.mark.parametrize(
     ("version", "dla"),
     [("10.0.1", True), ("10.3.0.30", True), ("10.7.0", True), ("10.8.0.43", False), ("10.16.1", False),
-     ("11.0.0", False), ("11.3.0.99", False), ("11.4.0.106", False), ("11.4.1", True), ("11.5.0", True)],
+     ("11.0.0", False), ("11.3.0.99", False), ("11.4.0.106", False), ("11.4.1", True), ("11.5.0", False)],
 )  # fmt: skip
 def test_dla_supported(version, dla):
     assert dla_supported(version) is dla
