@@ -1,4 +1,4 @@
-"""TensorRT's real Python bindings as text: fetch the wheels once, read the names out of ``tensorrt.so``.
+"""TensorRT's and cuda-python's real bindings: fetch the wheels once; read the names out of ``tensorrt.so``.
 
 The ``tensorrt-cu12-bindings`` / ``tensorrt-cu13-bindings`` wheels hold ``tensorrt_bindings/tensorrt.so``,
 which cannot be imported without the GPU libraries, but whose string table holds every class, method,
@@ -34,6 +34,9 @@ WHEELS = (
     ("tensorrt-cu12-bindings", "11.4.0.106"),
     ("tensorrt-cu13-bindings", "11.4.0.106"),
 )
+#: cuda-python's runtime bindings (CUDA 12 and 13 builds) and the loader they import; these import and run
+#: without a GPU (every call returns an error code), so the adapter's CUDA calls are checked by calling them
+CUDA_WHEELS = (("cuda-bindings", "12.9.4"), ("cuda-bindings", "13.5.0"), ("cuda-pathfinder", "1.9.1"))
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,20 @@ def available() -> list[Bindings]:
     return sorted(found, key=lambda b: (tuple(int(p) for p in re.findall(r"\d+", b.version)), b.package))
 
 
+def cuda_wheels() -> list[tuple[str, Path, Path]]:
+    """(cuda-bindings version, its wheel, the cuda-pathfinder wheel) for every cuda-bindings wheel cached."""
+    pathfinder = sorted(CACHE.glob("cuda_pathfinder-*.whl")) if CACHE.is_dir() else []
+    if not pathfinder:
+        return []
+    return [(w.name.split("-")[1], w, pathfinder[-1]) for w in sorted(CACHE.glob("cuda_bindings-*.whl"))]
+
+
 def fetch() -> None:
     """Download :data:`WHEELS` with ``pip download --no-deps`` into :data:`CACHE` (skips those present)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    have = {f.name.split("-")[0].replace("_", "-") + "==" + f.name.split("-")[1] for f in _wheel_files()}
-    for package, version in WHEELS:
+    wheels = CACHE.glob("*.whl")
+    have = {f.name.split("-")[0].replace("_", "-") + "==" + f.name.split("-")[1] for f in wheels}
+    for package, version in (*WHEELS, *CUDA_WHEELS):
         if f"{package}=={version}" in have:
             continue
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(CACHE)]
