@@ -15,7 +15,7 @@ import numpy as np
 
 from sdk.errors import BpnasError, TargetUnavailable
 
-__all__ = ["CudaBuffers", "TensorRTError", "check", "import_cudart"]
+__all__ = ["CudaBuffers", "TensorRTError", "check", "import_cudart", "stream_handle"]
 
 
 class TensorRTError(BpnasError, RuntimeError):
@@ -23,15 +23,24 @@ class TensorRTError(BpnasError, RuntimeError):
 
 
 def import_cudart(install_hint: str) -> Any:
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+) or ``cuda.cudart`` (older)."""
+    """cuda-python's runtime module, ``cuda.bindings.runtime`` (cuda-python 12.6.1 and later)."""
     try:
         from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError as e:
-            raise TargetUnavailable(f"cuda-python is not installed: {install_hint}.") from e
+    except ImportError as e:
+        raise TargetUnavailable(
+            f"cuda-python >= 12.6.1 (cuda.bindings) is not installed: {install_hint}."
+        ) from e
     return cudart
+
+
+def stream_handle(stream: Any) -> int:
+    """The integer handle ``execute_async_v3`` takes: ``get_cuda_native_handle`` where cuda-python has it
+    (12.9.1 on, where ``int(stream)`` is deprecated), else ``int(stream)``."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(stream)
+    return int(get_cuda_native_handle(stream))
 
 
 def _ok(err: Any) -> bool:
@@ -76,6 +85,7 @@ class CudaBuffers:
     def __init__(self, cudart: Any, device_bytes: dict[str, int]) -> None:
         self._cudart = cudart
         self.stream: Any = check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self.handle = stream_handle(self.stream)
         self.device: dict[str, int] = {}
         self.host: dict[str, _Pinned] = {}
         try:

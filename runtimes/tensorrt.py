@@ -305,7 +305,7 @@ class TensorRTSession:
         host_out = {o: self._io.host[o].view((chunks * step, *shape)) for o, shape in outs.items()}
         for i in range(chunks):
             self._io.to_device(self.input_name, host_in[i * step : (i + 1) * step])
-            if not self._context.execute_async_v3(int(self._io.stream)):
+            if not self._context.execute_async_v3(self._io.handle):
                 raise TensorRTError("TensorRT execute_async_v3 failed; see TensorRT's log above.")
             for o in self.output_names:
                 self._io.to_host(o, host_out[o][i * step : (i + 1) * step])

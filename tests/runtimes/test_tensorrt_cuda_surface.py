@@ -85,7 +85,8 @@ except TargetUnavailable as e:
     engine = str(e)
 unchecked = sorted(n for n in names if "." not in n and n not in args)
 result = {"missing": missing, "calls": calls, "buffers": buffers, "engine": engine, "unchecked": unchecked}
-print(json.dumps({**result, "stream_int": int(cudart.cudaStream_t(7))}))
+from runtimes._tensorrt_memory import stream_handle
+print(json.dumps({**result, "stream_int": stream_handle(cudart.cudaStream_t(7))}))
 """
 
 
@@ -123,7 +124,7 @@ def test_every_cuda_name_exists_and_every_call_is_accepted(cuda_run):
     assert result["unchecked"] == [], "give the new call representative arguments in CHECK"
     assert set(result["calls"]) == {n for n in names if "." not in n}
     assert set(result["calls"].values()) == {"cudaError_t"}  # (err, ...) tuples, no TypeError
-    assert result["stream_int"] == 7  # int(stream) is the handle execute_async_v3 takes
+    assert result["stream_int"] == 7  # the integer handle execute_async_v3 takes
 
 
 def test_the_adapter_turns_real_cuda_errors_into_bpnas_errors(cuda_run):
