@@ -48,7 +48,7 @@ from runtimes._tensorrt_build import (
     opt_batch,
     profile_shapes,
 )
-from runtimes._tensorrt_inspect import bpnas_layer_name, json_layout, layer_precisions
+from runtimes._tensorrt_inspect import bpnas_layer_name, inspector_layers, json_layout, layer_precisions
 from runtimes._tensorrt_memory import CudaBuffers, TensorRTError, check, import_cudart
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
 from sdk.config import FLOAT_BITS
@@ -251,33 +251,42 @@ class TensorRTSession:
         self._set_shape(self._max)
         sizes = {n: 4 * math.prod(self._context.get_tensor_shape(n)) for n in names}
         self._io = CudaBuffers(cudart, sizes)
-        for name, ptr in self._io.device.items():
-            if not self._context.set_tensor_address(name, ptr):
-                raise TensorRTError(f"TensorRT refused the device address of tensor {name!r}.")
+        try:
+            for name, ptr in self._io.device.items():
+                if not self._context.set_tensor_address(name, ptr):
+                    raise TensorRTError(f"TensorRT refused the device address of tensor {name!r}.")
+            self._inspect(trt, engine, known, floats)
+            self._times = self._attach_profiler(trt) if profiling else None
+        except BaseException:
+            self._io.free()
+            raise
+        if not profiling:  # engines are built DETAILED for the inspector; keep enqueue's NVTX cost minimal
+            self._context.nvtx_verbosity = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
+
+    def _inspect(self, trt: Any, engine: Any, known: list[str], floats: set[str]) -> None:
+        """Read the inspector with the execution context set (its input shape resolved), in either layout."""
         inspector = engine.create_engine_inspector()
-        setattr(inspector, _first_attr(inspector, ALTERNATIVE_NAMES[0]), self._context)  # resolved shapes
+        setattr(inspector, _first_attr(inspector, ALTERNATIVE_NAMES[0]), self._context)
         info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
         self.inspector_layout = json_layout(info)
-        layers = [x for x in info.get("Layers", []) if isinstance(x, Mapping)]
+        layers = [x for x in inspector_layers(info) if isinstance(x, Mapping)]
         self._op_types = {str(x.get("Name")): str(x.get("LayerType", "")) for x in layers}
         self._precisions = layer_precisions(info, known_layers=known, float_layers=floats)
-        self._times: dict[str, list[float]] | None = None
-        if profiling:
-            times: dict[str, list[float]] = {}
-            self._times = times
 
-            class _Profiler(trt.IProfiler):  # type: ignore[misc, name-defined]
-                def __init__(self) -> None:
-                    trt.IProfiler.__init__(self)
+    def _attach_profiler(self, trt: Any) -> dict[str, list[float]]:
+        """An IProfiler on the context collecting per-layer milliseconds; returns the dict it fills."""
+        times: dict[str, list[float]] = {}
 
-                def report_layer_time(self, layer_name: str, ms: float) -> None:
-                    times.setdefault(layer_name, []).append(float(ms))
+        class _Profiler(trt.IProfiler):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                trt.IProfiler.__init__(self)
 
-            self._profiler = _Profiler()
-            self._context.profiler = self._profiler
-        else:  # engines are built DETAILED for the inspector; keep enqueue's NVTX cost at the minimum
-            self._context.nvtx_verbosity = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
-        self._shape = self._max
+            def report_layer_time(self, layer_name: str, ms: float) -> None:
+                times.setdefault(layer_name, []).append(float(ms))
+
+        self._profiler = _Profiler()
+        self._context.profiler = self._profiler
+        return times
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         if not self._context.set_input_shape(self.input_name, shape):

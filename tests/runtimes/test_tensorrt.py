@@ -291,10 +291,12 @@ def test_foreign_timing_cache_is_dropped_with_a_warning(bundle, tmp_path):
      ("execute_async_v3", TensorRTError, "execute_async_v3 failed")],
 )  # fmt: skip
 def test_every_failure_return_value_is_a_bpnas_error(bundle, tmp_path, call, error, message):
-    with installed() as (fake, _):
+    with installed() as (fake, cudart):
         fake.fail.add(call)
         with pytest.raises(error, match=message):
             _load(bundle, tmp_path).run(bundle[2])
+        if call == "set_tensor_address":  # a session that fails to open frees what it allocated
+            assert not cudart.memory and not cudart.pinned
 
 
 def test_pinned_buffers_and_one_sync_per_batch(bundle, tmp_path):
