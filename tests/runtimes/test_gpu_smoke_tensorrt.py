@@ -39,3 +39,13 @@ def test_smoke_passes_on_the_stand_in(smoke, capsys, version, typings):
 def test_smoke_fails_when_tensorrt_refuses(smoke, capsys):
     assert smoke.main([*ARGS, "--stand-in-version", "8.6.1"]) == 1
     assert "FAIL TargetUnavailable: TensorRT 8.6.1 is too old" in capsys.readouterr().out
+
+
+def test_smoke_says_what_is_missing_without_tensorrt(smoke, capsys):
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert smoke.main(["--models", "digits_cnn"]) == 2
+        assert "install 'bpnas[tensorrt]'" in capsys.readouterr().out
+    else:
+        pytest.skip("tensorrt is installed here")
