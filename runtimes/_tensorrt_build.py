@@ -102,6 +102,12 @@ def _dla(trt: Any, builder: Any, network: Any, config: Any, spec: BuildSpec) -> 
         raise TargetUnavailable(
             f"dla_core={spec.dla_core}; this device has {cores} DLA cores (0..{cores - 1})."
         )
+    limit = int(builder.max_DLA_batch_size)
+    if spec.max_batch > limit:
+        raise TargetUnavailable(
+            f"max_batch={spec.max_batch} exceeds this DLA's batch limit ({limit}); pass "
+            f"extra={{'max_batch': {limit}}} (DLA engines have a static batch)."
+        )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = spec.dla_core
     layers = [network.get_layer(i) for i in range(network.num_layers)]

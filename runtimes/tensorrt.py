@@ -17,8 +17,9 @@ bundle on the same GPU deserializes instead of rebuilding. A timing cache beside
   into chunks of ``max_batch`` (the last padded), all queued before one stream synchronize.
 - ``workspace_mb`` (int | None): builder workspace memory-pool limit; None = TensorRT's default.
 - ``dla_core`` (int | None): "jetson" only. Build for that DLA core with a static profile
-  (min = opt = max = ``max_batch``; smaller batches are padded). Refused where the installed TensorRT has no
-  DLA (10.8 to 11.4.0) and, unless ``gpu_fallback``, when a layer cannot run on DLA.
+  (min = opt = max = ``max_batch``, at most the DLA's batch limit; smaller batches are padded). Refused where
+  the installed TensorRT has no DLA (10.8 to 11.4.0) and, unless ``gpu_fallback``, when a layer cannot run
+  on DLA.
 - ``gpu_fallback`` (bool, default False): with ``dla_core``, let layers DLA cannot run go to the GPU (warned).
 
 tensorrt and cuda-python are imported inside functions only: importing this module costs nothing.

@@ -208,6 +208,7 @@ def _builder_class(fake: FakeTensorRT, dla_cores: int) -> type:
 
     class Builder:
         num_DLA_cores = dla_cores
+        max_DLA_batch_size = 16
 
         def __init__(self, logger: Any) -> None:
             self.profile = ns(shapes=None)

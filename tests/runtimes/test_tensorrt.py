@@ -360,15 +360,17 @@ def test_dla_refused_on_a_device_without_dla(bundle, tmp_path):
         _load(bundle, tmp_path, "jetson", dla_core=0)
     with installed("10.3.0", dla_cores=2), pytest.raises(TargetUnavailable, match="2 DLA cores"):
         _load(bundle, tmp_path, "jetson", dla_core=2)
+    with installed("10.3.0", dla_cores=2), pytest.raises(TargetUnavailable, match=r"batch limit \(16\)"):
+        _load(bundle, tmp_path, "jetson", dla_core=0)  # the default max_batch, 32
 
 
 def test_dla_refuses_silent_gpu_fallback(bundle, tmp_path):
     with installed("11.4.1", dla_cores=1, dla_refuses=("Gemm",)) as (fake, _):
         with pytest.raises(TargetUnavailable, match=r"cannot run on DLA core 0 \(.*\).*gpu_fallback"):
-            _load(bundle, tmp_path, "jetson", dla_core=0)
+            _load(bundle, tmp_path, "jetson", dla_core=0, max_batch=8)
         assert not fake.builds
         with pytest.warns(UserWarning, match="run on the GPU, not DLA"):
-            _load(bundle, tmp_path, "jetson", dla_core=0, gpu_fallback=True).close()
+            _load(bundle, tmp_path, "jetson", dla_core=0, max_batch=8, gpu_fallback=True).close()
         assert fake.builds[0][1].flags == ["GPU_FALLBACK"]
 
 
