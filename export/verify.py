@@ -21,6 +21,7 @@ from sdk.errors import BpnasError, BundleError
 
 __all__ = ["inspect_targets", "host_description"]
 
+
 #: the distribution whose version names each engine (an engine absent here is named after itself)
 def host_description() -> str:
     """``x86_64 Intel(R) Xeon(R) ...``: the machine an effective-precision record was measured on."""

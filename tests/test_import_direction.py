@@ -32,10 +32,9 @@ DEPLOY = ("sdk.predictor", "sdk.postprocess")
 MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting")
 LAYERS = ("base", "targets", "runtimes", "deploy", "model", "calibration", "export", "front")
 
-# Known upward imports being removed by other helpers this round: removed when a2/b merge.
-# The one known exception: MixedPrecisionConfig.uniform(model) lists a torch model's quantizable layers through
-# sdk.quant.layers, imported inside that method (only a caller holding a torch model reaches it; the deploy path
-# reads configs from JSON and never does).
+# The one known exception: MixedPrecisionConfig.uniform(model) lists a torch model's quantizable layers
+# through sdk.quant.layers, imported inside that method (only a caller holding a torch model reaches it; the
+# deploy path reads configs from JSON and never does).
 ALLOWED = {("sdk.config", "sdk.quant.layers"): "uniform(model) needs a torch model's layer names"}
 
 
