@@ -183,6 +183,8 @@ class Target:
         requires: names of :data:`CHECKS` that must pass as well ("cuda", "aarch64").
         float_layers: whether the engine runs layers with a float side (32 bits) in floating point; an
             integer-only engine refuses them.
+        unsigned_act_bits: the widest unsigned activation codes its containers hold (8: 0..255; 7 on
+            TensorRT, whose symmetric int8 holds 0..127); ``sdk.quantize(..., target=)`` caps them so.
         cost: the cost model.
         description: one line for ``bpnas targets``.
     """
@@ -201,6 +203,7 @@ class Target:
     float_layers: bool = True
     cost: CostModel = field(default_factory=CostModel)
     description: str = ""
+    unsigned_act_bits: int = 8
 
     def __post_init__(self) -> None:
         for attr in ("name", "engine", "runtime"):
@@ -241,6 +244,8 @@ class Target:
             raise ValueError(f"target {self.name!r}: float_layers must be True or False")
         if not self.engine_modules:
             raise ValueError(f"target {self.name!r}: engine_modules must name the engine's import")
+        if isinstance(self.unsigned_act_bits, bool) or self.unsigned_act_bits not in INT_BITS:
+            raise ValueError(f"target {self.name!r}: unsigned_act_bits must be one of {INT_BITS}")
 
     # -- precision -------------------------------------------------------------------------------------
     def is_native(self, w_bits: int, a_bits: int) -> bool:
@@ -343,6 +348,7 @@ class Target:
             "float_layers": self.float_layers,
             "cost": self.cost.to_dict(),
             "description": self.description,
+            "unsigned_act_bits": self.unsigned_act_bits,
         }
 
     @classmethod
@@ -363,6 +369,7 @@ class Target:
             float_layers=bool(d.get("float_layers", True)),
             cost=CostModel.from_dict(d.get("cost", {})),
             description=d.get("description", ""),
+            unsigned_act_bits=int(d.get("unsigned_act_bits", 8)),
         )
 
 

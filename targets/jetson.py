@@ -19,6 +19,7 @@ TARGET = register_target(
         native_pairs=((8, 8),),
         containers=(8,),
         lowering=LoweringOptions(symmetric_int8=True),
+        unsigned_act_bits=7,  # symmetric int8 holds unsigned codes 0..127
         extra="tensorrt",
         engine_modules=("tensorrt",),
         requires=("aarch64", "cuda"),
