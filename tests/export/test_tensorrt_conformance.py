@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 import sdk
+import targets
 from export.onnx_qdq import Traced
 from export.tensorrt_rules import RULES, violations
 from sdk.errors import ConfigError
@@ -52,3 +53,11 @@ def test_conformance_new_lowering_passes_and_old_fails(name: str, seed: int) -> 
         assert found == []
         assert failed, "today's artifact passes every rule: the checker cannot tell the lowerings apart"
         assert "refused" not in capped and capped, "the old lowering's own faults went unnoticed"
+
+
+@pytest.mark.parametrize("name", [n for n in sdk.models.names() if n not in SLOW])
+def test_conformance_of_what_a_tensorrt_search_returns(name: str) -> None:
+    """A search for "tensorrt" draws from the target's native pairs, (8, 8) only: every layer there."""
+    assert targets.get("tensorrt").native_pairs == ((8, 8),)
+    q, example = quantized(name, 0, target="tensorrt", pair=(8, 8))
+    assert violations(lower_tensorrt(Traced(q, example))) == []
