@@ -1,4 +1,4 @@
-"""Fast path from a fake-quant model to the first QDQ ONNX graph: torch.fx trace + one emitter per op.
+"""The QDQ front end: a fake-quant model to the first QDQ ONNX graph, torch.fx trace + one emitter per op.
 
 The zoo models are fx-traceable by contract, and their ops are few, so emitting ONNX directly takes
 milliseconds where ``torch.onnx.export`` takes seconds. This is the exporter's one QDQ front end: handlers

@@ -117,6 +117,8 @@ class Target:
         requires: names of :data:`CHECKS` that must pass as well ("cuda", "aarch64").
         float_layers: whether the engine runs layers with a float side (32 bits) in floating point; an
             integer-only engine refuses them.
+        unsigned_act_bits: the widest unsigned activation codes its containers hold (8: 0..255; 7 on
+            TensorRT, whose symmetric int8 holds 0..127); ``sdk.quantize(..., target=)`` caps them so.
         cost: the cost model.
         description: one line for ``bpnas targets``.
         aliases: other names that resolve to this target ("fpga" for "integer").
@@ -140,6 +142,7 @@ class Target:
     description: str = ""
     aliases: tuple[str, ...] = ()
     engine_dist: str | None = None
+    unsigned_act_bits: int = 8
 
     def __post_init__(self) -> None:
         for attr in ("name", "engine", "runtime"):
@@ -184,6 +187,8 @@ class Target:
             raise ValueError(f"target {self.name!r}: float_layers must be True or False")
         if not self.engine_modules:
             raise ValueError(f"target {self.name!r}: engine_modules must name the engine's import")
+        if isinstance(self.unsigned_act_bits, bool) or self.unsigned_act_bits not in INT_BITS:
+            raise ValueError(f"target {self.name!r}: unsigned_act_bits must be one of {INT_BITS}")
 
     # -- precision -------------------------------------------------------------------------------------
     def is_native(self, w_bits: int, a_bits: int) -> bool:
@@ -293,6 +298,7 @@ class Target:
             "description": self.description,
             "aliases": list(self.aliases),
             "engine_dist": self.engine_dist,
+            "unsigned_act_bits": self.unsigned_act_bits,
         }
 
     @classmethod
@@ -315,6 +321,7 @@ class Target:
             description=d.get("description", ""),
             aliases=tuple(d.get("aliases", ())),
             engine_dist=d.get("engine_dist"),
+            unsigned_act_bits=int(d.get("unsigned_act_bits", 8)),
         )
 
 

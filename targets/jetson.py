@@ -24,7 +24,11 @@ TARGET = register_target(
             "drop_full_range_clip",
             "dedupe_quantizers",
             "int8_activations",
+            "float_bias",
+            "float_clip",
+            "tensorrt_check",
         ),
+        unsigned_act_bits=7,  # symmetric int8 holds unsigned codes 0..127
         extra="tensorrt",
         engine_modules=("tensorrt",),
         requires=("aarch64", "cuda"),

@@ -66,4 +66,4 @@ class FoldActivationIntoQuantize:
         return model, changed
 
 
-register_pass("fold_activation", FoldActivationIntoQuantize, stage="graph", excludes=("float_clip",))
+register_pass("fold_activation", FoldActivationIntoQuantize, stage="graph")

@@ -44,14 +44,25 @@ def randomize_bn(model: nn.Module, seed: int) -> None:
 
 
 def quantized(
-    name: str, config_seed: int, *, calib_batches: int = 3, batch: int = 64, power_of_two: bool = False
+    name: str,
+    config_seed: int,
+    *,
+    calib_batches: int = 3,
+    batch: int = 64,
+    power_of_two: bool = False,
+    target: str | None = None,
+    pair: tuple[int, int] | None = None,
 ) -> tuple[nn.Module, torch.Tensor]:
-    """(qmodel ready to export, example input) for zoo model ``name`` under a random mixed config."""
+    """(qmodel ready to export, example input) for zoo model ``name`` under a random mixed config (every
+    layer at ``pair`` when given), quantized for ``target`` when given (``sdk.quantize(..., target=)``)."""
     torch.manual_seed(config_seed)
     c, h, w = input_chw(name)
     model = sdk.models.create(name, num_classes=10, in_channels=c).eval()
     randomize_bn(model, config_seed)
-    q = sdk.quantize(model, random_config(model, config_seed)).eval()
+    cfg = (
+        random_config(model, config_seed) if pair is None else sdk.MixedPrecisionConfig.uniform(model, *pair)
+    )
+    q = sdk.quantize(model, cfg, target=target).eval()
     q = calibration.fold_bn(q)
     g = torch.Generator().manual_seed(1000 + config_seed)
     with torch.no_grad():
