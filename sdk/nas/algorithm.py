@@ -52,6 +52,7 @@ from sdk.loop import (
 )
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
+from sdk.nas.constraints import INSIDE_TOL, BopsBudget, Constraint, all_inside
 from sdk.nas.history import EpochRecord, SearchHistory
 from sdk.nas.losses import barrier, dnas_cost, prob1
 from sdk.nas.mixed import Mode
@@ -60,9 +61,6 @@ from sdk.nas.schedule import MuSchedule
 from sdk.nas.supernet import Supernet
 
 __all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
-
-#: theta steps keep E(SN) <= b_max - INSIDE_TOL, so the barrier stays finite (<= 9.2 * mu).
-INSIDE_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,7 @@ class SearchSettings:
     weight_paths: Literal["uniform", "mixture", "sampled"] = "uniform"
     reshape_k: float | None = 2.0
     steps_per_epoch: int | None = None
+    fill: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.b_max, (int, float)) and math.isfinite(self.b_max) and self.b_max > 0):
@@ -155,6 +154,7 @@ def run_supernet(
     progress: bool = True,
     device: torch.device | str = "cpu",
     loss_fn: LossFn | None = None,
+    constraints: Sequence[Constraint] | None = None,
 ) -> SearchHistory:
     """Train the supernet for ``s.epochs`` (resuming from ``checkpoint_dir`` when it holds this search):
     the weight steps are ``sdk.loop``'s, each followed by one theta step (after warm-up)."""
@@ -190,6 +190,7 @@ def run_supernet(
     find_unused = s.mode == "sampled" or s.warmup_epochs > 0 or s.weight_paths != "mixture"
     net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=find_unused)
     ce = loss_fn if loss_fn is not None else default_loss
+    cons = list(constraints) if constraints is not None else [BopsBudget(sn.space, s.b_max)]
     val_iter: list[Iterator[Any]] = []
     current = {"epoch": start}
 
@@ -215,7 +216,7 @@ def run_supernet(
             xv, yv = next(val_iter[0])
         t = _progress(s, epoch, step, steps)
         w1 = s.prob1_weight * (min(1.0, t / s.prob1_ramp) if s.prob1_ramp > 0 else 1.0)
-        out = _theta_step(sn, opt_t, s, xv.to(device), to_device(yv, device), s.mu(t), w1, epoch, ce)
+        out = _theta_step(sn, opt_t, s, xv.to(device), to_device(yv, device), s.mu(t), w1, epoch, ce, cons)
         return dict(zip(("val_ce", "barrier", "prob1", "backtracks", "theta_steps"), out))
 
     def postfix() -> dict[str, str]:
@@ -284,22 +285,30 @@ def _theta_step(
     prob1_weight: float,
     epoch: int,
     loss_fn: LossFn = default_loss,
+    constraints: Sequence[Constraint] | None = None,
 ) -> list[float]:
-    """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]."""
+    """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]. The barrier is the sum of
+    Eq. 12 over ``constraints`` (default: the BOPs budget b_max alone)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, s.b_max)]
     sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
     val_ce = loss_fn(sn(x), y)
     check_finite(val_ce, "search architecture loss", epoch, f"theta_lr (now {s.theta_lr})")
     probs = sn.probs()
-    e_bits = sn.expected_bits()
     if s.objective == "barrier":
-        bar = barrier(e_bits, s.b_max, mu)
-        if not torch.isfinite(bar):
-            raise RuntimeError(
-                f"internal error: E(SN)={float(e_bits):.6f} left the barrier domain b_max={s.b_max}"
-            )
+        bar = torch.zeros((), dtype=torch.float64, device=val_ce.device)
+        for c in cons:
+            expected = c.expected(probs)
+            term = barrier(expected, c.limit, mu)
+            if not torch.isfinite(term):
+                raise RuntimeError(
+                    f"internal error: expected {c.name}={float(expected):.6f} left the barrier domain "
+                    f"(limit {c.limit})"
+                )
+            bar = bar + term
         reg = bar.to(val_ce.dtype)
     else:
+        e_bits = sn.expected_bits()
         bar = e_bits.new_zeros(())
         reg = dnas_cost(e_bits, s.lam).to(val_ce.dtype)
     p1 = prob1(probs)
@@ -307,29 +316,40 @@ def _theta_step(
     grads = torch.autograd.grad(loss, thetas)
     ddp.all_reduce_mean_(grads)
     old = [t.detach().clone() for t in thetas]
-    keep_argmax = s.objective == "barrier" and _argmax_inside(sn, s.b_max)
+    keep_argmax = s.objective == "barrier" and _argmax_inside(sn, s.b_max, cons)
     for t, g in zip(thetas, grads):
         t.grad = g
     opt.step()
     opt.zero_grad(set_to_none=True)
-    backtracks = _stay_inside(sn, old, s.b_max, keep_argmax) if s.objective == "barrier" else 0
+    backtracks = _stay_inside(sn, old, s.b_max, keep_argmax, cons) if s.objective == "barrier" else 0
     return [val_ce.item(), bar.item(), p1.item(), float(backtracks), 1.0]
 
 
 @torch.no_grad()
-def _argmax_inside(sn: Supernet, b_max: float) -> bool:
-    """Whether the Eq. 8 argmax config of the current theta fits b_max (by the one cost function)."""
-    return sn.space.report(argmax_choice(sn.probs())).within(b_max)
+def _argmax_inside(sn: Supernet, b_max: float, constraints: Sequence[Constraint] | None = None) -> bool:
+    """Whether the Eq. 8 argmax config of the current theta satisfies every constraint (default: b_max)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, b_max)]
+    return all_inside(cons, argmax_choice(sn.probs()))
 
 
 @torch.no_grad()
-def _stay_inside(sn: Supernet, old: Sequence[torch.Tensor], b_max: float, keep_argmax: bool = False) -> int:
-    """Shorten the last theta step by halving until E(SN) <= b_max - INSIDE_TOL and, with ``keep_argmax``,
-    the argmax config still fits b_max; returns the halvings (31: the step was undone)."""
-    limit = b_max - INSIDE_TOL
+def _stay_inside(
+    sn: Supernet,
+    old: Sequence[torch.Tensor],
+    b_max: float,
+    keep_argmax: bool = False,
+    constraints: Sequence[Constraint] | None = None,
+) -> int:
+    """Shorten the last theta step by halving until every constraint's expected value is <= its limit minus
+    its margin (E(SN) <= b_max - INSIDE_TOL for the BOPs budget) and, with ``keep_argmax``, the argmax config
+    still satisfies them; returns the halvings (31: the step was undone)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, b_max)]
 
     def inside() -> bool:
-        return float(sn.expected_bits()) <= limit and (not keep_argmax or _argmax_inside(sn, b_max))
+        probs = sn.probs()
+        if any(float(c.expected(probs)) > c.limit - c.margin for c in cons):
+            return False
+        return not keep_argmax or all_inside(cons, argmax_choice(probs))
 
     if inside():
         return 0
