@@ -68,7 +68,8 @@ def budget_use(out: Path, seeds: int = 10, epochs: tuple[int, ...] = (3, 16)) ->
                 n = len(rows)
                 lines.append(
                     f"| {kind} | {e} | {b} | {n} | {100 * sum(r['inside'] for r in rows) / n:.0f}% | "
-                    f"{statistics.mean(r['bits'] for r in rows) / b:.3f} | {sum(r['left'] > 0 for r in rows)} | "
+                    f"{statistics.mean(r['bits'] for r in rows) / b:.3f} | "
+                    f"{sum(r['left'] > 0 for r in rows)} | "
                     f"{statistics.mean(r['pre_bits'] for r in rows) / b:.3f}, "
                     f"{sum(r['pre_left'] > 0 for r in rows)} |"
                 )

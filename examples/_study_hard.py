@@ -30,12 +30,14 @@ class Hard:
     b_maxes: tuple[float, ...] = (2.5, 3.0, 3.5, 4.0)
     seeds: int = 5
     size: int = 16
+    copies: int = 1
+    noise: float = 0.2
     width: int = 8
-    float_epochs: int = 10
+    float_epochs: int = 25
     search_epochs: int = 4
-    retrain_epochs: int = 4
-    batch_size: int = 128
-    sens_batches: int = 8
+    retrain_epochs: int = 3
+    batch_size: int = 64
+    sens_batches: int = 4
 
 
 def uniform_inside(b_max: float) -> list[tuple[int, int]]:
@@ -47,7 +49,7 @@ class HardRunner:
         self.h, self.arch, self.out = h, arch, out / arch
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(1)
-        self.task = noisy_digits(size=h.size, batch_size=h.batch_size, seed=0)
+        self.task = self.task_for(0)
         torch.manual_seed(0)
         self.model = ARCHS[arch](width=h.width)
         path = self.out / f"float_e{h.float_epochs}.pt"
@@ -58,10 +60,14 @@ class HardRunner:
             torch.save(self.model.state_dict(), path)
         self.float_acc = evaluate(self.model, self.task.test)
 
+    report_only = False  # tables from the cached runs only (a seed with a missing run is left out)
+
     def cached(self, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         path = self.out / f"{name}.json"
         if path.exists():
             return dict(json.loads(path.read_text()))
+        if self.report_only:
+            raise KeyError(name)
         t0 = time.perf_counter()
         blob = make()
         blob.setdefault("seconds", time.perf_counter() - t0)
@@ -70,6 +76,10 @@ class HardRunner:
         tmp.replace(path)
         print(f"  {self.arch} {name}: {blob['seconds']:.0f} s", flush=True)
         return blob
+
+    def task_for(self, seed: int) -> Any:
+        h = self.h
+        return noisy_digits(size=h.size, copies=h.copies, noise=h.noise, batch_size=h.batch_size, seed=seed)
 
     def configs(self, b: float, seed: int) -> dict[str, dict[str, Any]]:
         """method -> {"config", "avg_bits", "seconds"} for BP-NAS, greedy, sensitivity and the uniforms."""
@@ -101,7 +111,7 @@ class HardRunner:
 
     def accuracy(self, key: str, config: dict[str, Any], seed: int) -> float:
         def make() -> dict[str, Any]:
-            task = noisy_digits(size=self.h.size, batch_size=self.h.batch_size, seed=seed)
+            task = self.task_for(seed)
             cfg = sdk.MixedPrecisionConfig.from_dict(config)
             q = sdk.retrain(
                 self.model, cfg, task.train, task.val, self.h.retrain_epochs, seed=seed, progress=False
@@ -126,28 +136,37 @@ def run_arch(h: Hard, arch: str, out: Path) -> list[str]:
         bits: dict[str, list[float]] = {}
         cost: dict[str, list[float]] = {}
         for seed in range(h.seeds):
-            for method, c in r.configs(b, seed).items():
-                key = method if method.startswith("uniform") else f"{method}_b{b}" + (
-                    "" if method == "greedy" else f"_s{seed}")  # fmt: skip
-                accs.setdefault(method, []).append(100 * r.accuracy(key, c["config"], seed))
+            try:
+                row = {}
+                for method, c in r.configs(b, seed).items():
+                    key = method if method.startswith("uniform") else f"{method}_b{b}" + (
+                        "" if method == "greedy" else f"_s{seed}")  # fmt: skip
+                    row[method] = (100 * r.accuracy(key, c["config"], seed), c)
+            except KeyError:  # report_only and this seed is not complete
+                continue
+            for method, (acc, c) in row.items():
+                accs.setdefault(method, []).append(acc)
                 bits.setdefault(method, []).append(float(c["avg_bits"]))
                 cost.setdefault(method, []).append(float(c.get("seconds", 0.0)))
+        if not accs:
+            continue
         uniforms = [m for m in accs if m.startswith("uniform")]
         best_u = max(uniforms, key=lambda m: statistics.mean(accs[m]))
         for method in ["bp-nas", "greedy", "sensitivity", *uniforms]:
             diff = [x - y for x, y in zip(accs["bp-nas"], accs[method])]
             wins = sum(d > 0 for d in diff)
             tag = " (best uniform)" if method == best_u else ""
+            paired, won = ("-", "-") if method == "bp-nas" else (_ms(diff), f"{wins}/{len(diff)}")
             lines.append(
-                f"| {b} | {method}{tag} | {statistics.mean(bits[method]):.3f} | {_ms(accs[method])} | "
-                f"{'-' if method == 'bp-nas' else _ms(diff)} | {'-' if method == 'bp-nas' else f'{wins}/{len(diff)}'} "
-                f"| {statistics.mean(cost[method]):.1f} |"
+                f"| {b} | {method}{tag} ({len(accs[method])} seeds) | {statistics.mean(bits[method]):.3f} | "
+                f"{_ms(accs[method])} | {paired} | {won} | {statistics.mean(cost[method]):.1f} |"
             )
     return lines
 
 
-def hard_study(out: Path, archs: Sequence[str] | None = None, **over: Any) -> None:
+def hard_study(out: Path, archs: Sequence[str] | None = None, report_only: bool = False, **over: Any) -> None:
     h = Hard(**{**asdict(Hard()), **{k: v for k, v in over.items() if v is not None}})
+    HardRunner.report_only = report_only
     report = ["# Search study on noisy distorted digits (harder than digits)", "", f"`{h}`", ""]
     for arch in archs or h.archs:
         lines = run_arch(h, arch, out)

@@ -22,7 +22,8 @@ INSIDE_TOL = 1e-4
 
 
 class Constraint(Protocol):
-    """A budget the search guarantees. ``expected(probs)`` must be differentiable in the probs and equal ``value`` for one-hot probs."""
+    """A budget the search guarantees. ``expected(probs)`` is differentiable in the probs and equals
+    ``value`` for one-hot probs; ``inside(choice)`` is the exact test the guarantee rests on."""
 
     @property
     def name(self) -> str: ...

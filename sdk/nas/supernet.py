@@ -149,16 +149,15 @@ def init_theta_inside(supernet: Supernet, b_max: float, margin: float) -> float:
     """Start strictly inside the budget, undecided among the candidates that fit the budget on their own.
 
     Per group, ``p_j ∝ exp(-beta * s_g * max(0, w_j a_j - b_max**2))`` (a hinge start, ``s_g`` the group's
-    share of the MACs): every candidate whose own cost fits the budget (w*a <= b_max**2) gets the same
-    weight, dearer ones are tilted down just enough (beta by bisection) that E(SN) = b_max - margin, each by
-    what it costs the budget: a classifier head or stem with a tiny MAC share starts near uniform, so the
-    val loss can still raise a dear candidate there (unweighted, every group's dear candidates started at
-    p ~ 1e-5 at b_max = 2.5 and no gradient could lift them, docs/search.md), or beta = 0 (the paper's
-    uniform start) when that is already inside. So the Eq. 8 argmax of the start is a tie among the
-    affordable candidates and the bits a layer ends with come from the search, not from the start. A plain cost tilt (Gibbs,
-    ``p_j ∝ exp(-beta * w_j a_j)``) made the cheapest candidate lead in every group, and Prob-1 then
-    sharpened onto it (docs/search.md). When even the affordable candidates alone average above the target,
-    falls back to that Gibbs tilt. Returns beta.
+    share of the MACs): every candidate whose own cost fits the budget (w*a <= b_max**2) gets the same weight;
+    dearer ones are tilted down by what they cost the budget, beta by bisection so that E(SN) = b_max - margin
+    (beta = 0, the paper's uniform start, when that is already inside). A classifier head or stem with a tiny
+    MAC share thus starts near uniform and the val loss can still raise a dear candidate there; unweighted,
+    every group's dear candidates started > 10 nats below the lead at b_max = 2.5, more than a short search's
+    Adam steps can move (docs/search.md). The Eq. 8 argmax of the start is a tie among the affordable
+    candidates. A plain cost tilt (Gibbs, ``p_j ∝ exp(-beta * w_j a_j)``) made the cheapest candidate lead in
+    every group, and Prob-1 then sharpened onto it; it remains the fallback when even the affordable
+    candidates alone average above the target. Returns beta.
     """
     costs = [
         torch.tensor([float(w * a) for w, a in g.candidates], dtype=torch.float64)

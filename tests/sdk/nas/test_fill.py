@@ -1,5 +1,5 @@
 """The search spends its budget: the returned config is maximal (no layer's dominating upgrade fits), the fill
-is recorded and ordered by measured loss, and the greedy and sensitivity-knapsack baselines keep the budget."""
+is recorded and ordered by measured loss, and the greedy and sensitivity-knapsack baselines keep budgets."""
 
 from __future__ import annotations
 
