@@ -99,8 +99,14 @@ class HardRunner:
             r = sensitivity_config(self.model, a, b, batches=h.sens_batches)
             return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "seconds": r.seconds}
 
+        def mpk() -> dict[str, Any]:
+            r = sdk.search(self.model, w, a, b_max=b, epochs=h.search_epochs, seed=seed, progress=False,
+                           finish="knapsack")  # fmt: skip
+            return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "fill_moves": len(r.fill_moves)}
+
         out = {
             "bp-nas": self.cached(f"mp_b{b}_s{seed}_e{h.search_epochs}", mp),
+            "bp-nas+knapsack": self.cached(f"mpk_b{b}_s{seed}_e{h.search_epochs}", mpk),
             "greedy": self.cached(f"greedy_b{b}", greedy),
             "sensitivity": self.cached(f"sens_b{b}_s{seed}", sens),
         }
@@ -152,7 +158,7 @@ def run_arch(h: Hard, arch: str, out: Path) -> list[str]:
             continue
         uniforms = [m for m in accs if m.startswith("uniform")]
         best_u = max(uniforms, key=lambda m: statistics.mean(accs[m]))
-        for method in ["bp-nas", "greedy", "sensitivity", *uniforms]:
+        for method in ["bp-nas", "bp-nas+knapsack", "greedy", "sensitivity", *uniforms]:
             diff = [x - y for x, y in zip(accs["bp-nas"], accs[method])]
             wins = sum(d > 0 for d in diff)
             tag = " (best uniform)" if method == best_u else ""

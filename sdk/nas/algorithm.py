@@ -87,6 +87,7 @@ class SearchSettings:
     reshape_k: float | None = 2.0
     steps_per_epoch: int | None = None
     fill: bool = True
+    finish: Literal["fill", "knapsack"] = "fill"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.b_max, (int, float)) and math.isfinite(self.b_max) and self.b_max > 0):
@@ -103,6 +104,8 @@ class SearchSettings:
             raise InputError(
                 f"weight_paths must be 'uniform', 'mixture' or 'sampled', got {self.weight_paths!r}."
             )
+        if self.finish not in ("fill", "knapsack"):
+            raise InputError(f"finish must be 'fill' or 'knapsack', got {self.finish!r}.")
         if self.objective not in ("barrier", "dnas"):
             raise InputError(f"objective must be 'barrier' or 'dnas', got {self.objective!r}.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

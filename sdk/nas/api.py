@@ -20,6 +20,7 @@ from sdk.nas import distributed as ddp
 from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
 from sdk.nas.constraints import BopsBudget
 from sdk.nas.fill import FILL_BATCHES, FillMove, affordable_upgrades, fill, path_losses
+from sdk.nas.heuristics import knapsack
 from sdk.nas.history import SearchHistory
 from sdk.nas.mixed import Mode
 from sdk.nas.result import SearchResult
@@ -68,6 +69,7 @@ def search(
     device: str | torch.device = "cpu",
     loss_fn: LossFn | None = None,
     fill: bool = True,
+    finish: str = "fill",
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -85,6 +87,8 @@ def search(
     ``loss_fn(model_output, targets)`` replaces cross-entropy in both the weight and the theta steps.
     With ``fill`` (default) the argmax config is then raised until no group's upgrade fits the budget, in
     the order of measured val-loss drop per BOP (``result.fill_moves``; ``sdk.nas.fill``).
+    ``finish="knapsack"`` first re-chooses every group by an exact knapsack over the measured val loss of each
+    single-group switch on the trained supernet (``sdk.nas.heuristics.knapsack``), then fills.
     """
     mu_s = (
         MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
@@ -104,6 +108,7 @@ def search(
         reshape_k=reshape_k,
         steps_per_epoch=steps_per_epoch,
         fill=fill,
+        finish=finish,  # type: ignore[arg-type]
     )
     return run_search(
         model,
@@ -236,8 +241,13 @@ def _finish(
     constraints = [BopsBudget(space, settings.b_max)]
     if settings.objective == "barrier" and not space.report(choice).within(settings.b_max):
         choice, moves = repair(space, choice, probs, settings.b_max)
+    if settings.objective == "barrier" and settings.finish == "knapsack" and val_loader is not None:
+        losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device, every_pair=True)
+        delta = [[losses[(gi, j)] for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
+        choice = knapsack(space, delta, settings.b_max)
     if settings.objective == "barrier" and settings.fill:
-        losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device)
+        if settings.finish != "knapsack" or val_loader is None:
+            losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device)
         choice, fills = fill(space, choice, constraints, (lambda g, j: losses[(g, j)]) if losses else None)
     config = space.config(choice)
     if settings.objective == "barrier":
@@ -270,10 +280,17 @@ def _fill_losses(
     val_loader: DataLoader | None,
     loss_fn: LossFn | None,
     device: Any,
+    every_pair: bool = False,
 ) -> dict[tuple[int, int], float]:
-    """Measured val loss of every single-group upgrade of ``choice`` (empty: nothing affordable, or no val
-    data); averaged over ranks under torch.distributed so every rank fills alike."""
-    pairs = affordable_upgrades(sn.space, choice, constraints)
+    """Measured val loss of every single-group upgrade of ``choice`` (``every_pair``: of every candidate of
+    every group; empty: nothing affordable, or no val data); averaged over ranks under torch.distributed so
+    every rank decides alike."""
+    space = sn.space
+    pairs = (
+        [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
+        if every_pair
+        else affordable_upgrades(space, choice, constraints)
+    )
     if not pairs or val_loader is None:
         return {}
     gens = ckpt.loader_generators([val_loader])

@@ -34,7 +34,7 @@ from sdk.nas.constraints import BopsBudget
 from sdk.nas.sampling import certify
 from sdk.nas.space import PAPER_CANDIDATES, SearchSpace
 
-__all__ = ["HeuristicResult", "greedy_config", "sensitivity_config"]
+__all__ = ["HeuristicResult", "greedy_config", "sensitivity_config", "knapsack"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,6 @@ def sensitivity_config(
     device: str | torch.device = "cpu",
 ) -> HeuristicResult:
     """Measured per-group loss increase of each candidate, then the exact min-sum knapsack under b_max."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     from sdk.nas.fill import path_losses
     from sdk.nas.supernet import build_supernet
 
@@ -126,19 +124,21 @@ def sensitivity_config(
     losses = path_losses(sn, dearest, pairs, data, loss_fn if loss_fn is not None else default_loss)
     base = losses[(0, dearest[0])]
     delta = [[losses[(gi, j)] - base for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
-    choice = _knapsack(space, delta, float(b_max), milp, LinearConstraint, Bounds)
+    choice = knapsack(space, delta, float(b_max))
     config = space.config(choice)
     cert = certify(model, config, shape, float(b_max))
     sens = {g.name: tuple(d) for g, d in zip(space.groups, delta)}
     return HeuristicResult("sensitivity", config, cert, float(b_max), time.perf_counter() - t0, sens)
 
 
-def _knapsack(
-    space: SearchSpace, delta: list[list[float]], b_max: float, milp: Any, lin: Any, bounds: Any
-) -> list[int]:
+def knapsack(space: SearchSpace, delta: Sequence[Sequence[float]], b_max: float) -> list[int]:
     """min sum delta_gj x_gj s.t. sum BOPs_gj x_gj <= b_max^2 * MACs, one candidate per group, x binary.
     Costs are scaled to the budget so the solver's tolerances are relative; a solution the exact count
     rejects (rounding at the boundary) is re-solved with the budget shrunk by 1e-6 relative."""
+    from scipy.optimize import Bounds as bounds
+    from scipy.optimize import LinearConstraint as lin
+    from scipy.optimize import milp
+
     index = [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
     c = np.array([delta[gi][j] for gi, j in index])
     limit = b_max**2 * space.total_macs

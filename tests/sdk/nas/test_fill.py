@@ -39,6 +39,13 @@ def test_search_returns_a_maximal_config(tiny, loaders, b_max):
         assert d.fill_moves == res.fill_moves
 
 
+def test_knapsack_finish_is_inside_and_maximal(tiny, loaders):
+    res = sdk.search(tiny, *loaders, b_max=3.0, epochs=2, seed=1, progress=False, finish="knapsack")
+    assert res.within and _upgrades_left(tiny, res.config, 3.0, (1, 1, 8, 8)) == []
+    with pytest.raises(sdk.InputError, match="finish"):
+        sdk.search(tiny, *loaders, b_max=3.0, epochs=2, progress=False, finish="ilp")
+
+
 def test_fill_false_keeps_the_argmax_config(tiny, loaders):
     res = sdk.search(tiny, *loaders, b_max=4.0, epochs=2, seed=1, progress=False, fill=False)
     assert res.fill_moves == () and res.config == res.pre_repair_config
