@@ -104,8 +104,14 @@ class HardRunner:
                            finish="knapsack")  # fmt: skip
             return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "fill_moves": len(r.fill_moves)}
 
+        def mpt() -> dict[str, Any]:
+            r = sdk.search(self.model, w, a, b_max=b, epochs=h.search_epochs, seed=seed, progress=False,
+                           theta_lr=0.05)  # fmt: skip
+            return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "fill_moves": len(r.fill_moves)}
+
         out = {
             "bp-nas": self.cached(f"mp_b{b}_s{seed}_e{h.search_epochs}", mp),
+            "bp-nas theta_lr 0.05": self.cached(f"mpt_b{b}_s{seed}_e{h.search_epochs}", mpt),
             "bp-nas+knapsack": self.cached(f"mpk_b{b}_s{seed}_e{h.search_epochs}", mpk),
             "greedy": self.cached(f"greedy_b{b}", greedy),
             "sensitivity": self.cached(f"sens_b{b}_s{seed}", sens),
@@ -158,7 +164,14 @@ def run_arch(h: Hard, arch: str, out: Path) -> list[str]:
             continue
         uniforms = [m for m in accs if m.startswith("uniform")]
         best_u = max(uniforms, key=lambda m: statistics.mean(accs[m]))
-        for method in ["bp-nas", "bp-nas+knapsack", "greedy", "sensitivity", *uniforms]:
+        for method in [
+            "bp-nas",
+            "bp-nas theta_lr 0.05",
+            "bp-nas+knapsack",
+            "greedy",
+            "sensitivity",
+            *uniforms,
+        ]:
             diff = [x - y for x, y in zip(accs["bp-nas"], accs[method])]
             wins = sum(d > 0 for d in diff)
             tag = " (best uniform)" if method == best_u else ""
