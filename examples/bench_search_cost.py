@@ -9,6 +9,12 @@ ResNet20 at 32x32, batch 128, the paper's 8 candidates. Timed side by side, inte
                   sampled runs two paths with binary gates)
 
     .venv/bin/python examples/bench_search_cost.py [--batch 128] [--rounds 3] [--threads 1]
+    .venv/bin/python examples/bench_search_cost.py --against OTHER_TREE [--rounds 3]
+
+``--against`` times whole search epochs instead: ``sdk.search`` on digits_cnn (width 8, batch 64, 4
+epochs, 1 of them warm-up) in two fresh processes started together, one from this tree and one from
+OTHER_TREE (a checkout of another version), so both see the same load on a shared machine; per-epoch
+seconds from ``result.history`` (the epochs only; the total also holds the fill after the last epoch).
 """
 
 from __future__ import annotations
@@ -67,6 +73,54 @@ def theta_step(sn: Supernet, mode: str, x: torch.Tensor, y: torch.Tensor) -> Cal
     return step
 
 
+_EPOCH_PROBE = """
+import json, time, torch, sdk
+torch.set_num_threads(1)
+data = sdk.data.digits(seed=0, batch_size=64)
+torch.manual_seed(0)
+model = sdk.models.digits_cnn(num_classes=10, width=8)
+w, a = data.search_split(seed=0)
+t0 = time.perf_counter()
+r = sdk.search(model, w, a, b_max=3.0, epochs=4, seed=0, progress=False)
+total = time.perf_counter() - t0
+print(json.dumps({"epochs": [rec.seconds for rec in r.history][1:], "total": total, "bits": r.avg_bits}))
+"""
+
+
+def side_by_side(other: str, rounds: int) -> None:
+    """Per-epoch search seconds of this tree vs ``other``, alternating fresh processes."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trees = {"this": str(Path(__file__).resolve().parents[1]), "other": str(Path(other).resolve())}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+    for _ in range(rounds):  # both trees at once, so both see the same machine load (a shared machine)
+        procs = {}
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": "1"}
+            procs[name] = subprocess.Popen([sys.executable, "-c", _EPOCH_PROBE], cwd=tree, env=env,
+                                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+        for name, proc in procs.items():
+            out, _ = proc.communicate()
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+    print(
+        f"digits_cnn w8, 4 search epochs (1 warm-up), batch 64, 1 thread, {rounds} rounds "
+        "(trees run together)"
+    )
+    print(f"{'tree':<6} {'median epoch s':>15} {'median total s':>15} {'avg bits':>9}")
+    med = {}
+    for name, rs in runs.items():
+        ep = statistics.median(e for r in rs for e in r["epochs"])
+        med[name] = ep
+        print(
+            f"{name:<6} {ep:>15.2f} {statistics.median(r['total'] for r in rs):>15.2f} {rs[0]['bits']:>9.3f}"
+        )
+    print(f"per-epoch ratio this/other: {med['this'] / med['other']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=128)
@@ -74,7 +128,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=2, help="timed steps per variant per round")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--against", default=None, help="another checkout: time whole search epochs side by side")
     args = ap.parse_args()
+    if args.against:
+        side_by_side(args.against, args.rounds)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = sdk.models.resnet20(num_classes=10)

@@ -14,6 +14,7 @@ an interrupted study resumes), the tables to OUT/STUDY.md.
     .venv/bin/python examples/search_study.py --quick          # a few minutes
     .venv/bin/python examples/search_study.py                   # the full study (~15 min on 2 busy cores)
     .venv/bin/python examples/search_study.py --b-max 2.5 3.0 --only-grid   # split the grid over processes
+    .venv/bin/python examples/search_study.py --hard --arch mobilenet    # noisy digits, two archs (HARD_*.md)
 """
 
 from __future__ import annotations
@@ -153,7 +154,25 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--width", type=int, default=None, help="digits_cnn width (channels of the first stage)")
     ap.add_argument("--only-grid", action="store_true", help="run the b_max x seed searches only")
+    ap.add_argument("--hard", action="store_true", help="the study on noisy digits with two architectures")
+    ap.add_argument("--arch", nargs="+", default=None, help="--hard: mobilenet and/or resnet")
+    ap.add_argument("--report-only", action="store_true", help="--hard: tables from finished runs only")
+    ap.add_argument("--budget-use", action="store_true", help="budget use: 10 seeds x b_max x {3, 16} epochs")
     args = ap.parse_args()
+    if args.budget_use:
+        from examples._study_budget import budget_use
+
+        budget_use(Path(args.out or "runs/budget_use"), seeds=args.seeds or 10)
+        return
+    if args.hard:
+        from examples._study_hard import hard_study
+
+        b_maxes = tuple(args.b_max) if args.b_max else None
+        out = Path(args.out or "runs/search_study_hard")
+        hard_study(
+            out, args.arch, args.report_only, b_maxes=b_maxes, seeds=args.seeds, search_epochs=args.epochs
+        )
+        return
     study = QUICK if args.quick else Study()
     over = {
         "b_maxes": tuple(args.b_max) if args.b_max else None,

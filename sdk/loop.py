@@ -138,7 +138,6 @@ def run_loop(
     from sdk.nas import distributed as ddp
 
     run = forward if forward is not None else model
-    loss_of = loss_fn if loss_fn is not None else default_loss
     evaluate_ = metric_fn if metric_fn is not None else _top1
     steps = state.steps_per_epoch
     out: list[EpochStats] = []
@@ -156,31 +155,7 @@ def run_loop(
             model.train()
             if hooks.before_epoch is not None:
                 hooks.before_epoch(epoch)
-            sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
-            extra: dict[str, float] = {}
-            for step, (x, y) in enumerate(loader):
-                if step >= steps:
-                    break
-                x, y = x.to(device), to_device(y, device)
-                output = run(x)
-                loss = loss_of(output, y)
-                check_finite(loss, f"{options.desc} loss", epoch, f"lr (now {options.lr})")
-                state.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                state.optimizer.step()
-                state.scheduler.step()
-                if options.reshape_k:
-                    reshape_weights_(model, options.reshape_k)
-                n = x.shape[0]
-                correct = _correct(output, y) if loss_fn is None else math.nan
-                sums += torch.tensor([loss.item() * n, correct, float(n)], dtype=torch.float64)
-                if hooks.after_step is not None:
-                    for k, v in (hooks.after_step(epoch, step) or {}).items():
-                        extra[k] = extra.get(k, 0.0) + float(v)
-                if options.progress and (step % 5 == 0 or step == steps - 1):
-                    more = hooks.postfix() if hooks.postfix is not None else {}
-                    bar.set_postfix(loss=f"{loss.item():.3f}", **more)
-                bar.update(1)
+            sums, extra = _epoch(model, loader, options, state, run, loss_fn, hooks, epoch, bar, device)
             names = sorted(extra)
             packed = torch.cat([sums, torch.tensor([extra[k] for k in names], dtype=torch.float64)])
             ddp.all_reduce_mean_([packed])
@@ -204,6 +179,49 @@ def run_loop(
     finally:
         bar.close()
     return out
+
+
+def _epoch(
+    model: nn.Module,
+    loader: Iterable[Any],
+    options: LoopOptions,
+    state: SgdState,
+    run: Callable[[torch.Tensor], Any],
+    loss_fn: LossFn | None,
+    hooks: LoopHooks,
+    epoch: int,
+    bar: Any,
+    device: str | torch.device,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One epoch of steps; returns the sums (loss * n, correct, n) and the summed ``after_step`` figures."""
+    loss_of = loss_fn if loss_fn is not None else default_loss
+    steps = state.steps_per_epoch
+    sums = torch.zeros(3, dtype=torch.float64)
+    extra: dict[str, float] = {}
+    for step, (x, y) in enumerate(loader):
+        if step >= steps:
+            break
+        x, y = x.to(device), to_device(y, device)
+        output = run(x)
+        loss = loss_of(output, y)
+        check_finite(loss, f"{options.desc} loss", epoch, f"lr (now {options.lr})")
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        state.scheduler.step()
+        if options.reshape_k:
+            reshape_weights_(model, options.reshape_k)
+        n = x.shape[0]
+        correct = _correct(output, y) if loss_fn is None else math.nan
+        sums += torch.tensor([loss.item() * n, correct, float(n)], dtype=torch.float64)
+        if hooks.after_step is not None:
+            for k, v in (hooks.after_step(epoch, step) or {}).items():
+                extra[k] = extra.get(k, 0.0) + float(v)
+        if options.progress and (step % 5 == 0 or step == steps - 1):
+            more = hooks.postfix() if hooks.postfix is not None else {}
+            bar.set_postfix(loss=f"{loss.item():.3f}", **more)
+        bar.update(1)
+    return sums, extra
 
 
 def check_finite(loss: torch.Tensor, what: str, epoch: int, knob: str) -> None:

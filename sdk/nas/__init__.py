@@ -1,4 +1,5 @@
-"""sdk.nas: BP-NAS mixed-precision search (Sect. 3.2, Algorithm 1), retraining, baselines and the search CLI.
+"""sdk.nas: BP-NAS mixed-precision search (Sect. 3.2, Algorithm 1), retraining, baselines (uniform QAT, DNAS,
+greedy, measured-sensitivity knapsack) and the search CLI.
 
 result = sdk.search(model, train_loader, val_loader, b_max=3.0)   # result.config fits b_max, always
 qmodel = sdk.retrain(model, result.config, train_loader, val_loader, epochs=30)
@@ -7,6 +8,8 @@ qmodel = sdk.retrain(model, result.config, train_loader, val_loader, epochs=30)
 from sdk.nas.api import search
 from sdk.nas.baselines import LambdaSweep, dnas_search, lambda_sweep, uniform_qat
 from sdk.nas.command import run_search_command
+from sdk.nas.fill import FillMove
+from sdk.nas.heuristics import HeuristicResult, greedy_config, sensitivity_config
 from sdk.nas.history import EpochRecord, SearchHistory
 from sdk.nas.qat import retrain
 from sdk.nas.result import SearchResult
@@ -17,15 +20,19 @@ from sdk.nas.space import PAPER_CANDIDATES
 __all__ = [
     "PAPER_CANDIDATES",
     "EpochRecord",
+    "FillMove",
+    "HeuristicResult",
     "LambdaSweep",
     "MuSchedule",
     "RepairMove",
     "SearchHistory",
     "SearchResult",
     "dnas_search",
+    "greedy_config",
     "lambda_sweep",
     "retrain",
     "run_search_command",
     "search",
+    "sensitivity_config",
     "uniform_qat",
 ]

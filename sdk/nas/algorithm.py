@@ -44,6 +44,7 @@ from sdk.loop import (
     LoopHooks,
     LoopOptions,
     LossFn,
+    SgdState,
     check_finite,
     default_loss,
     run_loop,
@@ -52,6 +53,7 @@ from sdk.loop import (
 )
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
+from sdk.nas.constraints import INSIDE_TOL, BopsBudget, Constraint, all_inside
 from sdk.nas.history import EpochRecord, SearchHistory
 from sdk.nas.losses import barrier, dnas_cost, prob1
 from sdk.nas.mixed import Mode
@@ -60,9 +62,6 @@ from sdk.nas.schedule import MuSchedule
 from sdk.nas.supernet import Supernet
 
 __all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
-
-#: theta steps keep E(SN) <= b_max - INSIDE_TOL, so the barrier stays finite (<= 9.2 * mu).
-INSIDE_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,8 @@ class SearchSettings:
     weight_paths: Literal["uniform", "mixture", "sampled"] = "uniform"
     reshape_k: float | None = 2.0
     steps_per_epoch: int | None = None
+    fill: bool = True
+    finish: Literal["fill", "knapsack"] = "fill"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.b_max, (int, float)) and math.isfinite(self.b_max) and self.b_max > 0):
@@ -103,6 +104,8 @@ class SearchSettings:
             raise InputError(
                 f"weight_paths must be 'uniform', 'mixture' or 'sampled', got {self.weight_paths!r}."
             )
+        if self.finish not in ("fill", "knapsack"):
+            raise InputError(f"finish must be 'fill' or 'knapsack', got {self.finish!r}.")
         if self.objective not in ("barrier", "dnas"):
             raise InputError(f"objective must be 'barrier' or 'dnas', got {self.objective!r}.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -155,11 +158,10 @@ def run_supernet(
     progress: bool = True,
     device: torch.device | str = "cpu",
     loss_fn: LossFn | None = None,
+    constraints: Sequence[Constraint] | None = None,
 ) -> SearchHistory:
     """Train the supernet for ``s.epochs`` (resuming from ``checkpoint_dir`` when it holds this search):
     the weight steps are ``sdk.loop``'s, each followed by one theta step (after warm-up)."""
-    loaders = (train_loader, val_loader)
-    gens = ckpt.loader_generators(loaders)
     options = LoopOptions(
         epochs=s.epochs,
         lr=s.w_lr,
@@ -171,61 +173,93 @@ def run_supernet(
         desc="search",
     )
     state = sgd_cosine(sn.weight_params(), options, train_loader)
-    steps = state.steps_per_epoch
-    opt_t = torch.optim.Adam(sn.theta_params(), lr=s.theta_lr, weight_decay=s.theta_weight_decay)
-    cands = {g.name: g.candidates for g in sn.space.groups}
-    history = SearchHistory((snapshot_record(sn, 0, {}, s.mu(0.0), 0.0),), cands)
-    start = 0
-    blob = ckpt.load(checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
-    if blob is not None:
-        sn.load_state_dict(blob["supernet"])
-        state.optimizer.load_state_dict(blob["opt_w"])
-        opt_t.load_state_dict(blob["opt_theta"])
-        state.scheduler.load_state_dict(blob["sched"])
-        history = SearchHistory.from_dict(blob["history"])
-        ckpt.set_rng_state(blob["rng"], gens)
-        sn.generator.set_state(blob["path_rng"])
-        start = int(blob["epoch"])
-    ignore = [f"theta.{i}" for i in range(len(sn.theta))]
-    find_unused = s.mode == "sampled" or s.warmup_epochs > 0 or s.weight_paths != "mixture"
-    net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=find_unused)
-    ce = loss_fn if loss_fn is not None else default_loss
-    val_iter: list[Iterator[Any]] = []
-    current = {"epoch": start}
+    cons: list[Constraint] = list(constraints) if constraints is not None else [BopsBudget(sn.space, s.b_max)]
+    alt = _Alternation(sn, s, (train_loader, val_loader), state, cons, loss_fn or default_loss, device)
+    alt.checkpoint = (checkpoint_dir, fingerprint)
+    start = alt.resume() if checkpoint_dir is not None else 0
+    hooks = LoopHooks(alt.before_epoch, alt.theta_step, alt.after_epoch, alt.postfix)
+    run_loop(sn, train_loader, options, state, start_epoch=start, forward=alt.weight_forward,
+             loss_fn=alt.loss_fn, hooks=hooks, device=device)  # fmt: skip
+    return alt.history
 
-    def before_epoch(epoch: int) -> None:
-        ddp.set_epoch(loaders, epoch)
-        val_iter[:] = [iter(val_loader)]
-        current["epoch"] = epoch
 
-    def weight_forward(x: torch.Tensor) -> Any:
+class _Alternation:
+    """Algorithm 1 as hooks of the one training loop: which path the weight step trains, the theta step
+    after it, the per-epoch history record and checkpoint."""
+
+    def __init__(
+        self,
+        sn: Supernet,
+        s: SearchSettings,
+        loaders: tuple[DataLoader, DataLoader],
+        state: SgdState,
+        constraints: list[Constraint],
+        loss_fn: LossFn,
+        device: torch.device | str,
+    ) -> None:
+        self.sn, self.s, self.loaders, self.state = sn, s, loaders, state
+        self.constraints, self.loss_fn, self.device = constraints, loss_fn, device
+        self.gens = ckpt.loader_generators(loaders)
+        self.opt_t = torch.optim.Adam(sn.theta_params(), lr=s.theta_lr, weight_decay=s.theta_weight_decay)
+        cands = {g.name: g.candidates for g in sn.space.groups}
+        self.history = SearchHistory((snapshot_record(sn, 0, {}, s.mu(0.0), 0.0),), cands)
+        self.checkpoint: tuple[Any, str] = (None, "")
+        ignore = [f"theta.{i}" for i in range(len(sn.theta))]
+        find_unused = s.mode == "sampled" or s.warmup_epochs > 0 or s.weight_paths != "mixture"
+        self.net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=find_unused)
+        self.epoch = 0
+        self.val_iter: Iterator[Any] = iter(())
+
+    def resume(self) -> int:
+        """Restore the last finished epoch of this search from the checkpoint; returns the epoch to start."""
+        directory, fingerprint = self.checkpoint
+        blob = ckpt.load(directory, fingerprint)
+        if blob is None:
+            return 0
+        self.sn.load_state_dict(blob["supernet"])
+        self.state.optimizer.load_state_dict(blob["opt_w"])
+        self.opt_t.load_state_dict(blob["opt_theta"])
+        self.state.scheduler.load_state_dict(blob["sched"])
+        self.history = SearchHistory.from_dict(blob["history"])
+        ckpt.set_rng_state(blob["rng"], self.gens)
+        self.sn.generator.set_state(blob["path_rng"])
+        return int(blob["epoch"])
+
+    def before_epoch(self, epoch: int) -> None:
+        ddp.set_epoch(self.loaders, epoch)
+        self.val_iter = iter(self.loaders[1])
+        self.epoch = epoch
+
+    def weight_forward(self, x: torch.Tensor) -> Any:
         # warm-up (and weight_paths="uniform" throughout): one uniformly drawn path per step trains every
         # candidate's weights and quantizers; "sampled" draws it from p, "mixture" runs s.mode
-        uniform = current["epoch"] < s.warmup_epochs or s.weight_paths == "uniform"
-        sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
-        return net(x, grad_theta=False, uniform=uniform)
+        s = self.s
+        uniform = self.epoch < s.warmup_epochs or s.weight_paths == "uniform"
+        self.sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
+        return self.net(x, grad_theta=False, uniform=uniform)
 
-    def theta_step(epoch: int, step: int) -> dict[str, float] | None:
+    def theta_step(self, epoch: int, step: int) -> dict[str, float] | None:
+        s = self.s
         if epoch < s.warmup_epochs:
             return None
         try:
-            xv, yv = next(val_iter[0])
+            xv, yv = next(self.val_iter)
         except StopIteration:
-            val_iter[0] = iter(val_loader)
-            xv, yv = next(val_iter[0])
-        t = _progress(s, epoch, step, steps)
+            self.val_iter = iter(self.loaders[1])
+            xv, yv = next(self.val_iter)
+        t = _progress(s, epoch, step, self.state.steps_per_epoch)
         w1 = s.prob1_weight * (min(1.0, t / s.prob1_ramp) if s.prob1_ramp > 0 else 1.0)
-        out = _theta_step(sn, opt_t, s, xv.to(device), to_device(yv, device), s.mu(t), w1, epoch, ce)
+        x, y = xv.to(self.device), to_device(yv, self.device)
+        out = _theta_step(self.sn, self.opt_t, s, x, y, s.mu(t), w1, epoch, self.loss_fn, self.constraints)
         return dict(zip(("val_ce", "barrier", "prob1", "backtracks", "theta_steps"), out))
 
-    def postfix() -> dict[str, str]:
+    def postfix(self) -> dict[str, str]:
         with torch.no_grad():
-            e_now = float(sn.expected_bits())
-        return {"E": f"{e_now:.3f}", "bits": f"{sn.space.avg_bits(sn.argmax_choice()):.3f}"}
+            e_now = float(self.sn.expected_bits())
+        return {"E": f"{e_now:.3f}", "bits": f"{self.sn.space.avg_bits(self.sn.argmax_choice()):.3f}"}
 
-    def after_epoch(stats: EpochStats) -> None:
-        nonlocal history
-        epoch = stats.epoch
+    def after_epoch(self, stats: EpochStats) -> None:
+        s, epoch = self.s, stats.epoch
         n_theta = max(stats.extra.get("theta_steps", 0.0), 1.0)
         searched = epoch >= s.warmup_epochs
         figures = {
@@ -233,39 +267,25 @@ def run_supernet(
         }
         figures["train_ce"] = stats.loss
         figures["backtracks"] = round(stats.extra.get("backtracks", 0.0))
-        mu = s.mu(_progress(s, epoch + 1, 0, steps))
-        history = history.appended(snapshot_record(sn, epoch + 1, figures, mu, stats.seconds))
-        if checkpoint_dir is not None:
-            if ddp.rank() == 0:
-                ckpt.save_atomic(
-                    checkpoint_dir,
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch + 1,
-                        "supernet": sn.state_dict(),
-                        "opt_w": state.optimizer.state_dict(),
-                        "opt_theta": opt_t.state_dict(),
-                        "sched": state.scheduler.state_dict(),
-                        "history": history.to_dict(),
-                        "rng": ckpt.rng_state(gens),
-                        "path_rng": sn.generator.get_state(),
-                    },
-                )
-            ddp.barrier()
-
-    hooks = LoopHooks(before_epoch, theta_step, after_epoch, postfix)
-    run_loop(
-        sn,
-        train_loader,
-        options,
-        state,
-        start_epoch=start,
-        forward=weight_forward,
-        loss_fn=ce,
-        hooks=hooks,
-        device=device,
-    )
-    return history
+        mu = s.mu(_progress(s, epoch + 1, 0, self.state.steps_per_epoch))
+        self.history = self.history.appended(snapshot_record(self.sn, epoch + 1, figures, mu, stats.seconds))
+        directory, fingerprint = self.checkpoint
+        if directory is None:
+            return
+        if ddp.rank() == 0:
+            blob = {
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "supernet": self.sn.state_dict(),
+                "opt_w": self.state.optimizer.state_dict(),
+                "opt_theta": self.opt_t.state_dict(),
+                "sched": self.state.scheduler.state_dict(),
+                "history": self.history.to_dict(),
+                "rng": ckpt.rng_state(self.gens),
+                "path_rng": self.sn.generator.get_state(),
+            }
+            ckpt.save_atomic(directory, blob)
+        ddp.barrier()
 
 
 def _progress(s: SearchSettings, epoch: int, step: int, steps: int) -> float:
@@ -284,22 +304,30 @@ def _theta_step(
     prob1_weight: float,
     epoch: int,
     loss_fn: LossFn = default_loss,
+    constraints: Sequence[Constraint] | None = None,
 ) -> list[float]:
-    """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]."""
+    """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]. The barrier is the sum of
+    Eq. 12 over ``constraints`` (default: the BOPs budget b_max alone)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, s.b_max)]
     sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
     val_ce = loss_fn(sn(x), y)
     check_finite(val_ce, "search architecture loss", epoch, f"theta_lr (now {s.theta_lr})")
     probs = sn.probs()
-    e_bits = sn.expected_bits()
     if s.objective == "barrier":
-        bar = barrier(e_bits, s.b_max, mu)
-        if not torch.isfinite(bar):
-            raise RuntimeError(
-                f"internal error: E(SN)={float(e_bits):.6f} left the barrier domain b_max={s.b_max}"
-            )
+        bar = torch.zeros((), dtype=torch.float64, device=val_ce.device)
+        for c in cons:
+            expected = c.expected(probs)
+            term = barrier(expected, c.limit, mu)
+            if not torch.isfinite(term):
+                raise RuntimeError(
+                    f"internal error: expected {c.name}={float(expected):.6f} left the barrier domain "
+                    f"(limit {c.limit})"
+                )
+            bar = bar + term
         reg = bar.to(val_ce.dtype)
     else:
+        e_bits = sn.expected_bits()
         bar = e_bits.new_zeros(())
         reg = dnas_cost(e_bits, s.lam).to(val_ce.dtype)
     p1 = prob1(probs)
@@ -307,29 +335,40 @@ def _theta_step(
     grads = torch.autograd.grad(loss, thetas)
     ddp.all_reduce_mean_(grads)
     old = [t.detach().clone() for t in thetas]
-    keep_argmax = s.objective == "barrier" and _argmax_inside(sn, s.b_max)
+    keep_argmax = s.objective == "barrier" and _argmax_inside(sn, s.b_max, cons)
     for t, g in zip(thetas, grads):
         t.grad = g
     opt.step()
     opt.zero_grad(set_to_none=True)
-    backtracks = _stay_inside(sn, old, s.b_max, keep_argmax) if s.objective == "barrier" else 0
+    backtracks = _stay_inside(sn, old, s.b_max, keep_argmax, cons) if s.objective == "barrier" else 0
     return [val_ce.item(), bar.item(), p1.item(), float(backtracks), 1.0]
 
 
 @torch.no_grad()
-def _argmax_inside(sn: Supernet, b_max: float) -> bool:
-    """Whether the Eq. 8 argmax config of the current theta fits b_max (by the one cost function)."""
-    return sn.space.report(argmax_choice(sn.probs())).within(b_max)
+def _argmax_inside(sn: Supernet, b_max: float, constraints: Sequence[Constraint] | None = None) -> bool:
+    """Whether the Eq. 8 argmax config of the current theta satisfies every constraint (default: b_max)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, b_max)]
+    return all_inside(cons, argmax_choice(sn.probs()))
 
 
 @torch.no_grad()
-def _stay_inside(sn: Supernet, old: Sequence[torch.Tensor], b_max: float, keep_argmax: bool = False) -> int:
-    """Shorten the last theta step by halving until E(SN) <= b_max - INSIDE_TOL and, with ``keep_argmax``,
-    the argmax config still fits b_max; returns the halvings (31: the step was undone)."""
-    limit = b_max - INSIDE_TOL
+def _stay_inside(
+    sn: Supernet,
+    old: Sequence[torch.Tensor],
+    b_max: float,
+    keep_argmax: bool = False,
+    constraints: Sequence[Constraint] | None = None,
+) -> int:
+    """Shorten the last theta step by halving until every constraint's expected value is <= its limit minus
+    its margin (E(SN) <= b_max - INSIDE_TOL for the BOPs budget) and, with ``keep_argmax``, the argmax config
+    still satisfies them; returns the halvings (31: the step was undone)."""
+    cons = constraints if constraints is not None else [BopsBudget(sn.space, b_max)]
 
     def inside() -> bool:
-        return float(sn.expected_bits()) <= limit and (not keep_argmax or _argmax_inside(sn, b_max))
+        probs = sn.probs()
+        if any(float(c.expected(probs)) > c.limit - c.margin for c in cons):
+            return False
+        return not keep_argmax or all_inside(cons, argmax_choice(probs))
 
     if inside():
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.errors import InputError
-from sdk.loop import LossFn
+from sdk.loop import LossFn, default_loss, to_device
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
+from sdk.nas.constraints import BopsBudget
+from sdk.nas.fill import FILL_BATCHES, FillMove, affordable_upgrades, fill, path_losses
+from sdk.nas.heuristics import knapsack
 from sdk.nas.history import SearchHistory
 from sdk.nas.mixed import Mode
 from sdk.nas.result import SearchResult
@@ -64,6 +68,8 @@ def search(
     input_shape: Sequence[int] | None = None,
     device: str | torch.device = "cpu",
     loss_fn: LossFn | None = None,
+    fill: bool = True,
+    finish: str = "fill",
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -79,6 +85,10 @@ def search(
     ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with
     ``seed``; with ``checkpoint_dir`` a killed search resumes from its last finished epoch to the same result.
     ``loss_fn(model_output, targets)`` replaces cross-entropy in both the weight and the theta steps.
+    With ``fill`` (default) the argmax config is then raised until no group's upgrade fits the budget, in
+    the order of measured val-loss drop per BOP (``result.fill_moves``; ``sdk.nas.fill``).
+    ``finish="knapsack"`` first re-chooses every group by an exact knapsack over the measured val loss of each
+    single-group switch on the trained supernet (``sdk.nas.heuristics.knapsack``), then fills.
     """
     mu_s = (
         MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
@@ -97,6 +107,8 @@ def search(
         weight_paths=weight_paths,  # type: ignore[arg-type]
         reshape_k=reshape_k,
         steps_per_epoch=steps_per_epoch,
+        fill=fill,
+        finish=finish,  # type: ignore[arg-type]
     )
     return run_search(
         model,
@@ -181,8 +193,9 @@ def run_search(
     gap = b_max - space.min_avg_bits()
     if guarantee and gap <= 2 * INSIDE_TOL:
         # The budget admits (almost) only the all-cheapest config; there is nothing to search.
+        history = _trivial_history(sn, settings)
         return _finish(
-            model, sn, space, shape, settings, _trivial_history(sn, settings), space.cheapest_choice(), method
+            model, sn, settings, history, space.cheapest_choice(), method, (shape, None, None, device)
         )
     if guarantee:
         margin = min(init_margin if init_margin is not None else 0.1, 0.5 * gap)
@@ -204,25 +217,38 @@ def run_search(
         device=device,
         loss_fn=loss_fn,
     )
-    return _finish(model, sn, space, shape, settings, history, argmax_choice(sn.probs()), method)
+    where = (shape, val_loader, loss_fn, device)
+    return _finish(model, sn, settings, history, argmax_choice(sn.probs()), method, where)
 
 
 def _finish(
     model: nn.Module,
     sn: Supernet,
-    space: SearchSpace,
-    shape: Sequence[int],
     settings: SearchSettings,
     history: SearchHistory,
     choice: list[int],
     method: str,
+    where: tuple[Sequence[int], DataLoader | None, LossFn | None, Any],
 ) -> SearchResult:
+    """Eq. 8 argmax -> repair (if outside) -> fill (to a maximal config) -> certificate."""
+    shape, val_loader, loss_fn, device = where
+    space = sn.space
     probs = [[float(v) for v in p.detach().cpu()] for p in sn.probs()]
     pre = space.config(choice)
     pre_bits = space.avg_bits(choice)
     moves: list[Any] = []
+    fills: list[FillMove] = []
+    constraints = [BopsBudget(space, settings.b_max)]
     if settings.objective == "barrier" and not space.report(choice).within(settings.b_max):
         choice, moves = repair(space, choice, probs, settings.b_max)
+    if settings.objective == "barrier" and settings.finish == "knapsack" and val_loader is not None:
+        losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device, every_pair=True)
+        delta = [[losses[(gi, j)] for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
+        choice = knapsack(space, delta, settings.b_max)
+    if settings.objective == "barrier" and settings.fill:
+        if settings.finish != "knapsack" or val_loader is None:
+            losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device)
+        choice, fills = fill(space, choice, constraints, (lambda g, j: losses[(g, j)]) if losses else None)
     config = space.config(choice)
     if settings.objective == "barrier":
         cert = certify(model, config, shape, settings.b_max)
@@ -238,12 +264,47 @@ def _finish(
         pre_repair_config=pre,
         pre_repair_avg_bits=pre_bits,
         repair_moves=tuple(moves),
+        fill_moves=tuple(fills),
         history=history,
         theta={g.name: tuple(float(v) for v in t.detach().cpu()) for g, t in zip(space.groups, sn.theta)},
         groups={g.name: g.layers for g in space.groups},
         seed=settings.seed,
         method=method,
     )
+
+
+def _fill_losses(
+    sn: Supernet,
+    choice: Sequence[int],
+    constraints: Sequence[BopsBudget],
+    val_loader: DataLoader | None,
+    loss_fn: LossFn | None,
+    device: Any,
+    every_pair: bool = False,
+) -> dict[tuple[int, int], float]:
+    """Measured val loss of every single-group upgrade of ``choice`` (``every_pair``: of every candidate of
+    every group; empty: nothing affordable, or no val data); averaged over ranks under torch.distributed so
+    every rank decides alike."""
+    space = sn.space
+    pairs = (
+        [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
+        if every_pair
+        else affordable_upgrades(space, choice, constraints)
+    )
+    if not pairs or val_loader is None:
+        return {}
+    gens = ckpt.loader_generators([val_loader])
+    state = ckpt.rng_state(gens)
+    try:
+        batches = [(x.to(device), to_device(y, device)) for x, y in islice(val_loader, FILL_BATCHES)]
+    finally:
+        ckpt.set_rng_state(state, gens)
+    # every upgrade of a group's upgrade is an upgrade of its start too (dominance is transitive)
+    losses = path_losses(sn, choice, pairs, batches, loss_fn if loss_fn is not None else default_loss)
+    keys = sorted(losses)
+    packed = torch.tensor([losses[k] for k in keys], dtype=torch.float64)
+    ddp.all_reduce_mean_([packed])
+    return {k: float(v) for k, v in zip(keys, packed)}
 
 
 def _trivial_history(sn: Supernet, settings: SearchSettings) -> SearchHistory:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sdk.config import MixedPrecisionConfig
 from sdk.cost import BopsReport
+from sdk.nas.fill import FillMove
 from sdk.nas.history import SearchHistory
 from sdk.nas.sampling import RepairMove
 
@@ -24,7 +25,9 @@ class SearchResult:
     ``config`` is the final config; ``certificate`` its BopsReport recomputed by ``sdk.bops`` on the model
     (``certificate.within(b_max)`` holds for every ``sdk.search`` result; DNAS baselines may be outside, see
     ``within``). ``repaired`` says whether the Eq. 8 argmax config (``pre_repair_config``, at
-    ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``.
+    ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``. ``fill_moves`` then
+    raised groups to dearer candidates until none fits (``sdk.nas.fill``: the config is maximal under the
+    budget), in the order of their measured validation-loss drop per BOP.
     """
 
     config: MixedPrecisionConfig
@@ -34,6 +37,7 @@ class SearchResult:
     pre_repair_config: MixedPrecisionConfig
     pre_repair_avg_bits: float
     repair_moves: tuple[RepairMove, ...]
+    fill_moves: tuple[FillMove, ...]
     history: SearchHistory
     theta: Mapping[str, tuple[float, ...]]
     groups: Mapping[str, tuple[str, ...]]
@@ -55,6 +59,7 @@ class SearchResult:
 
     def summary(self) -> str:
         rep = f"repaired from {self.pre_repair_avg_bits:.3f}" if self.repaired else "no repair"
+        rep += f", {len(self.fill_moves)} fill moves" if self.fill_moves else ""
         return (
             f"{self.method}: avg bits {self.avg_bits:.3f} (b_max {self.b_max:g}, {rep}), "
             f"B-Comp {self.certificate.b_comp:.1f}x, {len(self.config)} layers"
@@ -80,6 +85,16 @@ class SearchResult:
                     "bops_saved": m.bops_saved,
                 }
                 for m in self.repair_moves
+            ],
+            "fill_moves": [
+                {
+                    "group": m.group,
+                    "before": list(m.before),
+                    "after": list(m.after),
+                    "loss_drop": m.loss_drop,
+                    "bops_added": m.bops_added,
+                }
+                for m in self.fill_moves
             ],
             "theta": {k: list(v) for k, v in self.theta.items()},
             "groups": {k: list(v) for k, v in self.groups.items()},
@@ -107,6 +122,16 @@ class SearchResult:
             pre_repair_config=MixedPrecisionConfig.from_dict(d["pre_repair_config"]),
             pre_repair_avg_bits=float(d["pre_repair_avg_bits"]),
             repair_moves=moves,  # type: ignore[arg-type]
+            fill_moves=tuple(
+                FillMove(
+                    m["group"],
+                    tuple(m["before"]),
+                    tuple(m["after"]),
+                    float(m["loss_drop"]),
+                    int(m["bops_added"]),
+                )  # type: ignore[arg-type]  # fmt: skip
+                for m in d.get("fill_moves", ())
+            ),
             history=SearchHistory.from_dict(d["history"]),
             theta={k: tuple(float(x) for x in v) for k, v in d["theta"].items()},
             groups={k: tuple(v) for k, v in d["groups"].items()},

@@ -66,6 +66,14 @@ class Supernet(nn.Module):
             for m in ls:
                 m.mode = mode
 
+    def set_path(self, choice: Sequence[int]) -> None:
+        """Run one fixed path from now on: sampled mode, candidate ``choice[g]`` in every layer of group g
+        (call ``self.net`` directly; ``forward`` would draw a new path)."""
+        self.set_mode("sampled", 1)
+        for ls, j in zip(self._layers, choice):
+            for m in ls:
+                m.choice, m.gate = (int(j),), None
+
     def forward(self, x: torch.Tensor, *, grad_theta: bool = True, uniform: bool = False) -> torch.Tensor:
         """Run the model; with ``grad_theta=False`` the importance factors are constants (weight steps).
 
@@ -140,21 +148,26 @@ def build_supernet(
 def init_theta_inside(supernet: Supernet, b_max: float, margin: float) -> float:
     """Start strictly inside the budget, undecided among the candidates that fit the budget on their own.
 
-    Per group, ``p_j ∝ exp(-beta * max(0, w_j a_j - b_max**2))`` (a hinge start): every candidate whose own
-    cost fits the budget (w*a <= b_max**2) gets the same weight, dearer ones are tilted down just enough
-    (beta by bisection) that E(SN) = b_max - margin, or beta = 0 (the paper's uniform start) when that is
-    already inside. So the Eq. 8 argmax of the start is a tie among the affordable candidates and the bits
-    a layer ends with come from the search, not from the start. A plain cost tilt (Gibbs,
-    ``p_j ∝ exp(-beta * w_j a_j)``) made the cheapest candidate lead in every group, and Prob-1 then
-    sharpened onto it (docs/search.md). When even the affordable candidates alone average above the target,
-    falls back to that Gibbs tilt. Returns beta.
+    Per group, ``p_j ∝ exp(-beta * s_g * max(0, w_j a_j - b_max**2))`` (a hinge start, ``s_g`` the group's
+    share of the MACs): every candidate whose own cost fits the budget (w*a <= b_max**2) gets the same weight;
+    dearer ones are tilted down by what they cost the budget, beta by bisection so that E(SN) = b_max - margin
+    (beta = 0, the paper's uniform start, when that is already inside). A classifier head or stem with a tiny
+    MAC share thus starts near uniform and the val loss can still raise a dear candidate there; unweighted,
+    every group's dear candidates started > 10 nats below the lead at b_max = 2.5, more than a short search's
+    Adam steps can move (docs/search.md). The Eq. 8 argmax of the start is a tie among the affordable
+    candidates. A plain cost tilt (Gibbs, ``p_j ∝ exp(-beta * w_j a_j)``) made the cheapest candidate lead in
+    every group, and Prob-1 then sharpened onto it; it remains the fallback when even the affordable
+    candidates alone average above the target. Returns beta.
     """
     costs = [
         torch.tensor([float(w * a) for w, a in g.candidates], dtype=torch.float64)
         for g in supernet.space.groups
     ]
+    total = float(supernet.space.total_macs)
+    share = [g.macs / total for g in supernet.space.groups]
     target = b_max - margin
-    beta = _solve_beta(supernet, [(c - b_max**2).clamp(min=0.0) for c in costs], target, beta_max=1e9)
+    hinge = [s * (c - b_max**2).clamp(min=0.0) for s, c in zip(share, costs)]
+    beta = _solve_beta(supernet, hinge, target, beta_max=1e12)
     if beta is None:  # the affordable candidates alone are too dear: tilt every candidate by its cost
         beta = _solve_beta(supernet, [c - c.min() for c in costs], target, beta_max=1e6)
     assert beta is not None, "the all-cheapest config is inside the target by construction"
