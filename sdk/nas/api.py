@@ -35,7 +35,7 @@ from sdk.nas.space import (
     restrict_to_target,
 )
 from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside
-from sdk.quant.convert import is_quantized
+from sdk.quant.convert import is_quantized, set_unsigned_act_bits, target_unsigned_act_bits
 from sdk.quant.layers import quantizable_layer_names
 
 __all__ = ["search", "run_search", "prepare_space", "peek_batch"]
@@ -189,6 +189,8 @@ def run_search(
         space.check_feasible(b_max)
     _seed_everything(settings.seed)
     sn = build_supernet(model, space, seed=settings.seed).to(device)
+    if isinstance(target, str):  # train under the codes the target runs (7-bit unsigned on TensorRT)
+        set_unsigned_act_bits(sn, target_unsigned_act_bits(target))
     sn.calibrate(x0.to(device))
     gap = b_max - space.min_avg_bits()
     if guarantee and gap <= 2 * INSIDE_TOL:

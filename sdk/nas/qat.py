@@ -60,6 +60,7 @@ def retrain(
     freeze_bn_epochs: int | None = None,
     loss_fn: LossFn | None = None,
     metric_fn: MetricFn | None = None,
+    target: Any = None,
 ) -> nn.Module:
     """QAT of ``sdk.quantize(model, config)``; returns the quantized model (eval mode) with its
     per-epoch accuracies in ``qmodel.retrain_history`` (a TrainResult). ``model`` is not modified.
@@ -71,6 +72,8 @@ def retrain(
             affine parameters still train); ``None`` means 1 when ``epochs >= 2``, else 0.
         loss_fn: ``(model_output, targets) -> loss``; None is cross-entropy on logits.
         metric_fn: ``(model, loader) -> score`` for ``val_loader``; None is top-1 accuracy.
+        target: the deployment target (name or ``targets.Target``) to train for: ``sdk.quantize(...,
+            target=)`` caps unsigned activation codes at what it runs (7 bits on TensorRT).
     """
     from sdk.nas.api import peek_batch
     from sdk.quant import quantize
@@ -92,7 +95,9 @@ def retrain(
         desc="retraining",
     )
     torch.manual_seed(seed)
-    qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits).to(device)
+    qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits, target=target).to(
+        device
+    )
     if ddp.is_distributed():
         train_loader = ddp.shard_loader(train_loader, seed=seed)
     x0, _ = peek_batch(train_loader)

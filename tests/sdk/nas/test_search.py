@@ -7,6 +7,7 @@ import torch
 
 import sdk
 from sdk.nas import PAPER_CANDIDATES, MuSchedule, dnas_search, lambda_sweep, uniform_qat
+from sdk.quant import ActQuantizer
 
 
 def test_search_result_history_and_certificate(tiny, loaders, capsys):
@@ -115,3 +116,25 @@ def test_weight_paths_keep_the_guarantee(tiny, loaders, paths):
     assert res.history[2].probs != res.history[1].probs  # theta moved after warm-up
     with pytest.raises(sdk.InputError, match="weight_paths"):
         sdk.search(tiny, *loaders, weight_paths="ensemble", progress=False)
+
+
+def test_a_search_for_tensorrt_trains_under_its_7_bit_unsigned_codes(tiny, loaders, monkeypatch):
+    import sdk.nas.api as api
+
+    capped: list[int] = []
+    real = api.set_unsigned_act_bits
+    monkeypatch.setattr(api, "set_unsigned_act_bits", lambda m, bits: (capped.append(bits), real(m, bits)))
+    res = sdk.search(
+        tiny,
+        *loaders,
+        b_max=8.0,
+        candidates=[(8, 8)],
+        epochs=1,
+        steps_per_epoch=2,
+        target="tensorrt",
+        progress=False,
+    )
+    assert capped == [7] and set(res.config.values()) == {(8, 8)}
+    q = sdk.retrain(tiny, res.config, *loaders, epochs=1, target="tensorrt", progress=False)
+    ranges = {m.range for m in q.modules() if isinstance(m, ActQuantizer) and not m.signed}
+    assert ranges == {(0, 127)}
