@@ -7,30 +7,13 @@ so every 2-8 bit pair deploys as (8, 8). TensorRT ships with JetPack; the extra 
 
 from __future__ import annotations
 
-from targets.base import Target, register_target
+from targets.base import register_target
+from targets.tensorrt import TARGET as TENSORRT
 
 TARGET = register_target(
-    Target(
+    TENSORRT.replace(
         name="jetson",
-        engine="tensorrt",
-        runtime="tensorrt",
-        device="gpu",
         arches=("aarch64",),
-        native_pairs=((8, 8),),
-        containers=(8,),
-        lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
-            "int8_activations",
-            "float_bias",
-            "float_clip",
-            "tensorrt_check",
-        ),
-        unsigned_act_bits=7,  # symmetric int8 holds unsigned codes 0..127
-        extra="tensorrt",
-        engine_modules=("tensorrt",),
         requires=("aarch64", "cuda"),
         description="TensorRT on Jetson (GPU, optional DLA), symmetric int8",
     )
