@@ -1,7 +1,6 @@
 """The bundle format (DESIGN §5), deploy side: the manifest's types, checksums, the quant scheme, the
-layer-name mapping and precision widths (defined in ``runtimes._layer_names``), each defined once.
-``export`` writes bundles with it;
-adapters read it.
+layer-name mapping and precision widths (defined in ``runtimes._layer_names``, re-exported here), each
+defined once. ``export`` writes bundles with it; adapters read it.
 
 ``read_manifest(path)`` returns a :class:`Manifest` only after the format, version, every field's type,
 every artifact name and every artifact's size and sha256 check out; anything else raises
