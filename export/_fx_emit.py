@@ -186,17 +186,24 @@ def _pair(v: Any) -> list[int]:
     return list(v) if isinstance(v, (tuple, list)) else [int(v), int(v)]
 
 
+def _window(m: nn.MaxPool2d | nn.AvgPool2d) -> dict[str, list[int]]:
+    """A pooling window's ``kernel_shape``, ``strides`` and symmetric ``pads`` as ONNX attributes."""
+    p = _pair(m.padding)
+    return {
+        "kernel_shape": _pair(m.kernel_size),
+        "strides": _pair(m.stride or m.kernel_size),
+        "pads": [p[0], p[1], p[0], p[1]],
+    }
+
+
 def _maxpool(e: _Emitter, path: str, m: nn.MaxPool2d, xs: list[str], node: fx.Node) -> str:
     if m.return_indices:
         raise Unsupported("MaxPool2d(return_indices=True)")
-    p = _pair(m.padding)
     return e.op(
         "MaxPool",
         [xs[0]],
         name=path,
-        kernel_shape=_pair(m.kernel_size),
-        strides=_pair(m.stride or m.kernel_size),
-        pads=[p[0], p[1], p[0], p[1]],
+        **_window(m),
         dilations=_pair(m.dilation),
         ceil_mode=int(m.ceil_mode),
     )
@@ -205,14 +212,11 @@ def _maxpool(e: _Emitter, path: str, m: nn.MaxPool2d, xs: list[str], node: fx.No
 def _avgpool(e: _Emitter, path: str, m: nn.AvgPool2d, xs: list[str], node: fx.Node) -> str:
     if m.divisor_override is not None:
         raise Unsupported("AvgPool2d(divisor_override=...)")
-    p = _pair(m.padding)
     return e.op(
         "AveragePool",
         [xs[0]],
         name=path,
-        kernel_shape=_pair(m.kernel_size),
-        strides=_pair(m.stride or m.kernel_size),
-        pads=[p[0], p[1], p[0], p[1]],
+        **_window(m),
         ceil_mode=int(m.ceil_mode),
         count_include_pad=int(m.count_include_pad),
     )

@@ -35,6 +35,11 @@ class QuantParams:
     def per_tensor(self) -> bool:
         return self.scale.size == 1
 
+    @property
+    def per_tensor_8bit(self) -> bool:
+        """One scale and 8-bit codes: an activation quantizer the QCDQ rewrites handle."""
+        return self.per_tensor and self.dtype in (TensorProto.UINT8, TensorProto.INT8)
+
     def same_as(self, other: QuantParams) -> bool:
         return (
             self.dtype == other.dtype
@@ -151,11 +156,7 @@ def act_chains(graph: Graph) -> list[ActChain]:
         if q.op_type != "QuantizeLinear" or graph.const(q.input[0]) is not None:
             continue
         params = quant_params(graph, q)
-        if (
-            params is None
-            or not params.per_tensor
-            or params.dtype not in (TensorProto.UINT8, TensorProto.INT8)
-        ):
+        if params is None or not params.per_tensor_8bit:
             continue
         lo, hi = INT_RANGES[params.dtype]
         clip = None

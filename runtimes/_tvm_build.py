@@ -1,4 +1,4 @@
-"""Compile an ONNX artifact with TVM Relax for the host CPU, and cache the compiled library.
+"""Compile an ONNX artifact with TVM Relax for the host CPU, cache the compiled library and time it.
 
 Import of TVM happens inside functions only, so this module loads without TVM installed.
 """
@@ -9,10 +9,15 @@ import hashlib
 import json
 import os
 import platform
+import statistics
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from runtimes.bundle import module_path_layer
 from sdk.errors import InputError, TargetUnavailable
@@ -35,6 +40,9 @@ __all__ = [
     "prepack_weights",
     "compile_library",
     "conv_dense_kernels",
+    "write_cache",
+    "open_records",
+    "median_latency_ms",
 ]
 
 InstallHint = "pip install 'bpnas[tvm]'"
@@ -303,3 +311,39 @@ def _dtype(expr: Any) -> str:
 def cache_key(parts: Mapping[str, Any]) -> str:
     """A file-name-safe digest of everything a compiled library depends on."""
     return hashlib.sha256(json.dumps(dict(parts), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def write_cache(lib: Any, meta: dict[str, Any], lib_path: Path, meta_path: Path) -> None:
+    """Store a compiled library and its metadata in the cache: written then renamed, no torn entries."""
+    lib_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
+        tmp_lib = Path(tmp) / "lib.so"
+        lib.export_library(str(tmp_lib))
+        (Path(tmp) / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp_lib, lib_path)
+        os.replace(Path(tmp) / "meta.json", meta_path)
+
+
+def open_records(records: Path | None) -> Any:
+    """The MetaSchedule database in ``records``, or None."""
+    if records is None:
+        return None
+    from runtimes._tvm_tune import open_database
+
+    return open_database(records)
+
+
+def median_latency_ms(lib: Any, shape: tuple[int, ...], runs: int) -> float:
+    """Median milliseconds of ``runs`` calls of a compiled library on random input of ``shape``."""
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(lib, tvm.cpu())
+    x = tvm.runtime.tensor(np.random.default_rng(0).random(shape, dtype=np.float32))
+    vm["main"](x)  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        vm["main"](x)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)

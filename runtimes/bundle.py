@@ -1,6 +1,6 @@
 """The bundle format (DESIGN §5), deploy side: the manifest's types, checksums, the quant scheme, the
-layer-name mapping and precision widths, each defined once. ``export`` writes bundles with it;
-adapters read it.
+layer-name mapping and precision widths (defined in ``runtimes._layer_names``, re-exported here), each
+defined once. ``export`` writes bundles with it; adapters read it.
 
 ``read_manifest(path)`` returns a :class:`Manifest` only after the format, version, every field's type,
 every artifact name and every artifact's size and sha256 check out; anything else raises
@@ -12,14 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from runtimes._layer_names import (
+    PRECISION_BITS,
+    expected_width,
+    map_layer,
+    module_path_layer,
+    precision_width,
+)
 from runtimes.base import LayerPrecision
-from sdk.config import FLOAT_BITS, MixedPrecisionConfig
+from sdk.config import MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BpnasError, BundleError
 
@@ -55,53 +61,6 @@ _HEX = frozenset("0123456789abcdef")
 
 # format_version -> function turning a manifest of that version into the next version's form
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-#: engine precision name -> bits of the arithmetic it implies (unknown names: float)
-PRECISION_BITS: Mapping[str, int] = {"u4": 4, "i4": 4, "fp4": 4, "u8": 8, "i8": 8, "fp8": 8, "int-exact": 8,
-                                     "bf16": 16, "f16": 16, "f32": 32, "i32": 32}  # fmt: skip
-# suffixes engines append to fused or rewritten node names (ORT, OpenVINO)
-_SUFFIXES = re.compile(r"(_token_\d+|_nchwc|_kernel_time|_output_\d+|/fq_weights_\d+)+$")
-
-
-def precision_width(precision: str) -> int:
-    """Bits of arithmetic an engine precision name implies: "u8" 8, "w4a3" 4, unknown names 32."""
-    exact = re.fullmatch(r"w(\d+)a(\d+)", precision.lower())  # the integer runtime's exact widths
-    if exact:
-        return max(int(exact.group(1)), int(exact.group(2)))
-    return PRECISION_BITS.get(precision.lower(), FLOAT_BITS)
-
-
-def expected_width(pair: tuple[int, int], container: int = 8) -> int:
-    """Widest side a layer at ``pair`` should run in on an engine with ``container``-bit integers."""
-    if FLOAT_BITS in pair:
-        return FLOAT_BITS
-    return max(container, *pair)
-
-
-def module_path_layer(node_name: str) -> str:
-    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (torch exporter naming: module scopes, a container's
-    child named with the container's prefix, then the op); '' when the name holds no module path."""
-    parts = [p for p in node_name.strip("/").split("/")[:-1] if p]
-    return ".".join(p for p, nxt in zip(parts, [*parts[1:], ""]) if not nxt.startswith(p + "."))
-
-
-def map_layer(name: str, layers: Iterable[str]) -> str | None:
-    """The bpnas layer an engine node name belongs to, or None.
-
-    Exact names win; then the name without engine suffixes ("conv2_token_3" -> "conv2") or as a module path
-    ("/layer1/layer1.0/conv1/Conv" -> "layer1.0.conv1"); then the longest layer name the node name starts
-    with, followed by a separator ("conv3.relu_nchwc" -> "conv3", "conv2.weight_q" -> "conv2").
-    """
-    known = set(layers)
-    if name in known:
-        return name
-    base = _SUFFIXES.sub("", name)
-    if base in known:
-        return base
-    if base.startswith("/") and module_path_layer(base) in known:
-        return module_path_layer(base)
-    matches = [k for k in known if base.startswith(k) and base[len(k)] in "._/:"] if base else []
-    return max(matches, key=len) if matches else None
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -255,7 +254,6 @@ def load_model(
     if not artifact.is_file():
         raise InputError(f"TVM artifact {artifact} does not exist")
     settings = TvmOptions.from_extra(options.extra)
-    tuning_dir = settings.tuning_dir(artifact)
     tb.set_runtime_threads(options.threads)
     model = onnx.load(str(artifact))
     spec = tb.read_onnx_spec(model)
@@ -267,19 +265,7 @@ def load_model(
     sample = tuple(int(d) for d in spec.sample_shape if d is not None)
     batch = settings.tvm_batch
     target = tb.make_target(options.threads, settings.tvm_mcpu)
-    if settings.tvm_trials > 0 and not _has_records(tuning_dir):
-        tune(
-            artifact,
-            tuning_dir,
-            trials=settings.tvm_trials,
-            input_shape=(batch, *sample),
-            threads=options.threads,
-            mcpu=settings.tvm_mcpu,
-        )
-    records = tuning_dir if _has_records(tuning_dir) else None
-    if records is not None:
-        tb.check_serialization()
-
+    records = _tuning_records(artifact, settings, options.threads, (batch, *sample))
     cache_dir = Path(options.cache_dir) if options.cache_dir else artifact.parent / ".tvm_cache"
     key = tb.cache_key(
         {
@@ -299,26 +285,8 @@ def load_model(
         lib = tvm.runtime.load_module(str(lib_path))
         meta["from_cache"] = True
     else:
-        mod = tb.relax_module(model, spec.input_name, (batch, *sample))
-        fused, tuned, kernels = tb.fused_module(mod, target), 0, 0
-        if records is not None:
-            fused, tuned, kernels = tb.apply_records(fused, target, _open_records(records))
-        lib = tb.compile_library(fused, target, default_schedules=settings.tvm_default_schedules)
-        heavy = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
-        precision = _layer_precisions(heavy, spec, dict(layer_pairs or {}))
-        meta = {
-            "tuned": tuned > 0,
-            "tuned_kernels": f"{tuned}/{kernels}",
-            "precision": [asdict(p) for p in precision],
-            "target": str(target),
-        }
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:  # write then rename: no torn cache entries
-            tmp_lib = Path(tmp) / "lib.so"
-            lib.export_library(str(tmp_lib))
-            (Path(tmp) / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            os.replace(tmp_lib, lib_path)
-            os.replace(Path(tmp) / "meta.json", meta_path)
+        lib, meta = _compile(model, spec, (batch, *sample), target, records, settings, layer_pairs)
+        tb.write_cache(lib, meta, lib_path, meta_path)
         meta["from_cache"] = False
     meta["library_path"] = lib_path
     untuned = _untuned_warning(artifact, meta, records)
@@ -329,6 +297,55 @@ def load_model(
     if options.profiling:
         session.enable_profiling()
     return session
+
+
+def _tuning_records(
+    artifact: Path, settings: TvmOptions, threads: int | None, input_shape: tuple[int, ...]
+) -> Path | None:
+    """The tuning records to apply, or None: tunes first when ``tvm_trials`` asks and none exist yet."""
+    tuning_dir = settings.tuning_dir(artifact)
+    if settings.tvm_trials > 0 and not _has_records(tuning_dir):
+        tune(
+            artifact,
+            tuning_dir,
+            trials=settings.tvm_trials,
+            input_shape=input_shape,
+            threads=threads,
+            mcpu=settings.tvm_mcpu,
+        )
+    records = tuning_dir if _has_records(tuning_dir) else None
+    if records is not None:
+        tb.check_serialization()
+    return records
+
+
+def _compile(
+    model: Any,
+    spec: tb.OnnxSpec,
+    input_shape: tuple[int, ...],
+    target: Any,
+    records: Path | None,
+    settings: TvmOptions,
+    layer_pairs: Mapping[str, tuple[int, int]] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """Compile the ONNX model for ``target`` (applying tuning ``records``): the library and its metadata
+    (tuned kernels, per-layer precision)."""
+    from tvm import relax
+
+    mod = tb.relax_module(model, spec.input_name, input_shape)
+    fused, tuned, kernels = tb.fused_module(mod, target), 0, 0
+    if records is not None:
+        fused, tuned, kernels = tb.apply_records(fused, target, tb.open_records(records))
+    lib = tb.compile_library(fused, target, default_schedules=settings.tvm_default_schedules)
+    heavy = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
+    precision = _layer_precisions(heavy, spec, dict(layer_pairs or {}))
+    meta = {
+        "tuned": tuned > 0,
+        "tuned_kernels": f"{tuned}/{kernels}",
+        "precision": [asdict(p) for p in precision],
+        "target": str(target),
+    }
+    return lib, meta
 
 
 def _layer_precisions(
@@ -345,29 +362,6 @@ def _layer_precisions(
         LayerPrecision(name, kind, runs, upcast=precision_width(runs) > width)
         for (name, width), (kind, runs) in zip(named, kernels)
     ]
-
-
-def _open_records(records: Path | None) -> Any:
-    if records is None:
-        return None
-    from runtimes._tvm_tune import open_database
-
-    return open_database(records)
-
-
-def _median_latency_ms(lib: Any, shape: tuple[int, ...], runs: int) -> float:
-    import tvm
-    from tvm import relax
-
-    vm = relax.VirtualMachine(lib, tvm.cpu())
-    x = tvm.runtime.tensor(np.random.default_rng(0).random(shape, dtype=np.float32))
-    vm["main"](x)  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        vm["main"](x)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def tune(
@@ -406,7 +400,7 @@ def tune(
     target = tb.make_target(threads, mcpu)
     mod = tb.relax_module(model, spec.input_name, shape)
 
-    before = _median_latency_ms(
+    before = tb.median_latency_ms(
         tb.compile_library(tb.fused_module(mod, target), target, default_schedules=False), shape, latency_runs
     )
     out_dir = Path(out_dir)
@@ -424,7 +418,7 @@ def tune(
     wall = time.perf_counter() - t0
     tuned_fused, _, _ = tb.apply_records(tb.fused_module(mod, target), target, open_database(out_dir))
     tuned_lib = tb.compile_library(tuned_fused, target, default_schedules=False)
-    after = _median_latency_ms(tuned_lib, shape, latency_runs)
+    after = tb.median_latency_ms(tuned_lib, shape, latency_runs)
     report = TuneReport(
         records_dir=str(out_dir),
         target=str(target),

@@ -14,13 +14,10 @@ run concurrently; any other adapter's calls are serialized by a lock held around
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ import targets
 from runtimes import get_runtime
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session, speed_warnings
 from runtimes.bundle import Manifest, TensorSpec, precision_width, read_manifest
+from sdk._profile import LatencyReport, bops_fields, check_counts, latency_fields, time_calls
 from sdk.config import FLOAT_BITS, MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BundleError, InputError, TargetUnavailable
@@ -42,84 +40,11 @@ __all__ = ["LatencyReport", "Predictor", "describe", "load", "profile"]
 _HINTS = ("latency", "throughput")
 
 
-# -- small value types ---------------------------------------------------------------------------------------
 def describe(spec: TensorSpec) -> str:
     """``float32 (N, 3, 32, 32) NCHW``: a tensor spec as error messages show it (N = dynamic batch)."""
     dims = ["N" if spec.shape[0] is None else str(spec.shape[0])]
     dims += ["?" if d is None else str(d) for d in spec.shape[1:]]
     return f"{spec.dtype} ({', '.join(dims)}) {spec.layout or ''}".rstrip()
-
-
-@dataclass(frozen=True)
-class LatencyReport:
-    """What :meth:`Predictor.profile` measured, and what the bundle and target say it should cost.
-
-    Times are wall-clock per ``predict`` call on a float32 batch of ``batch``. ``bops``/``avg_bits`` are the
-    searched configuration's (Eq. 3-4); ``deployed_bops``/``deployed_bits`` the same at the precision the
-    target really computes (``Target.deployed_pair`` per layer). ``precision`` is the engine's effective
-    precision per layer, ``upcast`` marking layers that run wider than the deployed precision.
-    """
-
-    target: str
-    batch: int
-    runs: int
-    threads: int | None
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    fps: float
-    bops: int
-    avg_bits: float
-    deployed_bops: int
-    deployed_bits: float
-    searched_pairs: Mapping[str, tuple[int, int]]
-    deployed_pairs: Mapping[str, tuple[int, int]]
-    precision: tuple[LayerPrecision, ...]
-    per_layer: tuple[LayerTime, ...] | None = None
-    estimated_cycles: int | None = None
-    estimated_ms: float | None = None
-    notes: tuple[str, ...] = ()  # what the engine warned about its speed (e.g. TVM's untuned kernels)
-
-    @property
-    def upcast_layers(self) -> list[str]:
-        return [p.layer for p in self.precision if p.upcast]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["searched_pairs"] = {k: list(v) for k, v in self.searched_pairs.items()}
-        d["deployed_pairs"] = {k: list(v) for k, v in self.deployed_pairs.items()}
-        return d
-
-    def table(self) -> str:
-        lines = [
-            f"target {self.target}  batch {self.batch}  runs {self.runs}  "
-            f"threads {self.threads or 'default'}",
-            f"latency ms  p50 {self.p50_ms:.3f}  p90 {self.p90_ms:.3f}  p99 {self.p99_ms:.3f}  "
-            f"mean {self.mean_ms:.3f}  fps {self.fps:.1f}",
-            f"BOPs searched {self.bops:,} (avg {self.avg_bits:.3f} bits)  deployed {self.deployed_bops:,} "
-            f"(avg {self.deployed_bits:.3f} bits)",
-        ]
-        lines += [f"note: {n}" for n in self.notes]
-        if self.estimated_cycles is not None:
-            lines.append(
-                f"cost model: {self.estimated_cycles:,} cycles = {self.estimated_ms:.3f} ms per sample"
-            )
-        times: dict[str, float] = {}
-        for t in self.per_layer or ():
-            times[t.name] = times.get(t.name, 0.0) + t.ms
-        head = f"{'layer':<32} {'searched':>8} {'deployed':>8} {'kernel':<24} {'runs as':<8} {'ms':>8}"
-        lines += [head, "-" * len(head)]
-        prec = {p.layer: p for p in self.precision}
-        for name, (w, a) in self.searched_pairs.items():
-            p = prec.get(name)
-            dw, da = self.deployed_pairs[name]
-            ms = f"{times[name]:.4f}" if name in times else "-"
-            flag = " UPCAST" if p is not None and p.upcast else ""
-            kernel, runs_as = (p.kernel, p.precision) if p else ("-", "-")
-            pairs = f"{f'{w}/{a}':>8} {f'{dw}/{da}':>8}"
-            lines.append(f"{name[:32]:<32} {pairs} {kernel[:24]:<24} {runs_as:<8} {ms:>8}{flag}")
-        return "\n".join(lines)
 
 
 # -- the predictor -------------------------------------------------------------------------------------------
@@ -376,49 +301,21 @@ class Predictor:
             layer_runs: calls made on the profiling session.
             input: a float32 batch to time instead of random data.
         """
-        for name, v, lo in (
-            ("runs", runs, 1),
-            ("warmup", warmup, 0),
-            ("batch", batch, 1),
-            ("layer_runs", layer_runs, 1),
-        ):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise InputError(f"profile: {name} must be an int >= {lo}, got {v!r}.")
+        check_counts(runs=(runs, 1), warmup=(warmup, 0), batch=(batch, 1), layer_runs=(layer_runs, 1))
         x = self._to_batch(input) if input is not None else self._example(batch)
-        for _ in range(warmup):
-            self.predict(x)
-        times = np.empty(runs)
-        for i in range(runs):
-            t0 = time.perf_counter()
-            self.predict(x)
-            times[i] = time.perf_counter() - t0
-        ms = times * 1e3
+        ms = time_calls(lambda: self.predict(x), runs, warmup)
         slow = speed_warnings(self._session_or_raise())
         for w in slow:  # the figures below are only as good as the engine's kernels: say so beside them
             warnings.warn(w, stacklevel=2)
-        searched = {name: tuple(pair) for name, pair in self.config.items()}
-        deployed_report = self.target.deployed_report(self.bops)
-        mean = float(ms.mean())
         return LatencyReport(
             target=self.target.name,
             batch=len(x),
             runs=runs,
             threads=self._options.threads,
-            p50_ms=float(np.percentile(ms, 50)),
-            p90_ms=float(np.percentile(ms, 90)),
-            p99_ms=float(np.percentile(ms, 99)),
-            mean_ms=mean,
-            fps=len(x) * 1e3 / mean if mean > 0 else math.inf,
-            bops=self.bops.bops,
-            avg_bits=self.bops.avg_bits,
-            deployed_bops=deployed_report.bops,
-            deployed_bits=deployed_report.avg_bits,
-            searched_pairs=searched,  # type: ignore[arg-type]
-            deployed_pairs={r.name: (r.w_bits, r.a_bits) for r in deployed_report.layers},
+            **latency_fields(ms, len(x)),
+            **bops_fields(self.target, self.bops, self.config),
             precision=tuple(self.effective_precision()),
             per_layer=self._layer_times(x, layer_runs) if per_layer else None,
-            estimated_cycles=self.target.cost.cycles(deployed_report),
-            estimated_ms=self.target.cost.latency_ms(deployed_report),
             notes=tuple(str(w) for w in slow),
         )
 

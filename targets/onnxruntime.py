@@ -17,7 +17,7 @@ makes both QLinearConvs (mixed / (8, 8) latency 1.24x -> 1.17x, ResNet-18 224x22
 
 from __future__ import annotations
 
-from targets.base import Target, register_target
+from targets.base import DEFAULT_LOWERING, Target, register_target
 
 TARGET = register_target(
     Target(
@@ -27,19 +27,14 @@ TARGET = register_target(
         device="cpu",
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
-        containers=(8,),
         lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
+            *DEFAULT_LOWERING,
             "split_maxpool",
             "quantize_before_maxpool",
             "split_conv",
             "uint8_activations",
             "split_add",
         ),
-        extra=None,
         engine_modules=("onnxruntime",),
         description="ONNX Runtime CPU (QDQ -> QLinearConv, int8 containers)",
     )

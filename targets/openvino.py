@@ -15,7 +15,7 @@ Lowering, each exact and measured on ResNet-18 (examples/bench_deploy.py) with O
 
 from __future__ import annotations
 
-from targets.base import Target, register_target
+from targets.base import DEFAULT_LOWERING, Target, register_target
 
 TARGET = register_target(
     Target(
@@ -25,12 +25,8 @@ TARGET = register_target(
         device="cpu",
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
-        containers=(8,),
         lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
+            *DEFAULT_LOWERING,
             "quantize_before_maxpool",
             "signed_float_clip",
             "slice_strided_pointwise",

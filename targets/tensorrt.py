@@ -8,7 +8,7 @@ Needs a CUDA GPU as well as the engine.
 
 from __future__ import annotations
 
-from targets.base import Target, register_target
+from targets.base import DEFAULT_LOWERING, Target, register_target
 
 TARGET = register_target(
     Target(
@@ -18,12 +18,8 @@ TARGET = register_target(
         device="gpu",
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
-        containers=(8,),
         lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
+            *DEFAULT_LOWERING,
             "int8_activations",
             "float_bias",
             "float_clip",

@@ -9,7 +9,7 @@ dequantized tensors (DESIGN §6).
 
 from __future__ import annotations
 
-from targets.base import Target, register_target
+from targets.base import DEFAULT_LOWERING, Target, register_target
 
 TARGET = register_target(
     Target(
@@ -19,14 +19,7 @@ TARGET = register_target(
         device="cpu",
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
-        containers=(8,),
-        lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
-            "code_arithmetic",
-        ),
+        lowering=(*DEFAULT_LOWERING, "code_arithmetic"),
         extra="tvm",
         engine_dist="apache-tvm",
         engine_modules=("tvm",),

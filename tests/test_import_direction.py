@@ -7,7 +7,7 @@ Layers, lowest first (a module may import its own layer and those below it):
    sdk.errors, sdk.config, sdk.cost, sdk._registry, sdk.preprocess.
 1. ``targets``: what each engine runs (data).
 2. ``runtimes``: the bundle format and the engine adapters.
-3. ``deploy``: sdk.predictor and sdk.postprocess, the ``sdk.load`` path.
+3. ``deploy``: sdk.predictor (with sdk._profile) and sdk.postprocess, the ``sdk.load`` path.
 4. ``model``: the quantized-model library export and calibration consume: sdk.quant, sdk.models, sdk.reshape,
    sdk.counting.
 5. ``calibration``.
@@ -28,7 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdk", "calibration", "export", "targets", "runtimes")
 BASE = ("sdk", "sdk.errors", "sdk.config", "sdk.cost", "sdk._registry", "sdk.preprocess")
-DEPLOY = ("sdk.predictor", "sdk.postprocess")
+DEPLOY = ("sdk.predictor", "sdk._profile", "sdk.postprocess")
 MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting")
 LAYERS = ("base", "targets", "runtimes", "deploy", "model", "calibration", "export", "front")
 

@@ -43,11 +43,7 @@ class FoldActivationIntoQuantize:
                 continue
             for q in list(graph.consumers.get(act.output[0], [])):
                 params = quant_params(graph, q) if q.op_type == "QuantizeLinear" else None
-                if (
-                    params is None
-                    or not params.per_tensor
-                    or params.dtype not in (TensorProto.UINT8, TensorProto.INT8)
-                ):
+                if params is None or not params.per_tensor_8bit:
                     continue
                 lo_t, hi_t = INT_RANGES[params.dtype]
                 qlo = quantize_value(bounds[0], params) if bounds[0] is not None else lo_t

@@ -9,6 +9,7 @@ the adapter: ``runtimes/<runtime>.py`` for a built-in one, else a loader registe
 from __future__ import annotations
 
 from targets import Target, register_target
+from targets.base import DEFAULT_LOWERING
 
 TARGET = register_target(
     Target(
@@ -18,17 +19,9 @@ TARGET = register_target(
         device="cpu",
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
-        containers=(8,),
-        lowering=(
-            "fold_activation",
-            "merge_clips",
-            "drop_full_range_clip",
-            "dedupe_quantizers",
-            "uint8_activations",
-        ),
-        engine_modules=(
-            "onnxruntime",
-        ),  # the toy engine runs the artifact on ONNX Runtime's reference kernels
+        lowering=(*DEFAULT_LOWERING, "uint8_activations"),
+        # the toy engine runs the artifact on ONNX Runtime's reference kernels
+        engine_modules=("onnxruntime",),
         description="toy engine from tests/: ONNX Runtime with graph optimizations off",
     )
 )
