@@ -16,7 +16,7 @@ from sdk.detection.data import DetectionSet
 from sdk.detection.metrics import coco_map
 from sdk.errors import InputError
 
-__all__ = ["evaluate", "detections_of"]
+__all__ = ["evaluate", "detections_of", "map_metric"]
 
 
 def _task_of(p_or_model: Any, data: Any) -> str:
@@ -105,3 +105,9 @@ def _predictor_top1(p: Any, data: Iterable[Sequence[Any]]) -> float:
     if seen == 0:
         raise InputError("evaluation data yielded no samples; pass a non-empty loader.")
     return correct / seen
+
+
+def map_metric(model: Any, loader: Any) -> float:
+    """mAP@[.5:.95] of a detector on a loader over a DetectionSet: the ``metric_fn`` of ``sdk.train``/
+    ``sdk.retrain`` for detection (higher is better, like top-1)."""
+    return float(evaluate(model, loader)["map"])

@@ -26,6 +26,7 @@ __all__ = ["DetectionSet", "shapes", "coco", "yolo", "collate", "DET_MEAN", "DET
 
 DET_MEAN = (0.5, 0.5, 0.5)  # fixed normalization of every detection set (RGB, after /255)
 DET_STD = (0.25, 0.25, 0.25)
+SCALE = 1.0 / 255.0
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 Frame = np.ndarray | Path
 
@@ -76,8 +77,8 @@ class DetectionSet:
 
     def normalize(self, img: np.ndarray) -> np.ndarray:
         """A letterboxed uint8 BGR image -> float32 (3, H, W) network input."""
-        rgb = img[..., ::-1].astype(np.float32) / 255.0
-        x = (rgb - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        rgb = img[..., ::-1].astype(np.float32)  # the arithmetic of sdk.Preprocess, so deployment matches
+        x = (rgb * np.float32(SCALE) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def letterboxed(self, i: int) -> tuple[np.ndarray, Letterbox]:

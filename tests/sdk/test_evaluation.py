@@ -54,3 +54,12 @@ def test_classification_is_top1():
 def test_detection_needs_a_detection_set():
     with pytest.raises(sdk.InputError, match="DetectionSet"):
         sdk.evaluate(sdk.models.create("fcos_resnet8"), [(torch.zeros(1, 3, 32, 32), torch.zeros(1))])
+
+
+def test_map_metric_is_the_map_of_evaluate():
+    from sdk.evaluation import map_metric
+
+    _, val = shapes(n_train=1, n_val=3, size=32, seed=2)
+    model = sdk.models.create("fcos_resnet8", num_classes=5)
+    loader = val.loader(3)
+    assert map_metric(model, loader) == sdk.evaluate(model, loader)["map"]

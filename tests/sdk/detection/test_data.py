@@ -118,3 +118,11 @@ def test_yolo_names_from_data_yaml(tmp_path):
     assert yolo(root).class_names == ("person", "robot")
     (root / "data.yaml").write_text("names: ['x', 'y', 'z']\n")
     assert yolo(root).class_names == ("x", "y", "z")
+
+
+def test_normalization_matches_the_deploy_preprocess():
+    from sdk.preprocess import Preprocess
+
+    train, _ = shapes(n_train=2, n_val=1, size=32, seed=0)
+    pre = Preprocess(size=(32, 32), mean=train.mean, std=train.std)
+    np.testing.assert_array_equal(train[1][0], pre(train.frame(1))[0])
