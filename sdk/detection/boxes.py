@@ -152,17 +152,19 @@ def letterbox_geometry(frame_hw: tuple[int, int], size: tuple[int, int]) -> tupl
     return Letterbox(r, float(pad_x), float(pad_y), (fh, fw)), (nh, nw)
 
 
-def letterbox_image(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """Resize a uint8 HWC frame into ``size`` keeping its aspect ratio, padding with grey (114)."""
+def letterbox_image(
+    frame: np.ndarray, size: tuple[int, int], *, interpolation: int | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """Resize a uint8 HW[C] frame into ``size`` keeping its aspect ratio, padding with grey (114);
+    ``interpolation`` is an OpenCV flag (default bilinear)."""
     import cv2
 
     geo, (nh, nw) = letterbox_geometry(frame.shape[:2], size)
-    out = np.full((size[0], size[1], frame.shape[2]), PAD_VALUE, dtype=frame.dtype)
-    resized = (
-        frame if (nh, nw) == frame.shape[:2] else cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    )
+    flag = cv2.INTER_LINEAR if interpolation is None else interpolation
+    out = np.full((size[0], size[1], *frame.shape[2:]), PAD_VALUE, dtype=frame.dtype)
+    resized = frame if (nh, nw) == frame.shape[:2] else cv2.resize(frame, (nw, nh), interpolation=flag)
     y, x = int(geo.pad_y), int(geo.pad_x)
-    out[y : y + nh, x : x + nw] = resized.reshape(nh, nw, -1)
+    out[y : y + nh, x : x + nw] = resized.reshape(nh, nw, *frame.shape[2:])
     return out, geo
 
 

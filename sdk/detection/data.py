@@ -113,6 +113,12 @@ class DetectionSet:
         k = max(1, min(len(self) - 1, round(fraction * len(self))))
         return self.subset(sorted(perm[:k])), self.subset(sorted(perm[k:]))
 
+    def preprocess(self) -> Any:
+        """The deploy-time ``sdk.Preprocess`` of this set: letterbox to ``size``, the same normalization."""
+        from sdk.preprocess import Preprocess
+
+        return Preprocess(size=self.size, mean=self.mean, std=self.std, scale=SCALE, resize="letterbox")
+
     def loader(self, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0) -> Any:
         """A torch DataLoader of ``(x (N,3,H,W), y (N,M,5))`` batches (``collate``)."""
         import torch
