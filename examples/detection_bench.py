@@ -82,7 +82,8 @@ def nms_in_graph(
         [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, None, 4]),
          helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, n_cls, None])],
         [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])],
-        [helper.make_tensor("k", TensorProto.INT64, [1], [k]), helper.make_tensor("i", TensorProto.FLOAT, [1], [iou]),
+        [helper.make_tensor("k", TensorProto.INT64, [1], [k]),
+         helper.make_tensor("i", TensorProto.FLOAT, [1], [iou]),
          helper.make_tensor("t", TensorProto.FLOAT, [1], [0.0])],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -134,7 +135,7 @@ def main() -> None:
                         labels=list(train.class_names), preprocess=train.preprocess())  # fmt: skip
     ref = detections_of(q, val)
     print(
-        f"fake-quant model: mAP {sdk.evaluate(q, val)}  ({sum(len(d) for d in ref)} boxes on {len(val)} images)"
+        f"fake-quant model: mAP {sdk.evaluate(q, val)} ({sum(len(d) for d in ref)} boxes, {len(val)} images)"
     )
     frames = [val.frame(i) for i in range(len(val))]
     xs = np.stack([val[i][0] for i in range(len(val))])
@@ -152,11 +153,10 @@ def main() -> None:
             s_hit, s_tot = matched(ref, got, 0.3)
             head = p.outputs(xs)[bundle.manifest.output.name]
             codes_equal = float((np.round(head / step) == np.round(spec_head / step)).mean())
-            frame = frames[0]
-            full = p50_ms(lambda: p.predict(frame), args.runs)
+            full = p50_ms(lambda p=p: p.predict(frames[0]), args.runs)
             no_nms = p50_ms(
-                lambda: detections_from_outputs(
-                    p.outputs(frame), p.manifest, [frame.shape[:2]], run_nms=False
+                lambda p=p: detections_from_outputs(
+                    p.outputs(frames[0]), p.manifest, [frames[0].shape[:2]], run_nms=False
                 ),
                 args.runs,
             )
