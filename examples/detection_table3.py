@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     w_set, a_set = train.split(0.6, seed=0)
     for seed in args.seeds:
         loader = train.loader(args.batch, shuffle=True, seed=seed)
+        if args.only_mp:
+            _mp_row(args, model, train, val, w_set, a_set, loss, loader, seed, rows)
+            print(f"seed {seed}: MP {rows[-1]['map']:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            continue
         cfg8 = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
         ptq = calibration.calibrate(sdk.quantize(model, cfg8), train.loader(args.batch), method="percentile")
         rows.append({**_row("uniform (8,8) PTQ", model, cfg8, ptq.eval(), val, shape), "seed": seed})
@@ -77,35 +81,41 @@ def run(args: argparse.Namespace) -> list[dict]:
             progress=False,
         )
         rows.append({**_row("uniform (4,4) QAT", model, cfg4, q4, val, shape), "seed": seed})
-        result = sdk.search(
-            model,
-            w_set.loader(args.batch, shuffle=True, seed=seed),
-            a_set.loader(args.batch, shuffle=True, seed=seed),
-            b_max=4.0,
-            candidates=DETECTION_CANDIDATES,
-            epochs=args.search_epochs,
-            seed=seed,
-            mode="sampled",
-            weight_paths="sampled",
-            loss_fn=loss,
-            progress=False,
-            input_shape=shape,
-        )
-        qmp = sdk.retrain(
-            model,
-            result.config,
-            loader,
-            epochs=args.qat_epochs,
-            lr=args.qat_lr,
-            seed=seed,
-            loss_fn=loss,
-            progress=False,
-        )
-        rows.append({**_row("BP-NAS MP, Bmax=4", model, result.config, qmp, val, shape), "seed": seed})
+        _mp_row(args, model, train, val, w_set, a_set, loss, loader, seed, rows)
         done = ", ".join(f"{r['row']} {r['map']:.3f}" for r in rows[-3:])
-        print(f"  searched config: {dict(result.config.items())}", flush=True)
         print(f"seed {seed}: {done} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return rows
+
+
+def _mp_row(args, model, train, val, w_set, a_set, loss, loader, seed: int, rows: list[dict]) -> None:
+    """BP-NAS at Bmax = 4 (detection candidates, sampled paths), then QAT retraining of its config."""
+    shape = train.input_shape
+    result = sdk.search(
+        model,
+        w_set.loader(args.batch, shuffle=True, seed=seed),
+        a_set.loader(args.batch, shuffle=True, seed=seed),
+        b_max=4.0,
+        candidates=DETECTION_CANDIDATES,
+        epochs=args.search_epochs,
+        seed=seed,
+        mode="sampled",
+        weight_paths="sampled",
+        loss_fn=loss,
+        progress=False,
+        input_shape=shape,
+    )
+    qmp = sdk.retrain(
+        model,
+        result.config,
+        loader,
+        epochs=args.qat_epochs,
+        lr=args.qat_lr,
+        seed=seed,
+        loss_fn=loss,
+        progress=False,
+    )
+    rows.append({**_row("BP-NAS MP, Bmax=4", model, result.config, qmp, val, shape), "seed": seed})
+    print(f"  searched config: {dict(result.config.items())}", flush=True)
 
 
 def table(rows: list[dict]) -> str:
@@ -132,12 +142,13 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=300)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--float-epochs", type=int, default=12)
-    ap.add_argument("--qat-epochs", type=int, default=4)
-    ap.add_argument("--search-epochs", type=int, default=4)
+    ap.add_argument("--float-epochs", type=int, default=15)
+    ap.add_argument("--qat-epochs", type=int, default=5)
+    ap.add_argument("--search-epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--qat-lr", type=float, default=0.01)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only-mp", action="store_true", help="only the BP-NAS rows (reuse --float-weights)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
     ap.add_argument("--float-weights", type=Path, default=None, help="reuse (or save) the float model here")
     ap.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
