@@ -20,7 +20,7 @@ __all__ = ["evaluate", "detections_of", "map_metric"]
 
 
 def _task_of(p_or_model: Any, data: Any) -> str:
-    task = getattr(p_or_model, "task", None)
+    task = getattr(p_or_model, "task", None) or getattr(getattr(p_or_model, "manifest", None), "task", None)
     if task in ("classify", "detect"):
         return str(task)
     return "detect" if isinstance(_detection_set(data), DetectionSet) else "classify"
