@@ -77,7 +77,7 @@ def run_detect_demo(
     train, val = sdk.data.shapes(n_train=preset.n_train, n_val=preset.n_val, size=64, seed=seed)
     shape = train.input_shape
     model = sdk.models.create("fcos_resnet8", num_classes=train.num_classes)
-    loss = DetectionLoss(train.num_classes, model.stride)
+    loss = DetectionLoss(train.num_classes, int(model.stride))  # type: ignore[arg-type]
     loader = train.loader(32, shuffle=True, seed=seed)
 
     _section(f"float training: fcos_resnet8 on {len(train)} synthetic scenes, {preset.float_epochs} epochs")
