@@ -126,3 +126,14 @@ def test_normalization_matches_the_deploy_preprocess():
     train, _ = shapes(n_train=2, n_val=1, size=32, seed=0)
     pre = Preprocess(size=(32, 32), mean=train.mean, std=train.std)
     np.testing.assert_array_equal(train[1][0], pre(train.frame(1))[0])
+
+
+def test_letterbox_preprocess_matches_the_training_inputs():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, size=(20, 40, 3), dtype=np.uint8)
+    ds = DetectionSet([frame], [np.zeros((0, 4))], [np.zeros(0, int)], ["a"], size=32)
+    pre = ds.preprocess()
+    assert pre.resize == "letterbox" and pre.to_dict()["resize"] == "letterbox"
+    np.testing.assert_array_equal(ds[0][0], pre(frame)[0])
+    with pytest.raises(InputError, match="resize"):
+        type(pre)(size=(32, 32), resize="crop")
