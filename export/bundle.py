@@ -80,10 +80,13 @@ def export(
     qonnx: bool = False,
     overwrite: bool = True,
     inspect: bool = True,
+    postprocess: Mapping[str, Any] | None = None,
 ) -> Bundle:
     """Export ``qmodel`` (fake-quant, calibrated) as a bundle for ``targets``; returns the Bundle.
 
-    ``preprocess`` is an ``sdk.Preprocess`` (or its ``to_dict()``); ``labels`` one name per class; ``qonnx``
+    ``preprocess`` is an ``sdk.Preprocess`` (or its ``to_dict()``); ``labels`` one name per class; a detector
+    (``task = "detect"``) records its task and decoding parameters (``postprocess`` overrides score_thr,
+    iou_thr, max_dets, pre_nms) and needs letterbox preprocessing; ``qonnx``
     adds a QONNX artifact for FINN/hls4ml flows. An existing bundle at ``path`` is replaced only when the
     new one is complete (``overwrite=False`` refuses instead). With ``inspect`` the new bundle is loaded on
     every installed target it carries and run on ``example_input`` before it is put in place, and the
@@ -116,7 +119,9 @@ def export(
 
     first = next(iter(files.values()))[0]
     out_dims = [d.dim_value or None for d in first.graph.output[0].type.tensor_type.shape.dim]
-    label_list = _labels(labels, out_dims[-1] if out_dims else None)
+    task, post = _task(qmodel, pre, postprocess or {})
+    classes = post["num_classes"] if post is not None else (out_dims[-1] if out_dims else None)
+    label_list = _labels(labels, classes)
 
     tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir(parents=True)
@@ -131,6 +136,7 @@ def export(
         manifest = _manifest(
             traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
         )
+        manifest = dataclasses.replace(manifest, task=task, postprocess=post)
         write_manifest(manifest, tmp / MANIFEST_NAME)
         if inspect:
             from export.verify import inspect_targets
@@ -171,6 +177,25 @@ def _preprocess_dict(preprocess: Any) -> dict[str, Any] | None:
     raise InputError(
         f"preprocess must be an sdk.Preprocess (or its to_dict()), got {type(preprocess).__name__}."
     )
+
+
+def _task(
+    qmodel: nn.Module, preprocess: dict[str, Any] | None, overrides: Mapping[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """The bundle's task and its postprocess parameters: a detector (``task = "detect"``, ``params()``)
+    records its decoding parameters (``overrides``: score_thr, iou_thr, max_dets, pre_nms) and needs
+    letterbox preprocessing, so boxes map back to frames."""
+    task = str(getattr(qmodel, "task", "classify"))
+    if task != "detect":
+        if overrides:
+            raise InputError("postprocess parameters apply to detectors only; this model classifies.")
+        return task, None
+    if preprocess is not None and preprocess.get("resize") != "letterbox":
+        raise InputError(
+            "a detector's bundle needs letterbox preprocessing, so boxes map back to the frame; pass "
+            "preprocess=sdk.Preprocess(..., resize='letterbox') (DetectionSet.preprocess() gives it)."
+        )
+    return task, qmodel.params(**overrides).to_dict()  # type: ignore[operator]
 
 
 def _labels(labels: Sequence[str] | None, classes: int | None) -> tuple[str, ...] | None:

@@ -55,7 +55,7 @@ def inspect_targets(
             warnings.simplefilter("always")
             try:
                 with load(bundle, target=target.name, threads=1) as p:
-                    out = p.predict(example)
+                    outs = p.outputs(example)
                     layers = p.effective_precision()
             except BpnasError as e:
                 why = str(e).replace(bundle.name, final_name) if final_name else str(e)
@@ -63,7 +63,7 @@ def inspect_targets(
                     f"installed target {target.name!r} cannot run this bundle, so it was not written: {why} "
                     f"Export without {target.name!r}, or pass inspect=False to write it unchecked."
                 ) from e
-        if not np.isfinite(out).all():
+        if not all(np.isfinite(v).all() for v in outs.values()):
             raise BundleError(
                 f"target {target.name!r} returned non-finite logits for the example input; the artifact "
                 "is not usable there. Check the model's calibration (sdk.calibration) and re-export."

@@ -223,6 +223,8 @@ class Manifest:
     labels: tuple[str, ...] | None = None
     #: what the outputs mean, naming the Predictor's postprocessing step ("classify": logits)
     task: str = DEFAULT_TASK
+    #: the task step's parameters (detection: ``sdk.detection.DetectParams.to_dict()``); None for classify
+    postprocess: Mapping[str, Any] | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     #: target name -> what its engine ran at export (``sdk.export(inspect=True)``); absent if not inspected
@@ -258,6 +260,7 @@ class Manifest:
             "preprocess": None if self.preprocess is None else dict(self.preprocess),
             "labels": None if self.labels is None else list(self.labels),
             "task": self.task,
+            **({"postprocess": dict(self.postprocess)} if self.postprocess is not None else {}),
             "config": self.config.to_dict(),
             "bops": self.bops.to_dict(),
             "quant": dict(self.quant),
@@ -328,6 +331,7 @@ class Manifest:
             if not all(isinstance(s, str) for s in labels):
                 raise BundleError(f"bundle manifest labels must be strings. {_FIX}")
         preprocess = data.get("preprocess")
+        post = data.get("postprocess")
         try:
             config = MixedPrecisionConfig.from_dict(_expect(data.get("config"), dict, "config"))
             bops = BopsReport.from_dict(_expect(data.get("bops"), dict, "bops"))
@@ -344,6 +348,7 @@ class Manifest:
             preprocess=None if preprocess is None else dict(_expect(preprocess, dict, "preprocess")),
             labels=None if labels is None else tuple(labels),
             task=_expect(data.get("task", DEFAULT_TASK), str, "task"),
+            postprocess=None if post is None else dict(_expect(post, dict, "postprocess")),
             config=config,
             bops=bops,
             quant=dict(_expect(data.get("quant"), dict, "quant")),

@@ -23,7 +23,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "quantize": ("sdk.quant", "quantize"),
     "bops": ("sdk.counting", "bops"),
     "train": ("sdk.training", "train"),
-    "evaluate": ("sdk.training", "evaluate"),
+    "evaluate": ("sdk.evaluation", "evaluate"),
+    "Detections": ("sdk.detection.boxes", "Detections"),
     "search": ("sdk.nas", "search"),
     "SearchResult": ("sdk.nas", "SearchResult"),
     "retrain": ("sdk.nas", "retrain"),
@@ -69,8 +70,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from export import export  # noqa: F401
     from sdk import data, models, quant  # noqa: F401
     from sdk.counting import bops  # noqa: F401
+    from sdk.detection.boxes import Detections  # noqa: F401
+    from sdk.evaluation import evaluate  # noqa: F401
     from sdk.nas import SearchResult, retrain, search  # noqa: F401
     from sdk.predictor import LatencyReport, Predictor, load, profile  # noqa: F401
     from sdk.preprocess import Preprocess  # noqa: F401
     from sdk.quant import quantize  # noqa: F401
-    from sdk.training import evaluate, train  # noqa: F401
+    from sdk.training import train  # noqa: F401

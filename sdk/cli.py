@@ -14,7 +14,14 @@ __all__ = ["main"]
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sdk.demo import run_demo
 
-    run_demo(out_dir=args.out, epochs=args.epochs, b_max=args.b_max, seed=args.seed, quick=args.quick)
+    run_demo(
+        out_dir=args.out,
+        epochs=args.epochs,
+        b_max=args.b_max,
+        seed=args.seed,
+        quick=args.quick,
+        task=args.task,
+    )
     return 0
 
 
@@ -137,9 +144,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="search -> retrain -> export -> run on every installed target, on digits")
-    d.add_argument("--out", default="runs/demo", help="output directory (bundle, plots)")
+    d.add_argument("--task", choices=("classify", "detect"), default="classify",
+                   help="classify: digits; detect: synthetic shapes scenes (sdk/demo_detect.py)")  # fmt: skip
+    d.add_argument("--out", default=None, help="output directory (default runs/demo or runs/demo-detect)")
     d.add_argument("--epochs", type=int, default=None, help="float training epochs (default: preset)")
-    d.add_argument("--b-max", type=float, default=3.0, help="BOPs budget in average bits")
+    d.add_argument("--b-max", type=float, default=None, help="BOPs budget in average bits (3, detect: 4)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quick", action="store_true", help="fewer epochs, for smoke tests")
     d.set_defaults(func=_cmd_demo)

@@ -17,9 +17,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from sdk.detection.data import DetectionSet, coco, shapes, yolo
 from sdk.errors import InputError
 
-__all__ = ["DataSplits", "digits", "cifar10", "image_folder", "split_loader", "CIFAR10_LABELS", "IMAGE_EXTS"]
+__all__ = [
+    "DataSplits",
+    "DetectionSet",
+    "digits",
+    "cifar10",
+    "coco",
+    "image_folder",
+    "shapes",
+    "split_loader",
+    "yolo",
+    "CIFAR10_LABELS",
+    "IMAGE_EXTS",
+]
 
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")

@@ -41,14 +41,32 @@ def _stack(loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
 
 
 def run_demo(
-    out_dir: str | Path = "runs/demo",
+    out_dir: str | Path | None = None,
     *,
     epochs: int | None = None,
-    b_max: float = 3.0,
+    b_max: float | None = None,
     seed: int = 0,
     quick: bool = False,
+    task: str = "classify",
 ) -> dict[str, object]:
-    """Run the demo and return its measured figures (also printed)."""
+    """Run the demo and return its measured figures (also printed). ``task="detect"`` runs the detection
+    demo instead (``sdk.demo_detect``: synthetic scenes, b_max 4 by default, out_dir runs/demo-detect)."""
+    from sdk.errors import InputError
+
+    if task == "detect":
+        from sdk.demo_detect import run_detect_demo
+
+        if epochs is not None:
+            raise ValueError(
+                "--epochs applies to the classification demo; the detection demo uses its preset."
+            )
+        return run_detect_demo(
+            out_dir or "runs/demo-detect", b_max=4.0 if b_max is None else b_max, seed=seed, quick=quick
+        )
+    if task != "classify":
+        raise InputError(f"task must be 'classify' or 'detect', got {task!r}.")
+    out_dir = "runs/demo" if out_dir is None else out_dir
+    b_max = 3.0 if b_max is None else b_max
     import calibration
     import sdk
     from sdk.training import evaluate, train

@@ -2,12 +2,13 @@
 manifest's ``task``. A new task (detection) registers its step here and needs no adapter change.
 
     >>> @register_postprocess("classify")
-    ... def classify(outputs, manifest): return outputs[manifest.output.name]
+    ... def classify(outputs, manifest, inputs): return outputs[manifest.output.name]
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,21 @@ from runtimes.bundle import Manifest
 from sdk._registry import Registry
 from sdk.errors import BundleError
 
-__all__ = ["Postprocess", "postprocess_step", "register_postprocess", "task_names"]
+__all__ = ["InputInfo", "Postprocess", "postprocess_step", "register_postprocess", "task_names"]
 
-#: outputs of one batch (every named output, batch first) and the bundle's manifest -> the user's result
-Postprocess = Callable[[Mapping[str, np.ndarray], Manifest], Any]
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What the Predictor was given, per batch item: the (H, W) of the frame it came from (None for float
+    input, already preprocessed), and whether the call passed one item rather than a batch or list."""
+
+    frames_hw: tuple[tuple[int, int] | None, ...]
+    single: bool
+
+
+#: outputs of one batch (every named output, batch first), the bundle's manifest and what the inputs were
+#: -> the user's result
+Postprocess = Callable[[Mapping[str, np.ndarray], Manifest, InputInfo], Any]
 
 _registry: Registry[Postprocess] = Registry("task", BundleError)
 
@@ -43,9 +55,19 @@ def postprocess_step(task: str) -> Postprocess:
 
 
 @register_postprocess("classify")
-def classify(outputs: Mapping[str, np.ndarray], manifest: Manifest) -> np.ndarray:
+def classify(outputs: Mapping[str, np.ndarray], manifest: Manifest, inputs: InputInfo) -> np.ndarray:
     """Logits, float32 (N, classes): the manifest's output, as the engine returned it."""
     logits = outputs[manifest.output.name]
     if logits.ndim != 2:
         raise BundleError(f"the engine returned logits shaped {logits.shape}, not (N, classes); re-export.")
     return logits
+
+
+@register_postprocess("detect")
+def detect(outputs: Mapping[str, np.ndarray], manifest: Manifest, inputs: InputInfo) -> Any:
+    """``sdk.Detections`` per item (boxes in each frame's pixels; network pixels for float input): one for a
+    single frame, path or sample, a list for a batch or list. Decode and NMS run on the host, in numpy."""
+    from sdk.detection.serve import detections_from_outputs
+
+    dets = detections_from_outputs(outputs, manifest, inputs.frames_hw)
+    return dets[0] if inputs.single else dets

@@ -31,7 +31,7 @@ from sdk._profile import LatencyReport, bops_fields, check_counts, latency_field
 from sdk.config import FLOAT_BITS, MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BundleError, InputError, TargetUnavailable
-from sdk.postprocess import postprocess_step
+from sdk.postprocess import InputInfo, postprocess_step
 from sdk.preprocess import Preprocess
 from targets.base import Target
 
@@ -89,7 +89,7 @@ class Predictor:
         self.config: MixedPrecisionConfig = manifest.config
         self.bops: BopsReport = manifest.bops
         self.labels: tuple[str, ...] | None = manifest.labels
-        classes = manifest.output.shape[-1]
+        classes = _num_classes(manifest)
         if self.labels is not None and classes is not None and len(self.labels) != classes:
             raise BundleError(
                 f"bundle {self.path}: {len(self.labels)} labels for {classes} outputs; re-export it."
@@ -136,10 +136,12 @@ class Predictor:
             )
         return img
 
-    def _one(self, x: Any, where: str) -> tuple[np.ndarray, bool]:
-        """One input item -> (float32 batch (n, ...), whether it was preprocessed from uint8 frames)."""
+    def _one(self, x: Any, where: str) -> tuple[np.ndarray, tuple[tuple[int, int] | None, ...], bool]:
+        """One input item -> (float32 batch (n, ...), each sample's source frame (H, W) or None for float
+        input, whether the item was a single sample rather than a batch)."""
         if isinstance(x, (str, os.PathLike)):
-            return self._frames_to_batch([self._read_image(x)]), True
+            img = self._read_image(x)
+            return self._frames_to_batch([img]), (_hw(img),), True
         if not isinstance(x, np.ndarray) and all(hasattr(x, a) for a in ("detach", "cpu", "numpy")):
             x = x.detach().cpu().numpy()  # a torch tensor, without importing torch
         if not isinstance(x, np.ndarray):
@@ -149,34 +151,38 @@ class Predictor:
             )
         if x.dtype == np.uint8:
             if x.ndim in (2, 3):
-                return self._frames_to_batch([x]), True
+                return self._frames_to_batch([x]), (_hw(x),), True
             if x.ndim == 4:
-                return self._frames_to_batch(list(x)), True
+                return self._frames_to_batch(list(x)), (_hw(x[0]),) * len(x), False
             raise InputError(f"{where}: uint8 images must be (H, W, 3) or (N, H, W, 3), got shape {x.shape}.")
         if x.dtype != np.float32:
             raise InputError(
                 f"{where}: expected float32 input shaped {self._expected()} (or uint8 images), got dtype "
                 f"{x.dtype}. Convert with x.astype(np.float32)."
             )
-        if x.ndim == len(self.input_spec.shape) - 1:
+        single = x.ndim == len(self.input_spec.shape) - 1
+        if single:
             x = x[None]
-        return x, False
+        return x, (None,) * len(x), single
 
-    def _to_batch(self, x: Any) -> np.ndarray:
+    def _to_batch(self, x: Any) -> tuple[np.ndarray, InputInfo]:
+        """Any supported input -> the float32 network batch and what each sample came from."""
         if isinstance(x, (list, tuple)):
             if not x:
                 raise InputError(f"got an empty list; pass at least one input ({self._expected()}).")
-            parts, from_frames = zip(*(self._one(item, f"item {i}") for i, item in enumerate(x)))
+            parts, sources, _ = zip(*(self._one(item, f"item {i}") for i, item in enumerate(x)))
             shapes = {p.shape[1:] for p in parts}
             if len(shapes) > 1:
                 raise InputError(
                     f"list items have different shapes {sorted(shapes)}; expected {self._expected()}."
                 )
-            batch, frames_only = np.concatenate(parts), all(from_frames)
+            batch, info = np.concatenate(parts), InputInfo(sum(sources, ()), single=False)
         else:
-            batch, frames_only = self._one(x, "input")
+            batch, hws, single = self._one(x, "input")
+            info = InputInfo(hws, single)
+        frames_only = all(hw is not None for hw in info.frames_hw)
         self._check(batch, scan=not (frames_only and self._frames_finite))
-        return np.ascontiguousarray(batch, dtype=np.float32)
+        return np.ascontiguousarray(batch, dtype=np.float32), info
 
     def _check(self, x: np.ndarray, *, scan: bool = True) -> None:
         """Shape, then (``scan``) NaN/inf; preprocessed uint8 frames skip the scan when
@@ -240,9 +246,15 @@ class Predictor:
         return outs
 
     def predict(self, x: Any) -> Any:
-        """The bundle's task's result for any supported input (one image gives N = 1); a classifier
-        (``task`` "classify") returns logits, float32 (N, classes)."""
-        return self._postprocess(self._outputs(self._to_batch(x)), self.manifest)
+        """The bundle's task's result for any supported input (one image gives N = 1): a classifier
+        (``task`` "classify") returns logits, float32 (N, classes); a detector ("detect") one
+        ``sdk.Detections`` per frame (boxes in that frame's pixels), a list for a batch or list."""
+        batch, info = self._to_batch(x)
+        return self._postprocess(self._outputs(batch), self.manifest, info)
+
+    def outputs(self, x: Any) -> dict[str, np.ndarray]:
+        """Every named output of the engine for ``x``, float32, before the task's postprocessing."""
+        return self._outputs(self._to_batch(x)[0])
 
     __call__ = predict
 
@@ -302,7 +314,7 @@ class Predictor:
             input: a float32 batch to time instead of random data.
         """
         check_counts(runs=(runs, 1), warmup=(warmup, 0), batch=(batch, 1), layer_runs=(layer_runs, 1))
-        x = self._to_batch(input) if input is not None else self._example(batch)
+        x = self._to_batch(input)[0] if input is not None else self._example(batch)
         ms = time_calls(lambda: self.predict(x), runs, warmup)
         slow = speed_warnings(self._session_or_raise())
         for w in slow:  # the figures below are only as good as the engine's kernels: say so beside them
@@ -417,3 +429,14 @@ def profile(
     """Load ``path`` on ``target``, profile it, close it: ``sdk.profile("m.bpnas", "openvino").table()``."""
     with load(path, target, threads=threads, performance_hint=performance_hint, options=options) as p:
         return p.profile(runs=runs, warmup=warmup, batch=batch, per_layer=per_layer)
+
+
+def _hw(frame: np.ndarray) -> tuple[int, int]:
+    return int(frame.shape[0]), int(frame.shape[1])
+
+
+def _num_classes(manifest: Manifest) -> int | None:
+    """How many labels the bundle's outputs mean: the detector's classes, or a classifier's last dim."""
+    if manifest.task == "detect" and manifest.postprocess:
+        return int(manifest.postprocess.get("num_classes", 0)) or None
+    return manifest.output.shape[-1]

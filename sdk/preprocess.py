@@ -17,9 +17,10 @@ import numpy as np
 
 from sdk.errors import InputError
 
-__all__ = ["Preprocess", "INTERPOLATIONS", "LAYOUTS"]
+__all__ = ["Preprocess", "INTERPOLATIONS", "LAYOUTS", "RESIZES"]
 
 LAYOUTS = ("NCHW", "NHWC")
+RESIZES = ("stretch", "letterbox")  # letterbox: aspect kept, centred, grey border (detection)
 INTERPOLATIONS = ("nearest", "linear", "area", "cubic", "lanczos")
 
 
@@ -41,6 +42,8 @@ class Preprocess:
         bgr_to_rgb: frames arrive BGR (OpenCV); convert to RGB for models trained on RGB.
         channels: 3 (color) or 1 (grayscale; color frames are converted).
         interpolation: resize filter, one of :data:`INTERPOLATIONS`.
+        resize: "stretch" (to ``size``) or "letterbox" (aspect kept, centred, grey 114 border: detectors,
+            whose boxes the Predictor maps back through the same geometry).
     """
 
     size: tuple[int, int]
@@ -51,6 +54,7 @@ class Preprocess:
     bgr_to_rgb: bool = True
     channels: int = 3
     interpolation: str = "linear"
+    resize: str = "stretch"
 
     def __post_init__(self) -> None:
         size = tuple(self.size) if isinstance(self.size, (tuple, list)) else (self.size,)
@@ -80,11 +84,14 @@ class Preprocess:
             raise InputError(
                 f"Preprocess interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}."
             )
+        if self.resize not in RESIZES:
+            raise InputError(f"Preprocess resize must be one of {RESIZES}, got {self.resize!r}.")
         if not isinstance(self.bgr_to_rgb, bool):
             raise InputError(f"Preprocess bgr_to_rgb must be True or False, got {self.bgr_to_rgb!r}.")
 
     # -- data ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The manifest's preprocess entry (DESIGN §5); ``resize`` appears only when not the default."""
         return {
             "size": list(self.size),
             "mean": list(self.mean),
@@ -94,6 +101,7 @@ class Preprocess:
             "bgr_to_rgb": self.bgr_to_rgb,
             "channels": self.channels,
             "interpolation": self.interpolation,
+            **({"resize": self.resize} if self.resize != "stretch" else {}),
         }
 
     @classmethod
@@ -161,7 +169,11 @@ class Preprocess:
         h, w = self.size
         flags = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
                  "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}  # fmt: skip
-        if frame.shape[:2] != (h, w):
+        if self.resize == "letterbox":
+            from sdk.detection.boxes import letterbox_image
+
+            frame = letterbox_image(frame, (h, w), interpolation=flags[self.interpolation])[0]
+        elif frame.shape[:2] != (h, w):
             frame = cv2.resize(frame, (w, h), interpolation=flags[self.interpolation])
         img = self._color(frame).astype(np.float32)
         mean = np.asarray(self.mean, np.float32)

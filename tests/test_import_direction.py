@@ -4,10 +4,12 @@ runtimes with ``ast`` (nothing is executed) and fail on any that runs up the lay
 Layers, lowest first (a module may import its own layer and those below it):
 
 0. ``base``: ``sdk`` itself (its package file imports only base modules; the rest resolves lazily by name),
-   sdk.errors, sdk.config, sdk.cost, sdk._registry, sdk.preprocess.
+   sdk.errors, sdk.config, sdk.cost, sdk._registry, sdk.preprocess, and detection's numpy box math
+   (sdk.detection, sdk.detection.boxes: the letterbox that sdk.preprocess applies).
 1. ``targets``: what each engine runs (data).
 2. ``runtimes``: the bundle format and the engine adapters.
-3. ``deploy``: sdk.predictor (with sdk._profile) and sdk.postprocess, the ``sdk.load`` path.
+3. ``deploy``: sdk.predictor (with sdk._profile), sdk.postprocess and sdk.detection.serve (the "detect"
+   step), the ``sdk.load`` path.
 4. ``model``: the quantized-model library export and calibration consume: sdk.quant, sdk.models, sdk.reshape,
    sdk.counting.
 5. ``calibration``.
@@ -27,8 +29,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdk", "calibration", "export", "targets", "runtimes")
-BASE = ("sdk", "sdk.errors", "sdk.config", "sdk.cost", "sdk._registry", "sdk.preprocess")
-DEPLOY = ("sdk.predictor", "sdk._profile", "sdk.postprocess")
+BASE = (
+    "sdk",
+    "sdk.errors",
+    "sdk.config",
+    "sdk.cost",
+    "sdk._registry",
+    "sdk.preprocess",
+    "sdk.detection",
+    "sdk.detection.boxes",
+)
+DEPLOY = ("sdk.predictor", "sdk._profile", "sdk.postprocess", "sdk.detection.serve")
 MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting")
 LAYERS = ("base", "targets", "runtimes", "deploy", "model", "calibration", "export", "front")
 

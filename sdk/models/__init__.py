@@ -7,7 +7,8 @@ torch.fx-traceable and ONNX-exportable.
 
 from __future__ import annotations
 
-from sdk.models._registry import MODELS, create, default_input_shape, names, register_model
+from sdk.models._registry import MODELS, TASKS, create, default_input_shape, names, register_model, task
+from sdk.models.detector import Detector, fcos_mobilenet_v2, fcos_resnet8
 from sdk.models.digits import digits_cnn
 from sdk.models.layers import Add
 from sdk.models.mobilenet import mobilenet_v2
@@ -16,14 +17,19 @@ from sdk.models.resnet_cifar import resnet20
 
 __all__ = [
     "MODELS",
+    "TASKS",
     "Add",
+    "Detector",
     "create",
     "default_input_shape",
     "digits_cnn",
+    "fcos_mobilenet_v2",
+    "fcos_resnet8",
     "mobilenet_v2",
     "names",
     "register_model",
     "resnet18",
     "resnet20",
     "resnet50",
+    "task",
 ]

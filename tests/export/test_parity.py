@@ -162,7 +162,8 @@ def _engine_top1(
     q: torch.nn.Module, example: torch.Tensor, x: np.ndarray, ref: np.ndarray, tmp: Path
 ) -> dict[str, tuple[float, float]]:
     """(top-1 agreement, max output steps) against ``ref`` for every engine target, each running the artifact
-    ``sdk.export`` lowers for it, loaded and run through ``sdk.load(...).predict``."""
+    ``sdk.export`` lowers for it, loaded and run through ``sdk.load(...).outputs`` (the raw output: a
+    detector's head, before decoding)."""
     bundle = sdk.export(q, str(tmp / "m.bpnas"), example_input=example, targets=ENGINE_TARGETS)
     step = output_step(q)
     figures = {}
@@ -170,6 +171,7 @@ def _engine_top1(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TVM's "untuned kernels" notice: speed does not matter here
             with sdk.load(bundle, target=t, threads=1) as p:
-                out = np.concatenate([p.predict(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+                name = p.manifest.output.name
+                out = np.concatenate([p.outputs(x[i : i + CHUNK])[name] for i in range(0, len(x), CHUNK)])
         figures[t] = _figure(out, ref, step)
     return figures

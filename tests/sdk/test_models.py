@@ -9,11 +9,12 @@ from torch import nn
 
 import sdk
 from sdk import InputError
-from sdk.models import Add, create, default_input_shape, names
+from sdk.models import Add, create, default_input_shape, names, task
 
 # torchvision's counts at 1000 classes; resnet20 is He et al.'s ~0.27M (checked within 2%).
 PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872}
 EXPECTED = {"resnet20", "resnet18", "resnet50", "mobilenet_v2", "digits_cnn"}
+CLASSIFIERS = [n for n in names() if task(n) == "classify"]  # detectors: tests/sdk/test_detector.py
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -52,14 +53,14 @@ def test_default_input_shape(name, shape):
     assert default_input_shape(name) == shape
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_forward_shape(name):
     model = create(name, num_classes=7).eval()
     with torch.no_grad():
         assert model(_small_input(name)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_in_channels(name):
     model = create(name, num_classes=3, in_channels=2).eval()
     _, _, h, w = default_input_shape(name)
@@ -92,7 +93,7 @@ class _AddLeafTracer(torch.fx.Tracer):
         return isinstance(m, Add) or super().is_leaf_module(m, qualname)
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_conventions(name):
     """ReLUs, adds, pooling and flatten are modules (one per use site); convs before BN have no bias."""
     model = create(name, num_classes=5)

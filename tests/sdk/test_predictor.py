@@ -546,7 +546,7 @@ def test_a_task_step_gets_every_named_output_and_the_adapter_the_target(bundle, 
 
     registry = Registry("task", BundleError)
     registry.register("classify", post.classify)
-    registry.register("echo", lambda outputs, manifest: (dict(outputs), manifest.task))
+    registry.register("echo", lambda outputs, manifest, inputs: (dict(outputs), manifest.task, inputs))
     monkeypatch.setattr(post, "_registry", registry)
     seen = []
     real = pred.get_runtime
@@ -562,6 +562,7 @@ def test_a_task_step_gets_every_named_output_and_the_adapter_the_target(bundle, 
     _edit_manifest(b, lambda m: m.update(task="echo"))
     x = random_input(3)
     with sdk.load(b, target="onnxruntime", threads=1) as p:
-        outputs, task = p.predict(x)
+        outputs, task, inputs = p.predict(x)
     assert task == "echo" and list(outputs) == ["logits"] and outputs["logits"].shape == (3, 10)
+    assert inputs == post.InputInfo((None, None, None), single=False)  # float input: no source frames
     assert seen == ["onnxruntime"]  # RuntimeOptions.target: the target being loaded
