@@ -33,6 +33,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Predictor": ("sdk.predictor", "Predictor"),
     "LatencyReport": ("sdk.predictor", "LatencyReport"),
     "profile": ("sdk.predictor", "profile"),
+    "classify": ("sdk.classify", "classify"),
+    "Classification": ("sdk.classify", "Classification"),
 }
 
 __all__ = [
@@ -68,6 +70,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from export import export  # noqa: F401
     from sdk import data, models, quant  # noqa: F401
+    from sdk.classify import Classification, classify  # noqa: F401
     from sdk.counting import bops  # noqa: F401
     from sdk.nas import SearchResult, retrain, search  # noqa: F401
     from sdk.predictor import LatencyReport, Predictor, load, profile  # noqa: F401

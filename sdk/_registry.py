@@ -1,4 +1,4 @@
-"""A name-keyed registry filled by a decorator; unknown names raise with close matches."""
+"""A name-keyed registry filled by a decorator; lookups ignore case; unknown names raise with close matches."""
 
 from __future__ import annotations
 
@@ -45,8 +45,11 @@ class Registry(Generic[T]):
             return name
         if name in self._aliases:
             return self._aliases[name]
+        folded = {k.casefold(): k for k in [*self._items, *self._aliases]}
+        if name.casefold() in folded:  # "OpenVINO" -> "openvino": names are case-insensitive
+            return self.resolve(folded[name.casefold()])
         known = sorted([*self._items, *self._aliases])
-        close = difflib.get_close_matches(name, known, n=3)
+        close = [folded[c] for c in difflib.get_close_matches(name.casefold(), list(folded), n=3)]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise self._error(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.")
 

@@ -57,7 +57,8 @@ class BenchTable:
             score = r.accuracy if self.data else r.agreement
             cells = [
                 r.target, r.status, _f(r.size_kb, 1), _f(r.searched_bits, 2), _f(r.deployed_bits, 2),
-                "" if r.upcast_layers is None else str(r.upcast_layers), _f(None if score is None else 100 * score, 1),
+                "" if r.upcast_layers is None else str(r.upcast_layers),
+                _f(None if score is None else 100 * score, 1),
                 _f(r.p50_ms, 3), _f(r.p99_ms, 3), _f(r.fps, 1),
             ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")

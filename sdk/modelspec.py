@@ -148,7 +148,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
         blob = torch.load(where, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise InputError(
-            f"{where!r} holds a pickled Python object (a whole model?), which bpnas does not unpickle: it can "
+            f"{where!r} holds a pickled Python object (a whole model?), which bpnas does not unpickle: it "
+            "can "
             "run arbitrary code. Save the weights instead: torch.save(model.state_dict(), PATH)."
         ) from e
     except Exception as e:
@@ -167,13 +168,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
                 break
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         raise InputError(
-            f"{where!r} is not a state_dict (a dict of tensors); save one with torch.save(model.state_dict(), PATH)."
+            f"{where!r} is not a state_dict (a dict of tensors); save one with "
+            "torch.save(model.state_dict(), PATH)."
         )
     return {k.removeprefix("module."): v for k, v in blob.items()}
 
 
 def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
-    """Load float weights into ``model`` in place; every missing/unexpected key and shape mismatch is named."""
+    """Load float weights into ``model`` in place; names every missing/unexpected key and shape mismatch."""
     state = read_state_dict(path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]

@@ -19,7 +19,7 @@ __all__ = ["file_out", "dir_out", "write_atomic", "write_text_atomic"]
 
 
 def file_out(out: str | os.PathLike[str], default_name: str) -> Path:
-    """The file a one-file verb writes for ``--out out``; its folder is created, a non-folder parent refused."""
+    """The file a one-file verb writes for ``--out out``; creates its folder, refuses a non-folder parent."""
     text = os.fspath(out)
     path = Path(text)
     if path.is_dir() or text.endswith(("/", os.sep)):

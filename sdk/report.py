@@ -15,6 +15,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def _read_json(path: Path) -> Any:
         raise InputError(f"{os.fspath(path)!r} is not readable JSON ({e}).") from e
 
 
-# -- the figures ------------------------------------------------------------------------------------------------
+# -- the figures ---------------------------------------------------------------------------------------------
 def _bits_plot(layers: Mapping[str, Any]) -> Callable[[Any], None]:
     names = list(layers)
 
@@ -141,7 +142,7 @@ def _latency_plot(rows: list[Mapping[str, Any]]) -> Callable[[Any], None]:
     return draw
 
 
-# -- gathering and writing ------------------------------------------------------------------------------------
+# -- gathering and writing -----------------------------------------------------------------------------------
 def _find_bundle(source: Path) -> Path | None:
     if (source / "manifest.json").is_file():
         return source
@@ -190,7 +191,8 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     metrics = _read_json(src / "metrics.json")
     if bundle is None and result is None:
         raise InputError(
-            f"{os.fspath(src)!r} holds no result.json (bpnas search output) and no bundle; pass a run or bundle."
+            f"{os.fspath(src)!r} holds no result.json (bpnas search output) and no bundle; pass a run "
+            "folder or a bundle."
         )
     manifest = None
     if bundle is not None:
@@ -199,6 +201,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         manifest = read_manifest(bundle)
     layers = manifest.config if manifest is not None else result["config"]["layers"]
     bench_rows = _bench_rows(src, bundle)
+    latency = _latency_plot(bench_rows) if bench_rows else None
     figures: list[tuple[str, str, Callable[[Any], None] | None, str]] = [
         ("bits.png", "Per-layer bit allocation", _bits_plot(dict(layers)), ""),
         (
@@ -214,7 +217,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             result and _importance_plot(result),
             "needs a search result.json",
         ),
-        ("latency.png", "Latency per target", bench_rows and _latency_plot(bench_rows), "needs a bundle"),
+        ("latency.png", "Latency per target", latency, "needs a bundle"),
     ]
     out = dir_out(out_dir)
     parts = [f"<h1>bpnas report: {html.escape(src.name)}</h1>"]
@@ -224,7 +227,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             parts.append(f'<p class="missing">not available: {missing}.</p>')
             continue
         png = _png(draw)
-        write_atomic(out / file, lambda tmp, png=png: tmp.write_bytes(png))
+        write_atomic(out / file, partial(Path.write_bytes, data=png))
         data = base64.b64encode(png).decode()
         parts.append(f'<img alt="{title}" src="data:image/png;base64,{data}">')
     parts.append("<h2>Effective precision per engine</h2>")

@@ -83,7 +83,7 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None
         "--data",
         required=required,
         default=None,
-        help="digits | digits:UPSCALE | cifar10:ROOT | folder:ROOT:SIZE (ROOT/CLASS/* or ROOT/train|val/CLASS/*)",
+        help="digits | cifar10:ROOT | folder:ROOT:SIZE (ROOT/CLASS/* or ROOT/train|val/CLASS/*)",
     )
     p.add_argument(
         "--mean", type=floats, default=None, help="per-channel RGB mean in [0,1] units (default: data's)"

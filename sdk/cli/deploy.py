@@ -140,7 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with sdk.load(args.bundle, target=args.target) as p:
         if p.preprocess is None:
             raise InputError(
-                f"bundle {args.bundle!r} records no image preprocessing, so image files cannot be classified; "
+                f"bundle {args.bundle!r} records no image preprocessing, so image files cannot be classified;"
+                " "
                 "re-export it from a checkpoint trained on images (folder:ROOT:SIZE), or pass --mean/--std "
                 "to `bpnas export --data folder:ROOT:SIZE`."
             )

@@ -94,7 +94,7 @@ def _common_tail(p: argparse.ArgumentParser, out: str, what: str) -> None:
     p.add_argument("--out", default=out, help=what)
 
 
-# -- the float starting point ---------------------------------------------------------------------------------
+# -- the float starting point --------------------------------------------------------------------------------
 class _Start:
     """The float model a verb starts from, its spec, its data and where that came from."""
 
@@ -180,7 +180,7 @@ def _float_train(args: argparse.Namespace, model: Any, data: Any, epochs: int) -
     return float(evaluate(model, data.test, device=args.device))
 
 
-# -- verbs ----------------------------------------------------------------------------------------------------
+# -- verbs ---------------------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from sdk.checkpoint import save_checkpoint  # noqa: F401  (import errors before any work)
     from sdk.nas.api import search

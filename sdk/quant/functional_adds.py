@@ -42,13 +42,10 @@ def _is_tensor_node(arg: Any) -> bool:
 
 
 def _tensor_add(node: fx.Node) -> bool:
-    if node.op == "call_function" and node.target in _ADDS:
-        pass
-    elif node.op == "call_method" and node.target in ("add", "add_", "__add__"):
-        pass
-    else:
-        return False
-    if node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2:
+    is_add = (node.op == "call_function" and node.target in _ADDS) or (
+        node.op == "call_method" and node.target in ("add", "add_", "__add__")
+    )
+    if not is_add or node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2:
         return False
     return all(_is_tensor_node(a) for a in node.args)
 

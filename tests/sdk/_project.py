@@ -17,7 +17,8 @@ class PatchNet(nn.Module):
 
     def __init__(self, num_classes=3, width=8):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        conv = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.stem = nn.Sequential(conv, nn.BatchNorm2d(width), nn.ReLU())
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
         self.head = nn.Linear(width, num_classes)
