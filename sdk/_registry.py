@@ -1,4 +1,4 @@
-"""A name-keyed registry filled by a decorator; lookups ignore case; unknown names raise with close matches."""
+"""A name-keyed registry filled by a decorator; lookups ignore case; unknown names suggest close matches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One test per finding of issue 15 (the CLI as a new user meets it); each failed on the code before the fix."""
+"""One test per finding of issue 15 (the CLI as a new user meets it); each failed before the fix."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _ptq(project, out, *extra):
     return main(argv)
 
 
-# 1. export records the preprocessing, so predict classifies an image file --------------------------------------
+# 1. export records the preprocessing, so predict classifies an image file -----------------------------------
 def test_1_cli_pipeline_classifies_an_image(project, tmp_path, capsys):
     assert _ptq(project, tmp_path / "m.pt") == 0
     assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.bpnas"), "-q"]) == 0
@@ -34,7 +34,7 @@ def test_1_cli_pipeline_classifies_an_image(project, tmp_path, capsys):
     assert capsys.readouterr().out.split("\t")[1].split()[0] in ("red", "green", "blue")
 
 
-# 2. own model class + weights; clear errors for mismatched weights, pickled models, state_dicts to export ----------
+# 2. own model class + weights; clear errors for mismatched weights, pickled models, state_dicts to export
 def test_2_own_model_and_weights_with_clear_errors(project, tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     torch.save({"stem.0.weight": torch.zeros(1, 1, 1, 1)}, bad)
@@ -62,7 +62,7 @@ def test_2_own_model_and_weights_with_clear_errors(project, tmp_path, capsys):
     assert "Did you mean PatchNet" in capsys.readouterr().err
 
 
-# 3. retrain --out DIR, no stray temp file; --config checked before training; result.json accepted -----------------
+# 3. retrain --out DIR, no stray temp file; --config checked before training; result.json accepted -----------
 def test_3_retrain_out_dir_and_config_checked_first(project, tmp_path, capsys, monkeypatch):
     import sdk.cli.train as verbs
 
@@ -87,7 +87,7 @@ def test_3_retrain_out_dir_and_config_checked_first(project, tmp_path, capsys, m
     assert [p.name for p in tmp_path.iterdir() if "tmp" in p.name] == []
 
 
-# 4. search saves its float model; retrain --from RUN starts from those weights, without float training -----------
+# 4. search saves its float model; retrain --from RUN starts from those weights, without float training ------
 def test_4_search_saves_float_weights_that_retrain_reuses(project, tmp_path, monkeypatch):
     import sdk.cli.train as verbs
     from sdk.checkpoint import load_checkpoint
@@ -108,7 +108,7 @@ def test_4_search_saves_float_weights_that_retrain_reuses(project, tmp_path, mon
         torch.testing.assert_close(seen[0][k], v)
 
 
-# 5. defaults in --help; no silent defaults for model/data/size; the checkpoint remembers its data ------------------
+# 5. defaults in --help; no silent defaults for model/data/size; the checkpoint remembers its data -----------
 def test_5_help_defaults_and_no_silent_defaults(project, tmp_path, capsys):
     for verb in ("search", "retrain", "quantize", "export", "predict", "bench", "report", "profile"):
         with pytest.raises(SystemExit):
@@ -126,7 +126,7 @@ def test_5_help_defaults_and_no_silent_defaults(project, tmp_path, capsys):
     assert meta["data"] == str(project["data"]) and meta["input_shape"] == [1, 3, 16, 16]
 
 
-# 6. functional residual adds are quantized like Add; an untraceable model warns with the fix ----------------------
+# 6. functional residual adds are quantized like Add; an untraceable model warns with the fix ----------------
 def test_6_functional_adds_are_quantized_or_warned(project):
     import sdk
     from sdk.modelspec import ModelSpec, build_model
@@ -153,7 +153,7 @@ def test_6_functional_adds_are_quantized_or_warned(project):
         sdk.quantize(Branchy(), {"conv": (8, 8)})
 
 
-# 7. bench: status/size/accuracy/searched vs deployed bits; predict shows probabilities; --version -----------------
+# 7. bench: status/size/accuracy/searched vs deployed bits; predict shows probabilities; --version -----------
 def test_7_bench_columns_predict_probabilities_version(project, tmp_path, capsys):
     assert _ptq(project, tmp_path / "m.pt") == 0
     bundle = tmp_path / "m.bpnas"
@@ -182,7 +182,7 @@ def test_7_bench_columns_predict_probabilities_version(project, tmp_path, capsys
     assert e.value.code == 0 and capsys.readouterr().out.startswith("bpnas ")
 
 
-# 8. image folders: train/val layout, explicit mean/std recorded; cuda without CUDA; target names any case ---------
+# 8. image folders: train/val layout, explicit mean/std recorded; cuda without CUDA; target names any case
 def test_8_folder_layout_mean_std_cuda_and_target_case(project):
     import sdk
     import targets
@@ -202,12 +202,13 @@ def test_8_folder_layout_mean_std_cuda_and_target_case(project):
         targets.get("opnvino")
 
 
-# 9. the deploy path imports no training or export-building code (cold start, issue 15 item 9) -------------------
+# 9. the deploy path imports no training or export-building code (cold start, issue 15 item 9) ---------------
 def test_9_classify_helper_is_deploy_side(project, tmp_path):
     import subprocess
     import sys
 
-    code = "import sys, sdk, sdk.classify, sdk.bench; print(sorted(m for m in ('torch', 'export.bundle') if m in sys.modules))"
+    code = "import sys, sdk, sdk.classify, sdk.bench; "
+    code += "print([m for m in ('torch', 'export.bundle') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     from sdk.classify import top_k
