@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bpnas` console script; user errors print one clear line and exit 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["search", "--"]:  # the old pass-through form, `bpnas search -- --b-max 3`
+        del argv[1]
     args = build_parser().parse_args(argv)
     return _guard(lambda: int(args.func(args)), debug=args.debug)
 

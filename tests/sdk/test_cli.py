@@ -82,3 +82,13 @@ def test_bench_runs_the_installed_targets_the_bundle_carries(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "none.bpnas")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("bpnas: error: no bundle")
+
+
+def test_debug_shows_the_traceback_and_quiet_silences_status(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "none.bpnas"), "x.png"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["--debug", "predict", str(tmp_path / "none.bpnas"), "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("bpnas: error:")
+    assert main(["report", "--model", "resnet20", "-q"]) == 0  # results still print under --quiet
+    assert "B-Comp" in capsys.readouterr().out
