@@ -193,6 +193,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     model, data = start.model, start.data
     if args.float_epochs == 0 and not args.weights:
         raise InputError("--float-epochs 0 needs --weights (the float model to search on).")
+    _check_search(args, model, data, args.candidates or PAPER_CANDIDATES)
     float_acc = _float_train(args, model, data, args.float_epochs)
     say(args, f"float test accuracy {100 * float_acc:.2f}%")
     start.save(out / "float.pt", model)
@@ -226,6 +227,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         + (", model.pt" if args.retrain_epochs else ""),
     )
     return 0
+
+
+def _check_search(args: argparse.Namespace, model: Any, data: Any, candidates: Any) -> None:
+    """Refuse an unknown --target or a budget no candidate config meets, before any training."""
+    import sdk
+
+    if args.target:
+        import targets
+
+        targets.resolve(args.target)
+    w, a = min(candidates, key=lambda p: p[0] * p[1])
+    cheapest = sdk.bops(model, sdk.MixedPrecisionConfig.uniform(model, w, a), input_shape=data.input_shape)
+    if cheapest.avg_bits > args.b_max + 1e-9:
+        raise sdk.BudgetInfeasible(
+            f"--b-max {args.b_max:g} is below {cheapest.avg_bits:.3f} avg bits, the cheapest configuration "
+            f"of the candidates (every layer {w}/{a}); raise --b-max or add cheaper --candidates."
+        )
 
 
 def _acc(qmodel: Any, data: Any) -> float:

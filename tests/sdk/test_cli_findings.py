@@ -215,3 +215,14 @@ def test_9_classify_helper_is_deploy_side(project, tmp_path):
 
     (c,) = top_k(np.array([[0.0, 2.0, 1.0]]), ["a", "b", "c"], 2, ["x"])
     assert c.labels == ("b", "c") and c.probs[0] > c.probs[1] > 0
+
+
+def test_3_search_refuses_bad_budget_and_target_before_training(project, tmp_path, capsys, monkeypatch):
+    import sdk.cli.train as verbs
+
+    monkeypatch.setattr(verbs, "_float_train", lambda *a: (_ for _ in ()).throw(AssertionError("trained")))
+    argv = ["search", "--model", str(project["spec"]), "--data", str(project["data"]), "--out", str(tmp_path)]
+    assert main([*argv, "--b-max", "1.5"]) == 2
+    assert "cheapest" in capsys.readouterr().err
+    assert main([*argv, "--target", "OpenVIN0"]) == 2
+    assert "openvino" in capsys.readouterr().err
