@@ -303,10 +303,25 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if args.float_epochs:
         _float_train(args, start.model, start.data, args.float_epochs)
     qmodel = _retrain(args, start.model, start.data, config, args.epochs)
-    say(args, f"test accuracy {100 * _acc(qmodel, start.data):.2f}%")
+    acc = _acc(qmodel, start.data)
+    say(args, f"test accuracy {100 * acc:.2f}%")
     start.save(out, qmodel)
+    _record_qat(start.run_dir, config, acc)
     say(args, f"wrote {out}")
     return 0
+
+
+def _record_qat(run_dir: Path | None, config: Any, acc: float) -> None:
+    """Add the retrained accuracy to RUN/metrics.json when it retrained the run's own config (the report)."""
+    from sdk.outputs import write_text_atomic
+
+    if run_dir is None or not (run_dir / "metrics.json").is_file() or not (run_dir / "config.json").is_file():
+        return
+    if read_config(run_dir) != config:
+        return
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics["searched"]["qat_acc"] = acc
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=1))
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

@@ -51,7 +51,9 @@ def make_project(root: Path, *, train: int = 6, val: int = 3) -> dict[str, Path]
     ns: dict = {}
     exec(compile(MODEL_SRC, "patchnet.py", "exec"), ns)
     torch.manual_seed(0)
-    torch.save(ns["PatchNet"](num_classes=3).state_dict(), root / "weights.pt")
+    model = ns["PatchNet"](num_classes=3)
+    _fit(model, root / "photos" / "train")  # a user's weights are trained: a few full-batch steps suffice
+    torch.save(model.state_dict(), root / "weights.pt")
     return {
         "model": root / "patchnet.py",
         "spec": Path(f"{root / 'patchnet.py'}:PatchNet"),
@@ -59,3 +61,24 @@ def make_project(root: Path, *, train: int = 6, val: int = 3) -> dict[str, Path]
         "photos": root / "photos",
         "data": Path(f"folder:{root / 'photos'}:16"),
     }
+
+
+def _fit(model, folder: Path, steps: int = 30) -> None:
+    """Train on folder/<class>/*.png normalized as bpnas does by default (the training images' mean/std)."""
+    import cv2
+    import torch
+
+    xs, ys = [], []
+    for label, name in enumerate(sorted(CLASSES)):
+        for path in sorted((folder / name).iterdir()):
+            xs.append(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB).transpose(2, 0, 1) / 255.0)
+            ys.append(label)
+    x = torch.tensor(np.stack(xs), dtype=torch.float32)
+    x = (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)
+    y = torch.tensor(ys)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
