@@ -7,6 +7,7 @@ bars); user errors print one ``bpnas: error:`` line and exit 2, with the traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["search", "--"]:  # the old pass-through form, `bpnas search -- --b-max 3`
         del argv[1]
+    if argv[:1] == ["search"] and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: data-parallel
+        from sdk.nas import run_search_command
+
+        return _guard(lambda: run_search_command(argv[1:]), debug="--debug" in argv)
     args = build_parser().parse_args(argv)
     return _guard(lambda: int(args.func(args)), debug=args.debug)
 

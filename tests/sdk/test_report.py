@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from sdk.cli import main
+
+pytest.importorskip("matplotlib")
 from tests.runtimes._bundles import LAYERS, make_bundle
 
 
