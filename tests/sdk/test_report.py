@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sdk.cli import main
+from tests.runtimes._bundles import LAYERS, make_bundle
 
 pytest.importorskip("matplotlib")
-from tests.runtimes._bundles import LAYERS, make_bundle
 
 
 def _run_dir(root):
