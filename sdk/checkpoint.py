@@ -11,7 +11,7 @@ model as ``sdk.retrain`` returned it, BatchNorm form included: ``"bn_fold": "qat
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +133,3 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, 
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     meta["model_spec"] = spec
     return model.eval(), meta
-
-
-def describe_data(meta: Mapping[str, Any]) -> str:
-    """One line naming what a checkpoint was trained on, for messages."""
-    return f"data {meta.get('data') or 'unknown'}, input {meta.get('input_shape') or 'unknown'}"

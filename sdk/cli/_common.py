@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +149,3 @@ def read_config(path: str | os.PathLike[str]) -> Any:
     if isinstance(data, dict) and isinstance(data.get("config"), dict):  # a search's result.json
         data = data["config"]
     return MixedPrecisionConfig.from_dict(data)
-
-
-def error(message: str) -> None:
-    print(f"bpnas: error: {message}", file=sys.stderr)

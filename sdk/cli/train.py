@@ -104,6 +104,8 @@ class _Start:
         self.meta: dict[str, Any] = {}
         self.run_dir: Path | None = None
         source = getattr(args, "source", None)
+        if source and (args.model or args.weights):
+            raise InputError("pass --from (a search run or float.pt) or --model/--weights, not both.")
         if source:
             path = Path(source)
             if path.is_dir():
@@ -182,7 +184,6 @@ def _float_train(args: argparse.Namespace, model: Any, data: Any, epochs: int) -
 
 # -- verbs ---------------------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    from sdk.checkpoint import save_checkpoint  # noqa: F401  (import errors before any work)
     from sdk.nas.api import search
     from sdk.nas.space import PAPER_CANDIDATES
     from sdk.outputs import dir_out, write_text_atomic
