@@ -109,7 +109,7 @@ def bench(
 ) -> BenchTable:
     """Bench ``bundle`` on ``targets`` (default: every target it carries); ``data`` = (x, y) for accuracy."""
     import targets as registry
-    from export.manifest import read_manifest
+    from runtimes.bundle import read_manifest
 
     manifest = read_manifest(bundle)  # raises BundleError before any row
     names = list(targets) if targets else list(manifest.targets)

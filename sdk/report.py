@@ -196,7 +196,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         )
     manifest = None
     if bundle is not None:
-        from export.manifest import read_manifest
+        from runtimes.bundle import read_manifest
 
         manifest = read_manifest(bundle)
     layers = manifest.config if manifest is not None else result["config"]["layers"]

@@ -173,7 +173,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.data:
         mean, std = args.mean, args.std
         if mean is None:
-            from export.manifest import read_manifest
+            from runtimes.bundle import read_manifest
 
             pre = read_manifest(args.bundle).preprocess  # evaluate as the bundle normalizes
             mean, std = (pre["mean"], pre["std"]) if pre else (None, None)

@@ -52,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import sdk
 
     if args.bundle:
-        from export.manifest import read_manifest
+        from runtimes.bundle import read_manifest
 
         manifest = read_manifest(args.bundle)
         print(manifest.bops.table())
