@@ -21,13 +21,14 @@ class PatchNet(nn.Module):
         self.stem = nn.Sequential(conv, nn.BatchNorm2d(width), nn.ReLU())
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x):
         x = self.stem(x)
         y = self.conv2(torch.relu(self.conv1(x)))
         x = torch.relu(x + y)
-        return self.head(x.mean((2, 3)))
+        return self.head(torch.flatten(self.pool(x), 1))
 '''
 
 CLASSES = {"red": (40, 40, 200), "green": (40, 200, 40), "blue": (200, 40, 40)}  # BGR, as cv2 writes
