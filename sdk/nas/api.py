@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.loop import LossFn
 from sdk.nas import checkpoint as ckpt
@@ -176,7 +177,7 @@ def run_search(
     if guarantee:
         space.check_feasible(b_max)
     _seed_everything(settings.seed)
-    sn = build_supernet(model, space, seed=settings.seed).to(device)
+    sn = build_supernet(model, space, seed=settings.seed).to(check_device(device))
     sn.calibrate(x0.to(device))
     gap = b_max - space.min_avg_bits()
     if guarantee and gap <= 2 * INSIDE_TOL:

@@ -226,3 +226,20 @@ def test_3_search_refuses_bad_budget_and_target_before_training(project, tmp_pat
     assert "cheapest" in capsys.readouterr().err
     assert main([*argv, "--target", "OpenVIN0"]) == 2
     assert "openvino" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_8_python_api_cuda_without_cuda_is_an_input_error():
+    import calibration
+    import sdk
+
+    model = sdk.models.create("digits_cnn", num_classes=10, in_channels=1)
+    loader = [(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))]
+    cfg = sdk.MixedPrecisionConfig.uniform(model, 8, 8)
+    for call in (
+        lambda: sdk.train(model, loader, epochs=1, device="cuda"),
+        lambda: sdk.retrain(model, cfg, loader, epochs=1, device="cuda"),
+        lambda: calibration.ptq(model, cfg, loader, device="cuda"),
+    ):
+        with pytest.raises(sdk.InputError, match="needs CUDA"):
+            call()
