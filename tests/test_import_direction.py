@@ -9,7 +9,7 @@ Layers, lowest first (a module may import its own layer and those below it):
 2. ``runtimes``: the bundle format and the engine adapters.
 3. ``deploy``: sdk.predictor and sdk.postprocess, the ``sdk.load`` path.
 4. ``model``: the quantized-model library export and calibration consume: sdk.quant, sdk.models, sdk.reshape,
-   sdk.counting.
+   sdk.counting, sdk.device.
 5. ``calibration``.
 6. ``export``: it may load a bundle through the deploy layer to check it.
 7. ``front``: the rest of sdk (search, training, checkpoints, CLI, demo, data).
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdk", "calibration", "export", "targets", "runtimes")
 BASE = ("sdk", "sdk.errors", "sdk.config", "sdk.cost", "sdk._registry", "sdk.preprocess")
 DEPLOY = ("sdk.predictor", "sdk.postprocess")
-MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting")
+MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting", "sdk.device")
 LAYERS = ("base", "targets", "runtimes", "deploy", "model", "calibration", "export", "front")
 
 # The one known exception: MixedPrecisionConfig.uniform(model) lists a torch model's quantizable layers
