@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -48,6 +47,8 @@ class Registry(Generic[T]):
         folded = {k.casefold(): k for k in [*self._items, *self._aliases]}
         if name.casefold() in folded:  # "OpenVINO" -> "openvino": names are case-insensitive
             return self.resolve(folded[name.casefold()])
+        import difflib  # only on the error path: keeps it off the deploy path's cold start
+
         known = sorted([*self._items, *self._aliases])
         close = [folded[c] for c in difflib.get_close_matches(name.casefold(), list(folded), n=3)]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
