@@ -243,3 +243,19 @@ def test_8_python_api_cuda_without_cuda_is_an_input_error():
     ):
         with pytest.raises(sdk.InputError, match="needs CUDA"):
             call()
+
+
+def test_8_a_uint16_frame_gets_advice_that_works():
+    import tempfile
+    from pathlib import Path
+
+    import sdk
+    from tests.runtimes._bundles import make_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = sdk.load(make_bundle(Path(tmp), targets=("onnxruntime",)), target="onnxruntime")
+        frame = np.full((20, 30, 3), 40000, np.uint16)
+        with pytest.raises(sdk.InputError, match=r"\(frame >> 8\).astype\(np.uint8\)") as e:
+            p.predict(frame)
+        fixed = eval(str(e.value).split("e.g. ")[1].split(" (or")[0], {"np": np, "frame": frame})
+        assert p.predict(fixed).shape == (1, 10)  # the advice works: no second error
