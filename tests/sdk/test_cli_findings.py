@@ -198,6 +198,7 @@ def test_8_folder_layout_mean_std_cuda_and_target_case(project):
         with pytest.raises(sdk.InputError, match="CUDA"):
             check_device("cuda")
     assert targets.get("OpenVINO").name == "openvino"
+    assert targets.resolve("X86").name == targets.resolve("x86").name
     with pytest.raises(sdk.TargetUnavailable, match="openvino"):
         targets.get("opnvino")
 
