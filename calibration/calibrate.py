@@ -16,6 +16,7 @@ from calibration.bn_fold import fold_bn, has_foldable_bn
 from calibration.observers import CALIBRATORS, Observer, ObserverFactory, create_observer
 from calibration.weights import WEIGHT_METHODS, calibrate_weights_
 from sdk.config import FLOAT_BITS
+from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.quant.convert import is_quantized, quant_layers
 from sdk.quant.quantizers import EPS, ActQuantizer, WeightQuantizer
@@ -58,7 +59,7 @@ def calibrate(
     create_observer(method)  # fail on a bad factory before any work
     WEIGHT_METHODS.resolve(weight_method)
     model = fold_bn(qmodel) if has_foldable_bn(qmodel) else copy.deepcopy(qmodel)
-    model.to(device)
+    model.to(check_device(device))
     calibrate_weights_(model, weight_method)
     acts = [(n, q) for n, q in model.named_modules() if isinstance(q, ActQuantizer) and q.bits < FLOAT_BITS]
     observers = {n: create_observer(method) for n, _ in acts}

@@ -301,6 +301,18 @@ def _cat_call(e: _Emitter, name: str, xs: list[str], node: fx.Node) -> str:
     return e.op("Concat", xs, name=name, axis=dim % rank)
 
 
+def _mean_call(e: _Emitter, name: str, xs: list[str], node: fx.Node) -> str:
+    """``x.mean((2, 3))`` / ``torch.mean(x, (-2, -1), keepdim=...)``: global average pooling."""
+    dims: Any = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    _require_rank(node.args[0], 4, "mean of a tensor that is not 4-D")
+    wanted = [dims] if isinstance(dims, int) else list(dims or ())
+    if sorted(int(d) % 4 for d in wanted) != [2, 3]:
+        raise Unsupported(f"mean over dims {dims!r} (only the spatial dims (2, 3) lower)")
+    pooled = e.op("GlobalAveragePool", xs[:1], name=name if keep else f"{name}_pool")
+    return pooled if keep else _flatten_from(e, pooled, 1, -1, node.args[0], name)
+
+
 CALL_HANDLERS: dict[Any, CallHandler] = {
     operator.add: _binary("Add"),
     torch.add: _binary("Add"),
@@ -314,6 +326,8 @@ CALL_HANDLERS: dict[Any, CallHandler] = {
     F.relu6: _relu6_call,
     F.adaptive_avg_pool2d: _adaptive_call,
     torch.cat: _cat_call,
+    torch.mean: _mean_call,
+    "mean": _mean_call,
 }
 _LIST_INPUTS = (torch.cat,)  # calls whose first argument is a list of tensors
 

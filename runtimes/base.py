@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +45,8 @@ def typed_options(cls: type[_Options], extra: Mapping[str, Any], engine: str) ->
     known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     for key in extra:
         if key not in known:
+            import difflib
+
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise InputError(f"unknown {engine} option {key!r}.{hint} Known: {', '.join(known)}.")

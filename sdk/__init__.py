@@ -34,6 +34,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Predictor": ("sdk.predictor", "Predictor"),
     "LatencyReport": ("sdk.predictor", "LatencyReport"),
     "profile": ("sdk.predictor", "profile"),
+    "classify": ("sdk.classify", "classify"),
+    "Classification": ("sdk.classify", "Classification"),
 }
 
 __all__ = [
@@ -69,6 +71,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from export import export  # noqa: F401
     from sdk import data, models, quant  # noqa: F401
+    from sdk.classify import Classification, classify  # noqa: F401
     from sdk.counting import bops  # noqa: F401
     from sdk.detection.boxes import Detections  # noqa: F401
     from sdk.evaluation import evaluate  # noqa: F401

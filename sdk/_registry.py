@@ -1,8 +1,7 @@
-"""A name-keyed registry filled by a decorator; unknown names raise with close matches."""
+"""A name-keyed registry filled by a decorator; lookups ignore case; unknown names suggest close matches."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -45,8 +44,13 @@ class Registry(Generic[T]):
             return name
         if name in self._aliases:
             return self._aliases[name]
+        folded = {k.casefold(): k for k in [*self._items, *self._aliases]}
+        if name.casefold() in folded:  # "OpenVINO" -> "openvino": names are case-insensitive
+            return self.resolve(folded[name.casefold()])
+        import difflib  # only on the error path: keeps it off the deploy path's cold start
+
         known = sorted([*self._items, *self._aliases])
-        close = difflib.get_close_matches(name, known, n=3)
+        close = [folded[c] for c in difflib.get_close_matches(name.casefold(), list(folded), n=3)]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise self._error(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.")
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from sdk.detection.data import DetectionSet, coco, shapes, yolo
 from sdk.errors import InputError
+from sdk.preprocess import Preprocess
 
 __all__ = [
     "DataSplits",
@@ -55,6 +56,8 @@ class DataSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
+    #: how a deployed camera frame becomes this data's input (image sources only; None for digits)
+    preprocess: Preprocess | None = None
 
     def search_split(self, train_fraction: float = 0.6, *, seed: int = 0) -> tuple[DataLoader, DataLoader]:
         """Split the training data into (weights, architecture) loaders; BP-NAS searches on a 60/40 split."""
@@ -139,6 +142,7 @@ def cifar10(
         mean=mean,
         std=std,
         labels=labels,
+        preprocess=Preprocess(size=(32, 32), mean=mean, std=std),
     )
 
 
@@ -146,35 +150,71 @@ def image_folder(
     root: str | os.PathLike[str],
     size: int | tuple[int, int],
     *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     batch_size: int = 32,
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> DataSplits:
-    """One class per subfolder of ``root`` (sorted names are the labels); images are read with OpenCV,
-    converted BGR->RGB, resized to ``size`` (int or (height, width)) and split per class."""
-    import cv2
+    """Images in one subfolder per class (sorted names are the labels), read with OpenCV, converted
+    BGR->RGB and resized to ``size`` (int or (height, width)).
 
+    With ``root/train/`` and ``root/val/`` (and optionally ``root/test/``; else test = val) those are the
+    splits; otherwise ``root/<class>/`` is split per class. Pixels are scaled to [0, 1] and normalized by
+    ``mean``/``std`` (per channel, RGB, [0, 1] units) or, when not given, by the training split's own
+    statistics; either way ``DataSplits.preprocess`` records them for the bundle.
+    """
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     _check_int("size", h, 1)
     _check_int("size", w, 1)
     base = Path(root)
     if not base.is_dir():
         raise InputError(
-            f"image folder {os.fspath(base)!r} does not exist; pass a folder with one subfolder per class."
+            f"image folder {os.fspath(base)!r} does not exist; pass a folder with one subfolder per class "
+            "(or train/ and val/ folders that each hold one subfolder per class)."
         )
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if (base / "train").is_dir() and (base / "val").is_dir():
+        classes = _class_names(base / "train")
+        parts = {
+            k: _read_images(base / k, classes, h, w) for k in ("train", "val", "test") if (base / k).is_dir()
+        }
+        xs = [parts.get("test", parts["val"]), parts["val"], parts["train"]]
+        x = np.concatenate([p[0] for p in xs])
+        y = np.concatenate([p[1] for p in xs])
+        bounds = np.cumsum([0] + [len(p[1]) for p in xs])
+        idx = tuple(np.arange(bounds[i], bounds[i + 1]) for i in range(3))
+    else:
+        classes = _class_names(base)
+        x, y = _read_images(base, classes, h, w)
+        idx = _stratified_split(y, (test_fraction, val_fraction))
+    return _float_splits(x, y, idx, tuple(classes), batch_size, seed, mean=mean, std=std, pixels=True)
+
+
+def _class_names(folder: Path) -> list[str]:
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise InputError(
-            f"image folder {os.fspath(base)!r} has no class subfolders; put images in root/<class>/."
+            f"image folder {os.fspath(folder)!r} has no class subfolders; put images in root/<class>/ "
+            "or root/train/<class>/ and root/val/<class>/."
         )
+    return classes
+
+
+def _read_images(base: Path, classes: Sequence[str], h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 (N, 3, h, w) RGB in [0, 1], int64 labels) of ``base/<class>/*`` for each of ``classes``."""
+    import cv2
+
     images, targets = [], []
     for label, cls in enumerate(classes):
-        files = sorted(p for p in (base / cls).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        folder = base / cls
+        files = (
+            sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS) if folder.is_dir() else []
+        )
         if not files:
             raise InputError(
-                f"class folder {os.fspath(base / cls)!r} holds no images ({', '.join(sorted(IMAGE_EXTS))}); "
-                "add some or remove the folder."
+                f"class folder {os.fspath(folder)!r} holds no images ({', '.join(sorted(IMAGE_EXTS))}); "
+                "add some or remove the class."
             )
         for path in files:
             img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
@@ -186,10 +226,7 @@ def image_folder(
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
             images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
             targets.append(label)
-    x = np.stack(images).astype(np.float32) / 255.0
-    y = np.asarray(targets, dtype=np.int64)
-    idx = _stratified_split(y, (test_fraction, val_fraction))
-    return _float_splits(x, y, idx, tuple(classes), batch_size, seed)
+    return np.stack(images).astype(np.float32) / 255.0, np.asarray(targets, dtype=np.int64)
 
 
 def split_loader(loader: DataLoader, fraction: float, *, seed: int = 0) -> tuple[DataLoader, DataLoader]:
@@ -264,10 +301,18 @@ def _float_splits(
     batch_size: int,
     seed: int,
     shift: int = 0,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pixels: bool = False,
 ) -> DataSplits:
-    """Normalize by training-split statistics and wrap (test, val, train) indices as loaders."""
+    """Normalize by ``mean``/``std`` (default: training-split statistics) and wrap (test, val, train)
+    indices as loaders; ``pixels``: ``x`` is 8-bit images / 255, so a deploy-time Preprocess is recorded."""
     test_idx, val_idx, train_idx = idx
-    mean, std = _channel_stats(x[train_idx])
+    own_mean, own_std = _channel_stats(x[train_idx])
+    c = x.shape[1]
+    mean = own_mean if mean is None else _per_channel("mean", mean, c)
+    std = own_std if std is None else _per_channel("std", std, c)
     m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
     s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
     xt, yt = torch.from_numpy((x - m) / s), torch.from_numpy(y)
@@ -277,7 +322,8 @@ def _float_splits(
         ds = TensorDataset(xt[i], yt[i])
         return _loader(ds, batch_size, seed, shuffle=train, collate=collate if train else None)
 
-    c, h, w = x.shape[1:]
+    _, h, w = x.shape[1:]
+    pre = Preprocess(size=(int(h), int(w)), mean=mean, std=std, channels=int(c)) if pixels else None
     return DataSplits(
         train=loader(train_idx, True),
         val=loader(val_idx, False),
@@ -287,7 +333,20 @@ def _float_splits(
         mean=mean,
         std=std,
         labels=labels,
+        preprocess=pre,
     )
+
+
+def _per_channel(name: str, values: Sequence[float], channels: int) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if len(out) == 1:
+        out = out * channels
+    if len(out) != channels or any(not np.isfinite(v) for v in out) or (name == "std" and min(out) <= 0):
+        raise InputError(
+            f"{name} needs {channels} finite values (one per channel, [0, 1] units; std > 0), "
+            f"got {tuple(values)!r}; e.g. 0.485,0.456,0.406."
+        )
+    return out
 
 
 def _loader(

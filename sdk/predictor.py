@@ -155,6 +155,13 @@ class Predictor:
             if x.ndim == 4:
                 return self._frames_to_batch(list(x)), (_hw(x[0]),) * len(x), False
             raise InputError(f"{where}: uint8 images must be (H, W, 3) or (N, H, W, 3), got shape {x.shape}.")
+        if x.dtype.kind in "ui" and (x.ndim == 2 or (x.ndim in (3, 4) and x.shape[-1] in (1, 3))):
+            scale = "(frame >> 8).astype(np.uint8)" if x.dtype == np.uint16 else "frame.astype(np.uint8)"
+            raise InputError(
+                f"{where}: got a {x.dtype} image shaped {x.shape}; frames must be uint8 (H, W, 3) BGR. Scale "
+                f"it to 8 bits first, e.g. {scale} (or cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX, "
+                "cv2.CV_8U))."
+            )
         if x.dtype != np.float32:
             raise InputError(
                 f"{where}: expected float32 input shaped {self._expected()} (or uint8 images), got dtype "

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.loop import (
     EpochStats,
@@ -80,7 +81,7 @@ def train(
         desc="training",
     )
     torch.manual_seed(seed)
-    model.to(device)
+    model.to(check_device(device))
     state = sgd_cosine(model.parameters(), options, train_loader)
     start = time.perf_counter()
     stats = run_loop(

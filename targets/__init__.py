@@ -75,7 +75,7 @@ def resolve(name: str, *, among: Iterable[str] | None = None) -> Target:
     "x86" picks the first of :data:`X86_PREFERENCE` that is available here and, when ``among`` is given (the
     targets a bundle carries), one of those.
     """
-    if name == "x86":
+    if isinstance(name, str) and name.casefold() == "x86":  # names are case-insensitive
         allowed = None if among is None else set(among)
         for cand in X86_PREFERENCE:
             if (allowed is None or cand in allowed) and registry.get(cand).available():

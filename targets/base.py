@@ -8,8 +8,6 @@ it is usable here, and its cost model. Torch-free and engine-free: reading a tar
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import importlib.util
 import platform
 from collections.abc import Callable, Iterable, Mapping
@@ -71,6 +69,9 @@ def _machine() -> str:
 
 def _has_cuda_gpu() -> bool:
     """True when the CUDA driver loads and reports at least one device (torch-free, via libcuda)."""
+    import ctypes  # here, not at module level: ctypes.util costs the deploy path's cold start ~20 ms
+    import ctypes.util
+
     name = ctypes.util.find_library("cuda") or "libcuda.so.1"
     try:
         lib = ctypes.CDLL(name)

@@ -11,7 +11,7 @@ Layers, lowest first (a module may import its own layer and those below it):
 3. ``deploy``: sdk.predictor (with sdk._profile), sdk.postprocess and sdk.detection.serve (the "detect"
    step), the ``sdk.load`` path.
 4. ``model``: the quantized-model library export and calibration consume: sdk.quant, sdk.models, sdk.reshape,
-   sdk.counting.
+   sdk.counting, sdk.device.
 5. ``calibration``.
 6. ``export``: it may load a bundle through the deploy layer to check it.
 7. ``front``: the rest of sdk (search, training, checkpoints, CLI, demo, data).
@@ -40,7 +40,7 @@ BASE = (
     "sdk.detection.boxes",
 )
 DEPLOY = ("sdk.predictor", "sdk._profile", "sdk.postprocess", "sdk.detection.serve")
-MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting")
+MODEL = ("sdk.quant", "sdk.models", "sdk.reshape", "sdk.counting", "sdk.device")
 LAYERS = ("base", "targets", "runtimes", "deploy", "model", "calibration", "export", "front")
 
 # The one known exception: MixedPrecisionConfig.uniform(model) lists a torch model's quantizable layers

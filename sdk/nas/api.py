@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.loop import LossFn, default_loss, to_device
 from sdk.nas import checkpoint as ckpt
@@ -188,7 +189,7 @@ def run_search(
     if guarantee:
         space.check_feasible(b_max)
     _seed_everything(settings.seed)
-    sn = build_supernet(model, space, seed=settings.seed).to(device)
+    sn = build_supernet(model, space, seed=settings.seed).to(check_device(device))
     if isinstance(target, str):  # train under the codes the target runs (7-bit unsigned on TensorRT)
         set_unsigned_act_bits(sn, target_unsigned_act_bits(target))
     sn.calibrate(x0.to(device))

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
+from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.loop import LoopHooks, LoopOptions, LossFn, MetricFn, check_epochs, run_loop, sgd_cosine
 from sdk.nas import checkpoint as ckpt
@@ -95,9 +96,8 @@ def retrain(
         desc="retraining",
     )
     torch.manual_seed(seed)
-    qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits, target=target).to(
-        device
-    )
+    qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits, target=target)
+    qmodel.to(check_device(device))
     if ddp.is_distributed():
         train_loader = ddp.shard_loader(train_loader, seed=seed)
     x0, _ = peek_batch(train_loader)

@@ -12,6 +12,7 @@ from torch import nn
 from sdk.config import FLOAT_BITS, MixedPrecisionConfig, check_bits
 from sdk.errors import ConfigError, InputError
 from sdk.models.layers import Add
+from sdk.quant.functional_adds import modularize_adds
 from sdk.quant.layers import quantizable_layers
 from sdk.quant.modules import QuantAdd, QuantConv2d, QuantLinear
 from sdk.quant.quantizers import ActQuantizer
@@ -60,7 +61,7 @@ def quantize(
     cfg.validate_for(model)
     for what, b in (("residual_bits", residual_bits), ("output_bits", output_bits)):
         check_bits((b, b), where=what)
-    q = copy.deepcopy(model)
+    q = modularize_adds(copy.deepcopy(model))  # functional x + y -> Add modules, quantized below
     layers = quantizable_layers(q)
     last = layers[-1][0]
     for name, m in layers:

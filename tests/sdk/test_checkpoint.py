@@ -30,7 +30,7 @@ def test_retrained_model_round_trips_with_its_folded_layers(retrained, tmp_path)
     model, q, x = retrained
     path = _save(tmp_path / "m.pt", q)
     loaded, meta = load_checkpoint(path)
-    assert meta["bn_fold"] == "qat" and meta["format"] == "bpnas-checkpoint-v2"
+    assert meta["bn_fold"] == "qat" and meta["format"] == "bpnas-checkpoint-v3"
     assert sum(isinstance(m, FoldedConvBN) for m in loaded.modules()) == 5 and not loaded.training
     assert sdk.quant.config_of(loaded) == sdk.quant.config_of(q)
     with torch.no_grad():

@@ -46,7 +46,8 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
 
     config, ckpt, bundle = tmp_path / "cfg.json", tmp_path / "m.pt", tmp_path / "m.bpnas"
     sdk.MixedPrecisionConfig.uniform(sdk.models.digits_cnn(), 3, 3).to_json(config)
-    argv = ["retrain", "--config", str(config), "--float-epochs", "1", "--epochs", "1", "--out", str(ckpt)]
+    argv = ["retrain", "--model", "digits_cnn", "--data", "digits", "--config", str(config)]
+    argv += ["--float-epochs", "1", "--epochs", "1", "--out", str(ckpt)]
     assert main(argv) == 0
     assert main(["export", str(ckpt), "--out", str(bundle)]) == 0
     qmodel, meta = load_checkpoint(ckpt)
@@ -73,8 +74,21 @@ def test_bench_runs_the_installed_targets_the_bundle_carries(tmp_path, capsys):
 
     bundle = make_bundle(tmp_path, targets=("onnxruntime", "tensorrt"))  # tensorrt is never installed here
     assert main(["bench", str(bundle), "--runs", "2", "--warmup", "1"]) == 0
-    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert rows == ["onnxruntime"]
+    rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(t.strip(), s.split(":")[0].strip()) for t, s in rows] == [
+        ("onnxruntime", "ok"),
+        ("tensorrt", "skipped"),
+    ]
     assert main(["bench", str(tmp_path / "none.bpnas")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("bpnas: error: no bundle")
+
+
+def test_debug_shows_the_traceback_and_quiet_silences_status(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "none.bpnas"), "x.png"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["--debug", "predict", str(tmp_path / "none.bpnas"), "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("bpnas: error:")
+    assert main(["report", "--model", "resnet20", "-q"]) == 0  # results still print under --quiet
+    assert "B-Comp" in capsys.readouterr().out
