@@ -1,0 +1,138 @@
+"""hls4ml engine adapter: the bundle's hls4ml project, its C simulation compiled with g++, called per sample.
+
+The artifact is a tar of the project ``export.hls4ml_export`` generated and verified code for code against
+the integer executor, plus ``bpnas_hls4ml.json`` (project name, library stamp, input shape, output size,
+layers). Loading extracts it once into ``options.cache_dir`` (default ``<bundle>/.hls4ml_cache``) under its
+sha256, compiles it there with the project's own ``build_lib.sh`` (g++; minutes for a CNN, then cached) and
+calls the library's ``<project>_float(in, out)`` bridge through ctypes, one sample per call, as hls4ml's own
+``predict`` does. Running needs g++ once, not hls4ml.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from sdk.errors import BundleError, InputError, TargetUnavailable
+
+__all__ = ["Hls4mlSession", "load", "extract_project", "build_library", "INFO_NAME"]
+
+INFO_NAME = "bpnas_hls4ml.json"
+
+
+def _gxx() -> None:
+    if shutil.which("g++") is None:
+        raise TargetUnavailable("the hls4ml target compiles its C simulation with g++, which is not on PATH.")
+
+
+def extract_project(artifact: Path, cache_dir: Path, key: str) -> Path:
+    """The project extracted to ``cache_dir/key`` (once; written to a temp dir, then renamed)."""
+    dest = cache_dir / key
+    if (dest / INFO_NAME).is_file():
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f"{key}.tmp-"))
+    try:
+        with tarfile.open(artifact, "r:") as tar:
+            for m in tar.getmembers():  # plain files with relative, inward paths only
+                p = Path(m.name)
+                if not m.isfile() or p.is_absolute() or ".." in p.parts:
+                    raise BundleError(f"{artifact.name}: unsafe entry {m.name!r} in the hls4ml project.")
+            tar.extractall(tmp, filter="data")
+        if not (tmp / INFO_NAME).is_file():
+            raise BundleError(f"{artifact.name} has no {INFO_NAME}; re-export the bundle.")
+        if dest.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def build_library(project: Path, info: Mapping[str, Any]) -> Path:
+    """``firmware/<project>-<stamp>.so``, compiled by the project's ``build_lib.sh`` unless already there."""
+    lib = project / "firmware" / f"{info['project']}-{info['stamp']}.so"
+    if lib.is_file():
+        return lib
+    _gxx()
+    done = subprocess.run(["bash", "build_lib.sh"], cwd=project, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not lib.is_file():
+        raise BundleError(
+            f"compiling the hls4ml C simulation in {project} failed:\n{(done.stdout + done.stderr)[-2000:]}"
+        )
+    return lib
+
+
+class Hls4mlSession:
+    """The compiled C simulation; ``run`` takes float32 NCHW batches, returns the float32 outputs."""
+
+    input_name = "input"
+    output_name = "logits"
+
+    def __init__(self, lib: Path, info: Mapping[str, Any]) -> None:
+        self._lib: Any = ctypes.CDLL(str(lib))
+        self._fn = getattr(self._lib, f"{info['project']}_float")
+        self._fn.restype = None
+        ptr = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+        self._fn.argtypes = [ptr, ptr]
+        self._nchw = tuple(int(d) for d in info["input_shape"])  # (C, H, W) or (K,)
+        self._out = int(info["output_size"])
+        self._layers = tuple(str(n) for n in info["layers"])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self._lib is None:
+            raise InputError("this hls4ml session is closed; load the bundle again.")
+        x = np.asarray(x)
+        if x.ndim != 1 + len(self._nchw) or tuple(x.shape[1:]) != self._nchw:
+            raise InputError(f"expected input (N, {', '.join(map(str, self._nchw))}), got {x.shape}.")
+        if not np.isfinite(x).all():
+            raise InputError("input contains NaN or inf.")
+        xs = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x  # the C simulation reads channels-last
+        xs = np.ascontiguousarray(xs, dtype=np.float32)
+        out = np.zeros((x.shape[0], self._out), np.float32)
+        for i in range(x.shape[0]):
+            row = np.zeros(self._out, np.float32)
+            self._fn(np.ascontiguousarray(xs[i]), row)
+            out[i] = row
+        return out
+
+    def layer_times(self) -> list[LayerTime] | None:
+        return None
+
+    def effective_precision(self) -> list[LayerPrecision]:
+        return [LayerPrecision(name, "hls4ml-csim", "ap_fixed-exact", False) for name in self._layers]
+
+    def close(self) -> None:
+        self._lib = None
+
+
+def load_project(artifact: Path, cache_dir: Path, key: str) -> Hls4mlSession:
+    """Extract (cached by ``key``), compile (cached), link."""
+    project = extract_project(artifact, cache_dir, key)
+    info = json.loads((project / INFO_NAME).read_text(encoding="utf-8"))
+    return Hls4mlSession(build_library(project, info), info)
+
+
+def load(artifact: Path, manifest: Mapping[str, Any] | Any, options: RuntimeOptions) -> Hls4mlSession:
+    """Loader for the "hls4ml" runtime: the bundle's project, compiled once into the cache."""
+    if options.extra:
+        raise InputError(
+            f"the hls4ml runtime takes no extra options; got {', '.join(map(repr, options.extra))}."
+        )
+    cache = Path(options.cache_dir) if options.cache_dir else artifact.parent / ".hls4ml_cache"
+    key = hashlib.sha256(Path(artifact).read_bytes()).hexdigest()[:24]  # the tar's content, so edits rebuild
+    return load_project(Path(artifact), cache, key)
