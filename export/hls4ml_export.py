@@ -298,7 +298,7 @@ def write_artifact(
     if same != total:
         raise ConfigError(
             f"hls4ml: the C simulation gives other output codes than the integer executor on {total - same} "
-            f"of {total} check inputs, though every type was derived exactly; export refused (please report it)."
+            f"of {total} check inputs, though every type was derived exactly; export refused (a bpnas bug)."
         )
     shape = [d.dim_value for d in qonnx_model.graph.input[0].type.tensor_type.shape.dim][1:]
     info = {
