@@ -1,0 +1,39 @@
+import numpy as np
+import onnx
+
+from export.passes.pack_weights import PackWeights
+from runtimes._packing import DOMAIN, OP, unpack_initializers
+from tests.export._graphs import INT8, Builder
+
+
+def _conv(codes: np.ndarray) -> onnx.ModelProto:
+    b = Builder()
+    c = b.const(codes, INT8, "conv.weight_codes")
+    w = b.node("DequantizeLinear", [c, b.const([0.5, 0.25]), b.const([0, 0], INT8)], axis=0)
+    b.node("Conv", ["x", w], "y", name="conv")
+    return b.model()
+
+
+def _codes(bits: int) -> np.ndarray:
+    n = 2 ** (bits - 1) - 1
+    return np.random.default_rng(bits).integers(-n, n + 1, size=(2, 3, 3, 3))
+
+
+def test_a_3_bit_layer_stores_3_bits_per_weight_and_unpacks_exactly():
+    codes = _codes(3)
+    out, changed = PackWeights({"conv": 3}).apply(_conv(codes))
+    assert changed and any(n.op_type == OP and n.domain == DOMAIN for n in out.graph.node)
+    packed = next(t for t in out.graph.initializer if t.name.endswith("weight_packed"))
+    assert len(packed.raw_data or bytes(packed.int32_data)) == (codes.size * 3 + 7) // 8  # 21 bytes for 54
+    back = unpack_initializers(out)
+    assert not any(n.op_type == OP for n in back.graph.node)
+    dq = next(n for n in back.graph.node if n.op_type == "DequantizeLinear")
+    got = next(t for t in back.graph.initializer if t.name == dq.input[0])
+    assert np.array_equal(onnx.numpy_helper.to_array(got), codes)
+    assert got.data_type == onnx.TensorProto.INT8
+
+
+def test_8_bit_and_unknown_layers_stay_int8():
+    for bits in ({"conv": 8}, {}):
+        _, changed = PackWeights(bits).apply(_conv(_codes(4)))
+        assert not changed
