@@ -1,14 +1,15 @@
-"""Pack each layer's int8 weight codes to its searched weight bits (the integer/FPGA artifact's storage).
+"""Pack each layer's int8 weight codes to its weight bits (the integer/FPGA artifact's storage).
 
 ``int8 codes -> DequantizeLinear`` becomes ``uint8 packed -> UnpackCodes(bits, shape) -> DequantizeLinear``
-(:mod:`runtimes._packing`), so a 3-bit layer takes 3 bits per weight plus its scales. Only the bpnas
-integer executor reads ``UnpackCodes``; it unpacks at load, bit-exactly. Run it last: other passes read the
-codes as a constant.
+(:mod:`runtimes._packing`), so a 3-bit layer takes 3 bits per weight plus its scales. The width is the
+narrowest two's complement width holding the codes: the layer's w bits (its codes lie in ``[-n, n]``, ``n =
+2^(w-1) - 1``), fewer only when no weight reaches the clip, and exact either way; 8-bit layers stay int8.
+Only the bpnas integer executor reads ``UnpackCodes``; it unpacks at load, bit-exactly. Run it last: other
+passes read the codes as a constant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,12 +21,12 @@ from runtimes._packing import DOMAIN, OP, pack_codes
 
 __all__ = ["PackWeights"]
 
+_LAYERS = ("Conv", "Gemm", "MatMul", "ConvInteger", "MatMulInteger")
+
 
 @dataclass(frozen=True)
 class PackWeights:
-    """``w_bits``: layer name -> weight bits (int8 codes alone do not tell a 3-bit layer from a 4-bit one)."""
-
-    w_bits: Mapping[str, int]
+    """Every int8 weight-code initializer read by one DequantizeLinear feeding a Conv/Gemm/MatMul."""
 
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         graph = Graph(model)
@@ -34,10 +35,12 @@ class PackWeights:
             if dq.op_type != "DequantizeLinear" or graph.const_type(dq.input[0]) != TensorProto.INT8:
                 continue
             readers = graph.consumers.get(dq.output[0], [])
-            bits = self.w_bits.get(readers[0].name) if len(readers) == 1 else None
             codes = graph.const(dq.input[0])
-            if bits is None or codes is None or bits >= 8:
-                continue  # not a layer's weight, or 8 bits: int8 already is the packed form
+            if len(readers) != 1 or readers[0].op_type not in _LAYERS or codes is None or not codes.size:
+                continue
+            bits = max(2, int(np.abs(codes.astype(np.int64)).max()).bit_length() + 1)
+            if bits >= 8:
+                continue  # int8 already is the packed form
             name = f"{readers[0].name}.weight_packed"
             packed = graph.add_initializer(pack_codes(codes, bits), name)
             unpacked = f"{readers[0].name}.weight_codes"
