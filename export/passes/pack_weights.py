@@ -43,7 +43,7 @@ class PackWeights:
                 continue  # int8 already is the packed form
             name = f"{readers[0].name}.weight_packed"
             packed = graph.add_initializer(pack_codes(codes, bits), name)
-            unpacked = f"{readers[0].name}.weight_codes"
+            unpacked = graph.unique(f"{readers[0].name}.weight_unpacked")
             node = helper.make_node(
                 OP,
                 [packed],

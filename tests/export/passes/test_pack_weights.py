@@ -42,3 +42,13 @@ def test_the_width_is_the_layers_w_bits_and_8_bit_layers_stay_int8():
         assert onnx.helper.get_attribute_value(unpack.attribute[0]) == bits
     _, changed = PackWeights().apply(_conv(_codes(8)))
     assert not changed
+
+
+def test_packing_reaches_a_fixed_point_and_prune_drops_the_int8_codes():
+    from export.passes import Prune, run_passes
+
+    out = run_passes(_conv(_codes(3)), [PackWeights(), Prune()])
+    assert not any(
+        t.data_type == onnx.TensorProto.INT8 and t.dims == [2, 3, 3, 3] for t in out.graph.initializer
+    )
+    assert sum(n.op_type == OP for n in out.graph.node) == 1
