@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from export._hls4ml_precision import Grid, LayerPrecision, derive_precisions
 from runtimes.hls4ml import INFO_NAME
@@ -60,11 +60,10 @@ class Hls4mlProject:
     input_grid: Grid
     output_grid: Grid
     table: tuple[LayerPrecision, ...]
-    input_layout: str  # "NHWC" (what the C simulation reads) or "NC" for flat inputs
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The C simulation on a float32 NCHW batch; returns the output values (codes * output scale)."""
-        xs = np.ascontiguousarray(x.transpose(0, 2, 3, 1) if self.input_layout == "NHWC" else x, np.float32)
+        xs = np.ascontiguousarray(x, np.float32)  # NCHW: the project starts with qonnx's Transpose to NHWC
         out = np.asarray(self.model.predict(xs), dtype=np.float32)
         return out.reshape(x.shape[0], -1)
 
@@ -92,7 +91,6 @@ def _tag_layers(model: onnx.ModelProto) -> None:
 def prepare(qonnx_model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
     """(the cleaned channels-last graph hls4ml reads, ONNX node name -> bpnas layer name)."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.util.cleanup import cleanup_model
 
@@ -104,7 +102,6 @@ def prepare(qonnx_model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, st
         v.type.tensor_type.shape.dim[0].dim_value = 1
     with contextlib.redirect_stdout(io.StringIO()):
         w = cleanup_model(ModelWrapper(model))
-        w = w.transform(ConvertToChannelsLastAndClean())
         gemms = [n.doc_string for n in w.model.graph.node if n.op_type == "Gemm"]
         with warnings.catch_warnings():  # it warns about opsets > 9, then handles them (our Gemms are plain)
             warnings.simplefilter("ignore", UserWarning)
@@ -113,52 +110,84 @@ def prepare(qonnx_model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, st
     matmuls = [n for n in w.model.graph.node if n.op_type == "MatMul" and not n.doc_string]
     for n, name in zip(matmuls, gemms):  # GemmToMatMul makes new nodes: carry the names over, in order
         n.doc_string = name
-    out = _global_pool_to_channels_last(w.model)
+    out = to_channels_last(w.model)
     names = {n.name: n.doc_string for n in out.graph.node if n.doc_string and n.op_type in ("Conv", "MatMul")}
     return out, names
 
 
-def _shape(model: onnx.ModelProto, tensor: str) -> list[int]:
-    for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
-        if v.name == tensor:
-            return [d.dim_value for d in v.type.tensor_type.shape.dim]
-    raise ConfigError(f"hls4ml: no shape for tensor {tensor!r} after qonnx's clean-up; refused.")
+_NHWC = (0, 2, 3, 1)
+_CHANNELS_LAST = "qonnx.custom_op.channels_last"
+_LAYOUT_FREE = {"Quant", "Relu", "Add", "MatMul", "Flatten"}  # elementwise, or rank <= 2 after the pool
 
 
-def _global_pool_to_channels_last(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``Transpose(to NCHW) -> GlobalAveragePool`` becomes a channels-last ``AveragePool`` over the whole map.
+def to_channels_last(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every rank-4 tensor NHWC: one Transpose after the input, conv weights ``(M, kh, kw, C)``, Conv and
+    MaxPool in qonnx's channels-last domain, the global average pool an ``AveragePool`` over the whole map.
 
-    qonnx leaves the global pool channels-first behind a Transpose; hls4ml's parser then takes the channel
-    count from axis 1 and indexes the data channels-last, mixing channels. The rewritten pool reads the
-    channels-last tensor itself; its (1, 1, 1, C) output flattens to the same (1, C)."""
-    nodes = list(model.graph.node)
-    producer = {o: n for n in nodes for o in n.output}
-    for gap in [n for n in nodes if n.op_type == "GlobalAveragePool"]:
-        tr = producer.get(gap.input[0])
-        perm = [int(p) for p in helper.get_attribute_value(tr.attribute[0])] if tr is not None else []
-        readers = [n for n in nodes if tr is not None and tr.output[0] in n.input]
-        if tr is None or tr.op_type != "Transpose" or perm != [0, 3, 1, 2] or len(readers) != 1:
-            raise ConfigError("hls4ml: a global average pool that is not on a channels-last map; refused.")
-        _, h, w_, c = _shape(model, tr.input[0])
-        pool = helper.make_node(
-            "AveragePool",
-            [tr.input[0]],
-            list(gap.output),
-            name=gap.name,
-            domain="qonnx.custom_op.channels_last",
-            kernel_shape=[h, w_],
-            strides=[h, w_],
-            pads=[0, 0, 0, 0],
+    Done here, not by qonnx's ``ConvertToChannelsLastAndClean``: on a residual fork (a tensor read by an Add
+    and by the next conv's quantizer) it leaves a stray Transpose on data already channels-last (resnet20:
+    every output wrong). A per-tensor quantizer, ReLU and Add ignore layout, so permuting every rank-4
+    tensor and weight by one perm is the whole conversion for bpnas graphs."""
+    graph = model.graph
+    for node in graph.node:
+        if node.op_type not in _LAYOUT_FREE | {"Conv", "MaxPool", "GlobalAveragePool"}:
+            raise ConfigError(
+                f"hls4ml: no channels-last form for {node.op_type} {node.name}; export refused."
+            )
+    for t in graph.initializer:
+        if len(t.dims) == 4:
+            t.CopyFrom(
+                numpy_helper.from_array(
+                    np.ascontiguousarray(numpy_helper.to_array(t).transpose(_NHWC)), t.name
+                )
+            )
+    for v in [*graph.value_info, *graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            values = [dims[i].dim_value for i in _NHWC]
+            for d, value in zip(dims, values):
+                d.Clear()
+                d.dim_value = value
+    if any(len(v.type.tensor_type.shape.dim) == 4 for v in graph.output):
+        raise ConfigError(
+            "hls4ml: a rank-4 model output; bpnas hands classifiers (rank-2 outputs) to hls4ml."
         )
-        i = nodes.index(tr)
-        nodes[i] = pool
-        nodes.remove(gap)
-        vi = [v for v in model.graph.value_info if v.name not in (tr.output[0], gap.output[0])]
-        vi.append(helper.make_tensor_value_info(gap.output[0], onnx.TensorProto.FLOAT, [1, 1, 1, c]))
-        del model.graph.value_info[:]
-        model.graph.value_info.extend(vi)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    nodes = []
+    source = graph.input[0]
+    in_dims = [d.dim_value for d in source.type.tensor_type.shape.dim]
+    if len(in_dims) == 4:
+        nhwc = f"{source.name}_nhwc"
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name == source.name:
+                    node.input[i] = nhwc
+        nodes.append(helper.make_node("Transpose", [source.name], [nhwc], name="Transpose_input", perm=_NHWC))
+        graph.value_info.append(
+            helper.make_tensor_value_info(nhwc, onnx.TensorProto.FLOAT, [in_dims[i] for i in _NHWC])
+        )
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    for node in graph.node:
+        if node.op_type in ("Conv", "MaxPool"):
+            node.domain = _CHANNELS_LAST
+        elif node.op_type == "GlobalAveragePool":
+            _, h, w_, _ = shapes[node.input[0]]
+            node.CopyFrom(
+                helper.make_node(
+                    "AveragePool",
+                    list(node.input),
+                    list(node.output),
+                    name=node.name,
+                    domain=_CHANNELS_LAST,
+                    kernel_shape=[h, w_],
+                    strides=[h, w_],
+                    pads=[0, 0, 0, 0],
+                )
+            )
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        nodes.append(copy)
+    del graph.node[:]
+    graph.node.extend(nodes)
     return model
 
 
@@ -230,10 +259,7 @@ def convert(qonnx_model: onnx.ModelProto, out_dir: Path, *, compile: bool = True
         _audit(hm)
         if compile:
             hm.compile()
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return Hls4mlProject(
-        out_dir, hm, input_grid, rows[-1].types["result"], tuple(rows), "NHWC" if len(shape) == 4 else "NC"
-    )
+    return Hls4mlProject(out_dir, hm, input_grid, rows[-1].types["result"], tuple(rows))
 
 
 def precision_table(rows: tuple[LayerPrecision, ...] | list[LayerPrecision]) -> str:

@@ -20,12 +20,15 @@ import tarfile
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
 from sdk.errors import BundleError, InputError, TargetUnavailable
+
+if TYPE_CHECKING:
+    from runtimes.bundle import Manifest
 
 __all__ = ["Hls4mlSession", "load", "extract_project", "build_library", "INFO_NAME"]
 
@@ -78,10 +81,10 @@ def build_library(project: Path, info: Mapping[str, Any]) -> Path:
 
 
 class Hls4mlSession:
-    """The compiled C simulation; ``run`` takes float32 NCHW batches, returns the float32 outputs."""
+    """The compiled C simulation; ``run`` takes float32 NCHW batches, returns the float32 output by name."""
 
-    input_name = "input"
-    output_name = "logits"
+    input_name: str = "input"
+    output_names: tuple[str, ...] = ("logits",)
 
     def __init__(self, lib: Path, info: Mapping[str, Any]) -> None:
         self._lib: Any = ctypes.CDLL(str(lib))
@@ -93,7 +96,11 @@ class Hls4mlSession:
         self._out = int(info["output_size"])
         self._layers = tuple(str(n) for n in info["layers"])
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``{output name: (N, K) float32}``: the output quantizer's values, as the integer executor gives."""
+        return {self.output_names[0]: self.run_array(x)}
+
+    def run_array(self, x: np.ndarray) -> np.ndarray:
         if self._lib is None:
             raise InputError("this hls4ml session is closed; load the bundle again.")
         x = np.asarray(x)
@@ -101,8 +108,7 @@ class Hls4mlSession:
             raise InputError(f"expected input (N, {', '.join(map(str, self._nchw))}), got {x.shape}.")
         if not np.isfinite(x).all():
             raise InputError("input contains NaN or inf.")
-        xs = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x  # the C simulation reads channels-last
-        xs = np.ascontiguousarray(xs, dtype=np.float32)
+        xs = np.ascontiguousarray(x, dtype=np.float32)  # NCHW: the project starts with qonnx's Transpose
         out = np.zeros((x.shape[0], self._out), np.float32)
         for i in range(x.shape[0]):
             row = np.zeros(self._out, np.float32)
@@ -127,7 +133,7 @@ def load_project(artifact: Path, cache_dir: Path, key: str) -> Hls4mlSession:
     return Hls4mlSession(build_library(project, info), info)
 
 
-def load(artifact: Path, manifest: Mapping[str, Any] | Any, options: RuntimeOptions) -> Hls4mlSession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Hls4mlSession:
     """Loader for the "hls4ml" runtime: the bundle's project, compiled once into the cache."""
     if options.extra:
         raise InputError(
@@ -135,4 +141,6 @@ def load(artifact: Path, manifest: Mapping[str, Any] | Any, options: RuntimeOpti
         )
     cache = Path(options.cache_dir) if options.cache_dir else artifact.parent / ".hls4ml_cache"
     key = hashlib.sha256(Path(artifact).read_bytes()).hexdigest()[:24]  # the tar's content, so edits rebuild
-    return load_project(Path(artifact), cache, key)
+    session = load_project(Path(artifact), cache, key)
+    session.input_name, session.output_names = manifest.input.name, (manifest.output.name,)
+    return session

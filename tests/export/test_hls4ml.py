@@ -104,6 +104,48 @@ def test_unsupported_ops_are_refused_naming_the_op():
         derive_precisions(model, names)
 
 
+def _qonnx_run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """qonnx's executor; the channels-last AveragePool (hls4ml's op, unknown to qonnx) runs as ReduceMean."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for n in m.graph.node:
+        if n.op_type == "AveragePool":
+            n.CopyFrom(
+                onnx.helper.make_node("ReduceMean", list(n.input), list(n.output), axes=[1, 2], keepdims=1)
+            )
+    for v in (m.graph.input[0], m.graph.output[0]):
+        v.type.tensor_type.shape.dim[0].Clear()
+        v.type.tensor_type.shape.dim[0].dim_value = 1
+    m.opset_import.append(onnx.helper.make_opsetid("qonnx.custom_op.channels_last", 1))
+    w = ModelWrapper(m).transform(InferShapes())
+    return execute_onnx(w, {m.graph.input[0].name: x})[m.graph.output[0].name]
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["digits_cnn", "resnet20-8x8"])
+def test_the_channels_last_graph_computes_what_the_qonnx_graph_computes(residual):
+    """qonnx's own conversion leaves a stray Transpose at residual forks; ours must be exact."""
+    from export.hls4ml_export import prepare
+
+    if residual:
+        torch.manual_seed(0)
+        model = sdk.models.resnet20(num_classes=10).eval()
+        q = calibration.fold_bn(sdk.quantize(model, random_config(model, 1)).eval())
+        with torch.no_grad():
+            q(torch.randn(16, 3, 8, 8))
+            calibration.round_scales_to_power_of_two_(q)
+        qonnx = lower_qonnx(Traced(q, torch.randn(1, 3, 8, 8)))
+        x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    else:
+        qonnx = lower_qonnx(tiny())
+        x = EXAMPLE.numpy()
+    model, _ = prepare(qonnx)
+    assert np.array_equal(_qonnx_run(model, x), _qonnx_run(qonnx, x))
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     from export.hls4ml_export import convert
