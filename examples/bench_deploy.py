@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  -> BOPs mixed / (8,8): {m.bops / u.bops:.3f}x (avg bits {m.avg_bits:.2f} vs {u.avg_bits:.2f})"
         )
-        from export.manifest import read_manifest
+        from runtimes.bundle import read_manifest
 
         print("\n[5] effective precision of the mixed bundle, as sdk.export recorded it in the manifest")
         print(read_manifest(mixed).precision_table())

@@ -198,7 +198,7 @@ def parity(args: argparse.Namespace) -> None:
                         same["e2e"] += int((got[k] == v).sum())
                         same["fed"] += int((fed[k] == v).sum())
                         total += v.size
-                    top += int((sess.run(x.numpy()).argmax(1) == logits.argmax(1)).sum())
+                    top += int((sess.run(x.numpy())["logits"].argmax(1) == logits.argmax(1)).sum())
                 e2e, fed = 100 * same["e2e"] / total, 100 * same["fed"] / total
                 print(f"{name:<14} {seed:>4} {e2e:>17.5f}% {fed:>19.5f}% "
                       f"{100 * top / args.inputs:>7.2f}%")  # fmt: skip

@@ -54,6 +54,7 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
         import targets
         from calibration import fold_bn
         from export.onnx_qdq import to_onnx
+        from export.options import LoweringOptions
 
         names = sdk.quant.quantizable_layer_names(model)
         q = sdk.quantize(model, {n: (8, 8) for n in names}).eval()
@@ -61,7 +62,10 @@ def export_models(args: argparse.Namespace, d: Path) -> dict[str, Path]:
             q(torch.randn(8, *shape))
         out["qdq w8a8"] = d / "qdq.onnx"  # lowered as bundles lower it for the tvm target
         to_onnx(
-            fold_bn(q).eval(), out["qdq w8a8"], torch.zeros(1, *shape), options=targets.get("tvm").lowering
+            fold_bn(q).eval(),
+            out["qdq w8a8"],
+            torch.zeros(1, *shape),
+            options=LoweringOptions(targets.get("tvm").lowering),
         )
     return out
 
@@ -115,13 +119,12 @@ def bench_one(
         warnings.simplefilter("ignore", rt.TvmUntunedWarning)
         for name, extra in (("tvm untuned", {}), ("tvm dlight", {"tvm_default_schedules": True})):
             t0 = time.perf_counter()
-            sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache, extra=extra))
-            notes[name] = (
-                f"load {time.perf_counter() - t0:.1f} s, max|d| {np.abs(sess.run(x) - ref).max():.2g}"
-            )
+            sess = rt.load_model(path, RuntimeOptions(threads=args.threads, cache_dir=cache, extra=extra))
+            err = np.abs(sess.run(x)["logits"] - ref).max()
+            notes[name] = f"load {time.perf_counter() - t0:.1f} s, max|d| {err:.2g}"
             variants[name] = (lambda s: lambda: s.run(x))(sess)
     if args.records is not None:  # measure records tuned earlier (e.g. by a run with --work)
-        sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
+        sess = rt.load_model(path, RuntimeOptions(threads=args.threads, cache_dir=cache,
                                                 extra={"tvm_tuning_dir": str(args.records)}))  # fmt: skip
         assert isinstance(sess, rt.TvmSession)
         notes["tvm tuned"] = f"records from {args.records} ({sess.tuned_kernels} kernels tuned)"
@@ -129,12 +132,12 @@ def bench_one(
     elif args.trials > 0:
         tuning = work / f"tuning_{label.replace(' ', '_')}"
         rep = rt.tune(path, tuning, trials=args.trials, input_shape=shape, threads=args.threads)
-        sess = rt.load(path, {}, RuntimeOptions(threads=args.threads, cache_dir=cache,
+        sess = rt.load_model(path, RuntimeOptions(threads=args.threads, cache_dir=cache,
                                                 extra={"tvm_tuning_dir": str(tuning)}))  # fmt: skip
         notes["tvm tuned"] = (
             f"{rep.trials_requested} trials over {rep.tasks} tasks ({rep.trials_per_task}/task, "
             f"{rep.records_total} records in all), "
-            f"tuning {rep.wall_s / 60:.1f} min, max|d| {np.abs(sess.run(x) - ref).max():.2g}"
+            f"tuning {rep.wall_s / 60:.1f} min, max|d| {np.abs(sess.run(x)['logits'] - ref).max():.2g}"
         )
         variants["tvm tuned"] = lambda: sess.run(x)
     for name, fn in variants.items():  # each TVM variant alternates with ORT; its ratio is to that ORT time

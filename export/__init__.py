@@ -15,8 +15,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Bundle": ("export.bundle", "Bundle"),
     "to_onnx": ("export.onnx_qdq", "to_onnx"),
     "to_qonnx": ("export.qonnx_export", "to_qonnx"),
-    "read_manifest": ("export.manifest", "read_manifest"),
-    "Manifest": ("export.manifest", "Manifest"),
+    "read_manifest": ("runtimes.bundle", "read_manifest"),
+    "Manifest": ("runtimes.bundle", "Manifest"),
 }
 
 __all__ = ["Bundle", "LoweringOptions", "Manifest", "export", "read_manifest", "to_onnx", "to_qonnx"]
@@ -38,6 +38,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from export.bundle import Bundle, export
-    from export.manifest import Manifest, read_manifest
     from export.onnx_qdq import to_onnx
     from export.qonnx_export import to_qonnx
+    from runtimes.bundle import Manifest, read_manifest

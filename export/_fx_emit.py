@@ -1,11 +1,11 @@
-"""Fast path from a fake-quant model to the first QDQ ONNX graph: torch.fx trace + one emitter per op.
+"""The QDQ front end: a fake-quant model to the first QDQ ONNX graph, torch.fx trace + one emitter per op.
 
 The zoo models are fx-traceable by contract, and their ops are few, so emitting ONNX directly takes
-milliseconds where ``torch.onnx.export`` takes seconds. Handlers are looked up by module type (along the
-MRO), function or method name; a model using anything else raises :class:`Unsupported`, and the caller falls
-back to ``torch.onnx.export`` with stand-ins (``export._trace``), which handles any traceable model. Both
-paths emit the same QDQ conventions (initializer names ``<layer>.weight_codes`` etc.), so the same passes
-lower either.
+milliseconds where ``torch.onnx.export`` takes seconds. This is the exporter's one QDQ front end: handlers
+are looked up by module type (along the MRO), function or method name; a model using anything else raises
+:class:`Unsupported`, which the caller reports as an InputError naming the op. The graph's conventions
+(initializer names ``<layer>.weight_codes`` etc.) are what the lowering passes read; what it computes is
+``export._standin.standin_model``'s arithmetic, which the parity tests hold it to.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import fx, nn
 
-from export._trace import layer_tensors
+from export._standin import layer_tensors
 from export.lowering import TRACE_OPSET
 from sdk.config import FLOAT_BITS
 from sdk.models.layers import Add
@@ -34,7 +34,7 @@ IR_VERSION = 10  # what ONNX Runtime >= 1.18, OpenVINO and TensorRT 10 read
 
 
 class Unsupported(Exception):
-    """The model uses an op the fast path has no handler for (the caller falls back)."""
+    """The model uses an op the emitter has no handler for (the caller refuses the model)."""
 
 
 class _Tracer(fx.Tracer):
@@ -289,6 +289,14 @@ def _adaptive_call(e: _Emitter, name: str, xs: list[str], node: fx.Node) -> str:
     return _adaptive_avg(e, xs[0], size, node.args[0], name)
 
 
+def _cat_call(e: _Emitter, name: str, xs: list[str], node: fx.Node) -> str:
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    rank = _rank(node)
+    if not isinstance(dim, int) or not -rank <= dim < rank:
+        raise Unsupported(f"cat along dim {dim!r}")
+    return e.op("Concat", xs, name=name, axis=dim % rank)
+
+
 CALL_HANDLERS: dict[Any, CallHandler] = {
     operator.add: _binary("Add"),
     torch.add: _binary("Add"),
@@ -301,7 +309,9 @@ CALL_HANDLERS: dict[Any, CallHandler] = {
     "relu": lambda e, n, xs, node: e.op("Relu", xs[:1], name=n),
     F.relu6: _relu6_call,
     F.adaptive_avg_pool2d: _adaptive_call,
+    torch.cat: _cat_call,
 }
+_LIST_INPUTS = (torch.cat,)  # calls whose first argument is a list of tensors
 
 
 # -- shape helpers -------------------------------------------------------------------------------------------
@@ -329,7 +339,10 @@ def _tensor_inputs(node: fx.Node, env: dict[fx.Node, str]) -> list[str]:
                 raise Unsupported(f"{node.format_node()} reads a non-tensor value")
             xs.append(env[a])
         elif isinstance(a, (list, tuple)) and any(isinstance(v, fx.Node) for v in a):
-            raise Unsupported(f"{node.format_node()} takes a list of tensors")
+            listed = [v for v in a if isinstance(v, fx.Node) and v in env]
+            if node.target not in _LIST_INPUTS or xs or len(listed) != len(a):
+                raise Unsupported(f"{node.format_node()} takes a list of tensors")
+            xs.extend(env[v] for v in listed)
     return xs
 
 

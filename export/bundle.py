@@ -1,7 +1,7 @@
 """``sdk.export``: a fake-quant model -> a ``NAME.bpnas/`` bundle (DESIGN §5), written atomically.
 
-The model is traced once; each distinct LoweringOptions among the requested targets gives one artifact
-(targets sharing options share the file). Everything is written into ``NAME.bpnas.tmp-<pid>-<rand>`` with
+The model is traced once; each distinct lowering (pass list) among the requested targets gives one artifact
+(targets sharing a list share the file). Everything is written into ``NAME.bpnas.tmp-<pid>-<rand>`` with
 ``manifest.json`` last, then renamed into place; an existing bundle is moved aside and deleted only after
 the rename succeeded, so a failure at any point leaves the old bundle as it was and no partial directory.
 """
@@ -24,35 +24,23 @@ import torch
 from torch import nn
 
 from export._graph import onnx_opset
-from export.lowering import QUANT_SCHEME
-from export.manifest import (
+from export.manifest import versions, write_manifest
+from export.onnx_qdq import Traced
+from export.options import LoweringOptions
+from runtimes.bundle import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    QUANT_SCHEME,
     ArtifactEntry,
     Manifest,
     TensorSpec,
     read_manifest,
     sha256_file,
-    versions,
 )
-from export.onnx_qdq import Traced
-from export.options import LoweringOptions
-from sdk.errors import BundleError, InputError, TargetUnavailable
+from sdk.errors import BundleError, InputError
 
-__all__ = ["Bundle", "export", "target_lowering", "DEFAULT_LOWERING"]
-
-# TODO(targets): drop this table once every deployment reads targets.get(name).lowering (it is used only when
-# the targets package cannot be imported). Measured choices, see export/inspect.py.
-DEFAULT_LOWERING: Mapping[str, LoweringOptions] = {
-    "onnxruntime": LoweringOptions(uint8_activations=True, explicit_integer_ops=True),
-    "openvino": LoweringOptions(uint8_activations=True, slice_strided_pointwise=True),
-    "tvm": LoweringOptions(),
-    "integer": LoweringOptions(),
-    "fpga": LoweringOptions(),
-    "tensorrt": LoweringOptions(symmetric_int8=True),
-    "jetson": LoweringOptions(symmetric_int8=True),
-}
+__all__ = ["Bundle", "export", "target_lowering"]
 
 
 @dataclass(frozen=True)
@@ -73,15 +61,11 @@ class Bundle:
 
 
 def target_lowering(name: str) -> tuple[str, LoweringOptions]:
-    """(canonical target name, the LoweringOptions its artifact needs), from the targets package."""
-    try:
-        import targets
-    except ImportError:  # pragma: no cover - targets ships with bpnas; kept for the dependency direction
-        if name not in DEFAULT_LOWERING:
-            raise TargetUnavailable(f"unknown target {name!r}; known: {sorted(DEFAULT_LOWERING)}.") from None
-        return name, DEFAULT_LOWERING[name]
+    """(canonical target name, the LoweringOptions its artifact needs): the target's own pass list."""
+    import targets
+
     target = targets.get(name)
-    return target.name, target.lowering
+    return target.name, LoweringOptions(target.lowering)
 
 
 def export(
@@ -147,7 +131,7 @@ def export(
         manifest = _manifest(
             traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
         )
-        _write_manifest(manifest, tmp / MANIFEST_NAME)
+        write_manifest(manifest, tmp / MANIFEST_NAME)
         if inspect:
             from export.verify import inspect_targets
 
@@ -155,7 +139,7 @@ def export(
             records = inspect_targets(tmp, target_files, example, final_name=dest.name)
             if records:
                 manifest = dataclasses.replace(manifest, effective_precision=records)
-                _write_manifest(manifest, tmp / MANIFEST_NAME)
+                write_manifest(manifest, tmp / MANIFEST_NAME)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -227,7 +211,7 @@ def _manifest(
     artifacts: dict[str, ArtifactEntry],
     target_files: dict[str, str],
 ) -> Manifest:
-    import sdk
+    from sdk.counting import bops
     from sdk.quant import config_of
 
     shape = tuple(int(s) for s in example_input.shape)
@@ -240,7 +224,7 @@ def _manifest(
         preprocess=preprocess,
         labels=labels,
         config=config_of(traced.qmodel),
-        bops=sdk.bops(traced.qmodel, input_shape=(1, *shape[1:])),
+        bops=bops(traced.qmodel, input_shape=(1, *shape[1:])),
         quant=_quant_summary(traced.qmodel),
         artifacts=artifacts,
         targets=target_files,
@@ -252,13 +236,6 @@ def _manifest(
 def _write_artifact(model: onnx.ModelProto, file: Path) -> None:
     with open(file, "wb") as f:
         f.write(model.SerializeToString())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_manifest(manifest: Manifest, file: Path) -> None:
-    with open(file, "w", encoding="utf-8") as f:
-        f.write(manifest.to_json())
         f.flush()
         os.fsync(f.fileno())
 

@@ -16,13 +16,16 @@ follows it, and f32 for ConvInteger.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+
+from runtimes.bundle import map_layer
+from runtimes.onnxruntime import FLOAT_KERNELS, INTEGER_KERNELS, precisions_from_model
+from runtimes.openvino import LINEAR_TYPES
 
 __all__ = [
     "KernelInfo",
@@ -34,21 +37,7 @@ __all__ = [
     "layer_names",
 ]
 
-# ORT op type -> input index of the activation zero point (its type is the activation precision)
-INTEGER_KERNELS: Mapping[str, int] = {
-    "QLinearConv": 2,
-    "QLinearMatMul": 2,
-    "QGemm": 2,
-    "ConvInteger": 2,
-    "MatMulInteger": 2,
-    "MatMulIntegerToFloat": 4,
-}
-FLOAT_KERNELS = frozenset(
-    {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
-)
-_OV_LAYER_TYPES = frozenset({"Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution"})
-_ORT_SUFFIX = re.compile(r"(_token_\d+|_nchwc|_output_\d+)+$")
-_ZP_PRECISION = {onnx.TensorProto.UINT8: "u8", onnx.TensorProto.INT8: "i8"}
+# INTEGER_KERNELS / FLOAT_KERNELS / LINEAR_TYPES: the engines' kernel tables, defined by their adapters
 
 
 @dataclass(frozen=True)
@@ -75,15 +64,6 @@ def layer_names(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in ops and n.name]
 
 
-def _map(name: str, layers: Iterable[str]) -> str | None:
-    known = set(layers)
-    base = _ORT_SUFFIX.sub("", name)
-    if base in known:
-        return base
-    matches = [k for k in known if base.startswith(k) and base[len(k)] in "/:._"]
-    return max(matches, key=len) if matches else None
-
-
 def _load(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     return model if isinstance(model, onnx.ModelProto) else onnx.load(os.fspath(model))
 
@@ -103,22 +83,8 @@ def ort_kernel_report(
         so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         ort.InferenceSession(src.SerializeToString(), so, providers=list(providers))
         opt = onnx.load(so.optimized_model_filepath)
-    zp_types = {t.name: t.data_type for t in opt.graph.initializer}
-    report: dict[str, KernelInfo] = {}
-    for node in opt.graph.node:
-        if node.op_type not in INTEGER_KERNELS and node.op_type not in FLOAT_KERNELS:
-            continue
-        layer = _map(node.name, layers)
-        if layer is None:
-            continue
-        if node.op_type in INTEGER_KERNELS:
-            k = INTEGER_KERNELS[node.op_type]
-            zp = node.input[k] if len(node.input) > k else ""
-            precision = _ZP_PRECISION.get(zp_types.get(zp, onnx.TensorProto.UINT8), "u8")
-        else:
-            precision = "f32"
-        report[layer] = KernelInfo(node.op_type, precision)
-    return report
+    found = precisions_from_model(opt, {layer: (8, 8) for layer in layers})  # the adapter's own reading
+    return {p.layer: KernelInfo(p.kernel, p.precision) for p in found if p.kernel != "missing"}
 
 
 def openvino_precision_report(
@@ -140,9 +106,9 @@ def openvino_precision_report(
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
         kind = rt["layerType"].astype(str) if "layerType" in rt else op.get_type_name()
-        if kind not in _OV_LAYER_TYPES:
+        if kind not in LINEAR_TYPES:
             continue
-        layer = _map(op.get_friendly_name(), layers)
+        layer = map_layer(op.get_friendly_name(), layers)
         if layer is None:
             continue
         precision = rt["runtimePrecision"].astype(str) if "runtimePrecision" in rt else "f32"

@@ -1,7 +1,8 @@
 """The pass lists that turn a traced QDQ graph into a target's artifact (torch-free).
 
-``lower(model, options, layers)`` runs :func:`qdq_passes` to a fixed point, then :func:`finalize` sets the
-opset and the metadata DESIGN §4 asks for. One traced graph can be lowered for several targets.
+``lower(model, options, layers)`` runs the passes of :func:`qdq_phases`, each phase to a fixed point, then
+:func:`finalize` sets the opset and the metadata DESIGN §4 asks for. One traced graph can be lowered for
+several targets.
 """
 
 from __future__ import annotations
@@ -15,33 +16,19 @@ import onnx
 from export._graph import onnx_opset
 from export.options import LoweringOptions
 from export.passes import (
-    ActivationContainers,
-    CodeArithmetic,
     ConstantsToInitializers,
-    DedupeQuantizers,
-    DropFullRangeClip,
-    FloatClip,
-    FoldActivationIntoQuantize,
-    IntegerOps,
     IoContract,
-    MergeClips,
     NameLayers,
     Pass,
-    PerTensorWeights,
-    PowerOfTwoCheck,
     Prune,
-    QuantizeBeforeMaxPool,
     RemoveIdentity,
-    SliceStridedPointwise,
-    SplitAddPerQuantizer,
-    SplitConvPerQuantizer,
-    SplitMaxPoolPerQuantizer,
     run_passes,
 )
+from export.passes.registry import lowering_phases
+from runtimes.bundle import QUANT_SCHEME
 
 __all__ = ["QUANT_SCHEME", "TRACE_OPSET", "qdq_phases", "lower", "finalize"]
 
-QUANT_SCHEME = "bpnas-qdq-v1"
 TRACE_OPSET = 18  # what the torch exporter emits; finalize converts to options.opset
 
 
@@ -53,41 +40,13 @@ def cleanup_passes(layers: Sequence[str]) -> list[Pass]:
 def qdq_phases(options: LoweringOptions, layers: Sequence[str]) -> list[list[Pass]]:
     """The pass lists for one LoweringOptions; each runs to a fixed point before the next starts.
 
-    Phase 1 normalises and re-encodes the QDQ graph; phase 2 makes engine-specific choices (explicit integer
-    ops, the float-clip pattern, scale checks) that must see the settled graph.
+    Phase 1 is the clean-up then the listed "graph" passes, which normalise and re-encode the QDQ graph;
+    phase 2 the listed "engine" passes (explicit integer ops, float clips, scale checks), which must see the
+    settled graph. Each ends with Prune. Which pass runs in which phase, and in what order, is the target's
+    list, checked against each pass's declared rules (``export.passes.registry``).
     """
-    passes = cleanup_passes(layers)
-    if options.clip_pattern != "float_clip":
-        passes.append(FoldActivationIntoQuantize())
-    passes += [MergeClips(), DropFullRangeClip(), DedupeQuantizers()]
-    if options.split_shared_pool:  # before QuantizeBeforeMaxPool, which needs a pool with one quantizer
-        passes.append(SplitMaxPoolPerQuantizer())
-    if options.quantize_before_maxpool or options.split_shared_pool:
-        passes.append(QuantizeBeforeMaxPool())
-    if options.split_shared_pool:  # after FoldActivationIntoQuantize left the conv reading the quantizers
-        passes.append(SplitConvPerQuantizer())
-    if not options.per_channel:
-        passes.append(PerTensorWeights())
-    if options.symmetric_int8:
-        passes.append(ActivationContainers("int8"))
-    elif options.uint8_activations:
-        passes.append(ActivationContainers("uint8"))
-    passes.append(Prune())
-    engine: list[Pass] = []
-    if options.explicit_integer_ops:
-        engine.append(IntegerOps())
-    if options.code_arithmetic:
-        engine.append(CodeArithmetic())
-    if options.clip_pattern != "qcdq":  # before a Slice reads the codes, while the QCDQ is still closed
-        engine.append(FloatClip(signed_only=options.clip_pattern == "signed_float_clip"))
-    if options.slice_strided_pointwise:
-        engine.append(SliceStridedPointwise())
-    if options.split_shared_add:
-        engine.append(SplitAddPerQuantizer())
-    if options.power_of_two_scales:
-        engine.append(PowerOfTwoCheck())
-    engine.append(Prune())
-    return [passes, engine]
+    graph, engine = lowering_phases(options.passes)
+    return [[*cleanup_passes(layers), *graph, Prune()], [*engine, Prune()]]
 
 
 def lower(model: onnx.ModelProto, options: LoweringOptions, layers: Sequence[str]) -> onnx.ModelProto:

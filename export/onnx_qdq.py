@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from export._fx_emit import Unsupported, emit
-from export._trace import check_ready, fold_bn_if_needed, trace
+from export._standin import check_ready, fold_bn_if_needed
 from export.lowering import QUANT_SCHEME, finalize, lower
 from export.options import LoweringOptions
 from sdk.errors import InputError
@@ -20,20 +19,14 @@ from sdk.quant.convert import config_of, quant_layers
 
 __all__ = ["to_onnx", "metadata_for", "Traced"]
 
-_log = logging.getLogger(__name__)
-
 
 class Traced:
     """A model traced once, lowerable for any number of LoweringOptions (the bundle exports all targets
-    from one trace).
-
-    ``tracer``: "auto" emits the graph with the torch.fx fast path and falls back to ``torch.onnx.export``
-    (with export-time stand-ins) for models using ops it has no handler for; "fx" or "torch.onnx" force one.
+    from one trace). The graph comes from the one QDQ front end, ``export._fx_emit``; a model using an op it
+    has no emitter for is refused with an InputError naming the op.
     """
 
-    def __init__(self, qmodel: nn.Module, example_input: torch.Tensor, *, tracer: str = "auto") -> None:
-        if tracer not in ("auto", "fx", "torch.onnx"):
-            raise InputError(f"tracer must be 'auto', 'fx' or 'torch.onnx', got {tracer!r}")
+    def __init__(self, qmodel: nn.Module, example_input: torch.Tensor) -> None:
         if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
             raise InputError(
                 "example_input must be a float tensor shaped like one batch, e.g. (1, 3, 32, 32)."
@@ -56,29 +49,25 @@ class Traced:
                         f"the model cannot run example_input of shape {tuple(example_input.shape)}: {e}. "
                         "Pass one batch shaped as the model expects, e.g. (1, 3, 32, 32)."
                     ) from e
-            self._trace(fold_bn_if_needed(qmodel).eval(), example_input, tracer)
+            self.qmodel = fold_bn_if_needed(qmodel).eval()
+            self.graph = _emit(self.qmodel, example_input)
         finally:
             qmodel.train(was_training)  # the caller's model keeps its mode
         self.layers = tuple(name for name, _ in quant_layers(self.qmodel))
 
-    def _trace(self, qmodel: nn.Module, example_input: torch.Tensor, tracer: str) -> None:
-        self.qmodel = qmodel
-        self.tracer = tracer
-        if tracer != "torch.onnx":
-            try:
-                self.graph = emit(qmodel, example_input)
-                self.tracer = "fx"
-            except Unsupported as e:
-                if tracer == "fx":
-                    raise InputError(f"the fx exporter cannot lower this model: {e}") from e
-                _log.info("fx fast path unavailable (%s); using torch.onnx.export", e)
-                self.tracer = "torch.onnx"
-        if self.tracer == "torch.onnx":
-            self.graph = trace(qmodel, example_input)
-
     def lower(self, options: LoweringOptions) -> onnx.ModelProto:
         model = lower(self.graph, options, self.layers)
         return finalize(model, options.opset, metadata_for(self.qmodel, options))
+
+
+def _emit(qmodel: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:
+    try:
+        return emit(qmodel, example_input)
+    except Unsupported as e:
+        raise InputError(
+            f"the QDQ exporter cannot lower this model: {e}. Build the model from the ops export._fx_emit "
+            "lists in MODULE_HANDLERS / CALL_HANDLERS (the zoo's layers, pooling, Add, flatten, cat)."
+        ) from e
 
 
 def metadata_for(qmodel: nn.Module, options: LoweringOptions) -> Mapping[str, Any]:

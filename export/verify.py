@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import PrecisionRecord, versions
+from export.manifest import versions
+from runtimes.bundle import PrecisionRecord
 from sdk.errors import BpnasError, BundleError
 
 __all__ = ["inspect_targets", "host_description"]
 
+
 #: the distribution whose version names each engine (an engine absent here is named after itself)
-_ENGINE_DIST = {"tvm": "apache-tvm", "integer": "bpnas"}
-
-
 def host_description() -> str:
     """``x86_64 Intel(R) Xeon(R) ...``: the machine an effective-precision record was measured on."""
     model = ""
@@ -42,8 +41,8 @@ def inspect_targets(
     """Load ``bundle`` on each of ``names`` whose engine is installed (one thread), run ``example`` and read
     back the effective precision; raises BundleError when an installed engine cannot load or run it
     (``final_name``: the bundle's name once in place, for messages about a bundle still in its temp dir)."""
-    import sdk
     import targets
+    from sdk.predictor import load
 
     installed = set(targets.available())
     host, found = host_description(), versions()
@@ -55,7 +54,7 @@ def inspect_targets(
         with warnings.catch_warnings(record=True) as caught:  # recorded as notes; the loads users make warn
             warnings.simplefilter("always")
             try:
-                with sdk.load(bundle, target=target.name, threads=1) as p:
+                with load(bundle, target=target.name, threads=1) as p:
                     out = p.predict(example)
                     layers = p.effective_precision()
             except BpnasError as e:
@@ -69,7 +68,7 @@ def inspect_targets(
                 f"target {target.name!r} returned non-finite logits for the example input; the artifact "
                 "is not usable there. Check the model's calibration (sdk.calibration) and re-export."
             )
-        dist = _ENGINE_DIST.get(target.engine, target.engine)
+        dist = target.distribution
         records[target.name] = PrecisionRecord(
             host=host,
             engine=f"{dist} {found.get(dist, 'unknown')}",

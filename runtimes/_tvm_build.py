@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtimes.bundle import module_path_layer
 from sdk.errors import InputError, TargetUnavailable
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "make_target",
     "host_threads",
     "set_runtime_threads",
-    "file_sha256",
     "records_digest",
     "cache_key",
     "OnnxSpec",
@@ -138,14 +138,6 @@ def make_target(threads: int | None, mcpu: str | None) -> Any:
     return tvm.target.Target(spec)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def records_digest(records_dir: Path | None) -> str:
     """Digest of a MetaSchedule JSON database, so a cached library is rebuilt when records change."""
     if records_dir is None:
@@ -164,20 +156,9 @@ class OnnxSpec:
     """What the adapter needs to know about the ONNX graph before TVM sees it."""
 
     input_name: str
-    output_name: str
+    output_names: tuple[str, ...]
     sample_shape: tuple[int | None, ...]  # input shape without the batch axis; None where dynamic
     layers: tuple[tuple[str, str], ...]  # (layer name, deployed precision) of each Conv/Gemm/MatMul, in order
-
-
-def _layer_name(node_name: str, fallback: str) -> str:
-    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (torch exporter naming); else the node name."""
-    parts = [p for p in node_name.strip("/").split("/")[:-1] if p]
-    if not parts:
-        return node_name or fallback
-    name = ""
-    for p in parts:
-        name = p if (not name or p.startswith(name + ".")) else f"{name}.{p}"
-    return name
 
 
 def read_onnx_spec(model: Any) -> OnnxSpec:
@@ -213,8 +194,8 @@ def read_onnx_spec(model: Any) -> OnnxSpec:
     layers = []
     for i, n in enumerate(x for x in g.node if x.op_type in _ONNX_HEAVY):
         w = stored(n.input[1]) if len(n.input) > 1 else "f32"
-        layers.append((_layer_name(n.name, f"{n.op_type.lower()}_{i}"), w))
-    return OnnxSpec(inputs[0].name, g.output[0].name, sample, tuple(layers))
+        layers.append((module_path_layer(n.name) or n.name or f"{n.op_type.lower()}_{i}", w))
+    return OnnxSpec(inputs[0].name, tuple(o.name for o in g.output), sample, tuple(layers))
 
 
 def relax_module(model: Any, input_name: str, shape: Sequence[int]) -> Any:

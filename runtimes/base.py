@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Session", "RuntimeOptions", "LayerTime", "LayerPrecision", "Loader", "speed_warnings"]
+from sdk.errors import InputError
+
+if TYPE_CHECKING:  # runtimes.bundle imports LayerPrecision from here
+    from runtimes.bundle import Manifest
+
+__all__ = [
+    "Session",
+    "RuntimeOptions",
+    "LayerTime",
+    "LayerPrecision",
+    "Loader",
+    "speed_warnings",
+    "typed_options",
+]
+
+_Options = TypeVar("_Options")
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Engine-independent options a Predictor passes to an adapter."""
 
+    target: str = ""  # the target being loaded, so one adapter serves several ("tensorrt", "jetson")
     threads: int | None = None  # None: the engine's default
     cache_dir: Path | None = None  # where compiled artifacts may be cached (defaults beside the bundle)
     profiling: bool = False  # collect per-layer timings where the engine can
     performance_hint: str = "latency"  # "latency" | "throughput" (OpenVINO, TensorRT builder)
     extra: Mapping[str, Any] = field(default_factory=dict)  # typed per target; validated by the adapter
+
+
+def typed_options(cls: type[_Options], extra: Mapping[str, Any], engine: str) -> _Options:
+    """``RuntimeOptions.extra`` as an adapter's frozen options dataclass ``cls``; a key it lacks raises
+    InputError naming the close match and every known key (the dataclass validates the values)."""
+    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    for key in extra:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"unknown {engine} option {key!r}.{hint} Known: {', '.join(known)}.")
+    return cls(**dict(extra))
 
 
 @dataclass(frozen=True)
@@ -44,13 +73,14 @@ class LayerPrecision:
 
 @runtime_checkable
 class Session(Protocol):
-    """A compiled model ready to run batches of preprocessed float32 NCHW input."""
+    """A compiled model ready to run batches of preprocessed float32 NCHW input, speaking named tensors."""
 
     input_name: str
-    output_name: str
+    output_names: tuple[str, ...]  # every output the artifact has, in its order
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Run one batch; x is float32 (N, C, H, W), contiguous. Returns float32 logits (N, K)."""
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; x is float32 (N, C, H, W), contiguous. Returns every named output, float32, each
+        with the batch as its first axis (a classifier: {"logits": (N, K)})."""
         ...
 
     def layer_times(self) -> list[LayerTime] | None:
@@ -71,6 +101,6 @@ def speed_warnings(session: Session) -> tuple[Warning, ...]:
 
 
 class Loader(Protocol):
-    """Registered per engine with @register_runtime(name)."""
+    """An adapter's ``load``: the bundle's artifact for this target, its checked manifest, the options."""
 
-    def __call__(self, artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session: ...
+    def __call__(self, artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session: ...

@@ -19,7 +19,6 @@ ignored. ``InferenceSession.run`` may be called from several threads at once, so
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import shutil
@@ -31,18 +30,28 @@ from typing import Any
 
 import numpy as np
 
-from runtimes import register_runtime
-from runtimes._layers import bundle_pairs, expected_width, map_layer, precision_width
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, typed_options
+from runtimes.bundle import Manifest, expected_width, map_layer, precision_width
 from sdk.errors import BundleError, InputError, TargetUnavailable
 
-__all__ = ["OrtOptions", "OrtSession", "load", "precisions_from_model", "times_from_profile"]
+__all__ = [
+    "FLOAT_KERNELS",
+    "INTEGER_KERNELS",
+    "OrtOptions",
+    "OrtSession",
+    "load",
+    "precisions_from_model",
+    "times_from_profile",
+]
 
 _LEVELS = ("disable", "basic", "extended", "all")
-# op type -> how its precision is read. Integer kernels: activation zero-point input index (dtype -> u8/i8).
-_INTEGER_KERNELS = {"QLinearConv": 2, "QLinearMatMul": 2, "QGemm": 2, "ConvInteger": 2, "MatMulInteger": 2,
-                    "MatMulIntegerToFloat": 4, "DynamicQuantizeMatMul": None}  # fmt: skip
-_FLOAT_KERNELS = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
+#: ORT's integer kernels -> input index of the activation zero point, whose dtype is the activation precision
+INTEGER_KERNELS: Mapping[str, int | None] = {
+    "QLinearConv": 2, "QLinearMatMul": 2, "QGemm": 2, "ConvInteger": 2, "MatMulInteger": 2,
+    "MatMulIntegerToFloat": 4, "DynamicQuantizeMatMul": None}  # fmt: skip
+#: ORT's float kernels for a conv/linear layer (a layer left on one of these runs dequantized)
+FLOAT_KERNELS = frozenset({"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul",
+                           "ConvTranspose"})  # fmt: skip
 _ZP_DTYPE = {2: "u8", 3: "i8", 4: "u16", 5: "i16"}  # onnx TensorProto data types
 _FLOAT_DTYPE = {1: "f32", 10: "f16", 16: "bf16", 11: "f64"}
 
@@ -69,13 +78,7 @@ class OrtOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> OrtOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown onnxruntime option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "onnxruntime")
 
 
 def _import_ort() -> Any:
@@ -118,8 +121,8 @@ def precisions_from_model(model: Any, pairs: Mapping[str, tuple[int, int]]) -> l
     value_types.update({v.name: v.type.tensor_type.elem_type for v in model.graph.input})
     found: dict[str, LayerPrecision] = {}
     for node in model.graph.node:
-        integer = node.op_type in _INTEGER_KERNELS
-        if not integer and node.op_type not in _FLOAT_KERNELS:
+        integer = node.op_type in INTEGER_KERNELS
+        if not integer and node.op_type not in FLOAT_KERNELS:
             continue
         layer = map_layer(node.name, pairs) or next(
             (lay for i in node.input if i in inits for lay in [_weight_owner(i, pairs)] if lay), None
@@ -127,7 +130,7 @@ def precisions_from_model(model: Any, pairs: Mapping[str, tuple[int, int]]) -> l
         if layer is None or layer in found:
             continue
         if integer:
-            idx = _INTEGER_KERNELS[node.op_type]
+            idx = INTEGER_KERNELS[node.op_type]
             zp = node.input[idx] if idx is not None and len(node.input) > idx else ""
             precision = _ZP_DTYPE.get(inits.get(zp, 2), "u8") if zp else "u8"
         else:
@@ -160,7 +163,7 @@ def times_from_profile(
             continue
         node = e["name"][: -len("_kernel_time")]
         op = str(e.get("args", {}).get("op_name", ""))
-        name = map_layer(node, pairs) if op in _INTEGER_KERNELS or op in _FLOAT_KERNELS else None
+        name = map_layer(node, pairs) if op in INTEGER_KERNELS or op in FLOAT_KERNELS else None
         key = (name or node, op)
         totals[key] = totals.get(key, 0.0) + float(e["dur"])
     return [LayerTime(name=n, op_type=op, ms=us / n_runs / 1e3) for (n, op), us in totals.items()]
@@ -171,14 +174,13 @@ class OrtSession:
 
     thread_safe = True  # InferenceSession.run is documented safe to call concurrently
 
-    def __init__(self, artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> None:
+    def __init__(self, artifact: Path, manifest: Manifest, options: RuntimeOptions) -> None:
         ort = _import_ort()
         self._opts = OrtOptions.from_extra(options.extra)
         self._options = options
         self._artifact = Path(artifact)
-        self._pairs = bundle_pairs(manifest)
-        self.input_name = str(manifest.get("input", {}).get("name", "input"))
-        self.output_name = str(manifest.get("output", {}).get("name", "logits"))
+        self._pairs = manifest.layer_pairs()
+        self.input_name = manifest.input.name
         self._tmp: str | None = None
         so = _session_options(ort, options, self._opts)
         if options.profiling:
@@ -197,20 +199,21 @@ class OrtSession:
             ) from e
         ins = [i.name for i in self._sess.get_inputs()]
         outs = [o.name for o in self._sess.get_outputs()]
-        if self.input_name not in ins or self.output_name not in outs:
+        if self.input_name not in ins or manifest.output.name not in outs:
             self.close()
             raise BundleError(
                 f"{self._artifact.name} has inputs {ins} and outputs {outs}; the manifest says "
-                f"{self.input_name!r} -> {self.output_name!r}. Re-export the bundle."
+                f"{self.input_name!r} -> {manifest.output.name!r}. Re-export the bundle."
             )
+        self.output_names: tuple[str, ...] = tuple(outs)
         self._times: list[LayerTime] | None = None
         self._precisions: list[LayerPrecision] | None = None
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self._sess is None:
             raise InputError("this onnxruntime session is closed; load the bundle again.")
-        out = self._sess.run([self.output_name], {self.input_name: x})[0]
-        return np.asarray(out, dtype=np.float32)
+        outs = self._sess.run(None, {self.input_name: x})
+        return {name: np.asarray(y, dtype=np.float32) for name, y in zip(self.output_names, outs)}
 
     def layer_times(self) -> list[LayerTime] | None:
         """Mean per-run node times; ends ORT's profiling on the first call (later runs are not added)."""
@@ -252,7 +255,6 @@ class OrtSession:
         self._cleanup()
 
 
-@register_runtime("onnxruntime")
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> OrtSession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> OrtSession:
     """Loader for target "onnxruntime"."""
     return OrtSession(Path(artifact), manifest, options)

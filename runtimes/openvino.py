@@ -32,7 +32,6 @@ loads with :class:`OpenVinoTieWarning`.
 
 from __future__ import annotations
 
-import difflib
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,12 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from runtimes import register_runtime
-from runtimes._layers import bundle_pairs, expected_width, map_layer, precision_width
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, typed_options
+from runtimes.bundle import Manifest, expected_width, map_layer, precision_width
 from sdk.errors import BundleError, InputError, TargetUnavailable
 
 __all__ = [
+    "LINEAR_TYPES",
     "OpenVINOOptions",
     "OpenVINOSession",
     "OpenVinoTieWarning",
@@ -58,8 +57,10 @@ __all__ = [
 
 _PRECISIONS = ("f32", "bf16", "f16")
 _HINTS = ("latency", "throughput")
-_LINEAR_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm",
-                 "FullyConnectedQuantizedLegacy", "FullyConnectedQuantized", "BinaryConvolution"}  # fmt: skip
+#: OpenVINO CPU runtime-graph layer types that carry a conv/linear layer
+LINEAR_TYPES = frozenset({
+    "Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm",
+    "FullyConnectedQuantizedLegacy", "FullyConnectedQuantized", "BinaryConvolution"})  # fmt: skip
 _SKIP_STATUS = {"NOT_RUN", "OPTIMIZED_OUT"}
 
 
@@ -112,13 +113,7 @@ class OpenVINOOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> OpenVINOOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown openvino option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "openvino")
 
 
 def _import_ov() -> Any:
@@ -150,7 +145,7 @@ def precisions_from_runtime_ops(
     found: dict[str, LayerPrecision] = {}
     names: dict[str, str] = {}
     for op in ops:
-        if op.get("layerType") not in _LINEAR_TYPES:
+        if op.get("layerType") not in LINEAR_TYPES:
             continue
         originals = [n for n in op.get("originalLayersNames", "").split(",") if n]
         layer = next((n for n in originals if n in pairs), None)
@@ -175,7 +170,7 @@ class OpenVINOSession:
 
     thread_safe = True
 
-    def __init__(self, artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> None:
+    def __init__(self, artifact: Path, manifest: Manifest, options: RuntimeOptions) -> None:
         ov = _import_ov()
         import openvino.properties as props
         import openvino.properties.hint as hints
@@ -185,9 +180,8 @@ class OpenVINOSession:
             raise InputError(f"performance_hint must be one of {_HINTS}, got {options.performance_hint!r}.")
         self._ov = ov
         self._profiling = options.profiling
-        self._pairs = bundle_pairs(manifest)
-        self.input_name = str(manifest.get("input", {}).get("name", "input"))
-        self.output_name = str(manifest.get("output", {}).get("name", "logits"))
+        self._pairs = manifest.layer_pairs()
+        self.input_name = manifest.input.name
         core = ov.Core()
         if options.cache_dir is not None:
             Path(options.cache_dir).mkdir(parents=True, exist_ok=True)
@@ -210,11 +204,15 @@ class OpenVINOSession:
             )
         ins = [n for i in model.inputs for n in i.get_names()]
         outs = [n for o in model.outputs for n in o.get_names()]
-        if self.input_name not in ins or self.output_name not in outs:
+        if self.input_name not in ins or manifest.output.name not in outs:
             raise BundleError(
                 f"{Path(artifact).name} has inputs {ins} and outputs {outs}; the manifest says "
-                f"{self.input_name!r} -> {self.output_name!r}. Re-export the bundle."
+                f"{self.input_name!r} -> {manifest.output.name!r}. Re-export the bundle."
             )
+        self.output_names: tuple[str, ...] = tuple(  # the manifest's name where an output has several
+            manifest.output.name if manifest.output.name in o.get_names() else o.get_any_name()
+            for o in model.outputs
+        )
         mode = {"latency": hints.PerformanceMode.LATENCY, "throughput": hints.PerformanceMode.THROUGHPUT}
         config: dict[Any, Any] = {
             hints.performance_mode: mode[options.performance_hint],
@@ -255,31 +253,38 @@ class OpenVINOSession:
             queue = self._local.queue = self._ov.AsyncInferQueue(self._compiled, self.nireq)
         return queue
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self._compiled is None:
             raise InputError("this OpenVINO session is closed; load the bundle again.")
         if self.nireq > 1 and len(x) >= max(self._opts.async_min_batch, 2):
             return self._run_async(x)
         req = self._request()
         req.infer({self.input_name: x}, share_inputs=True)
-        out = np.array(req.get_tensor(self.output_name).data, dtype=np.float32, copy=True)
+        out = self._outputs(req)
         self._record(req)
         return out
 
-    def _run_async(self, x: np.ndarray) -> np.ndarray:
+    def _outputs(self, request: Any) -> dict[str, np.ndarray]:
+        """Every named output of a finished request, copied out of the request's buffers."""
+        return {
+            n: np.array(request.get_tensor(n).data, dtype=np.float32, copy=True) for n in self.output_names
+        }
+
+    def _run_async(self, x: np.ndarray) -> dict[str, np.ndarray]:
         queue = self._queue()
         chunks = np.array_split(x, min(self.nireq, len(x)))
-        results: list[np.ndarray | None] = [None] * len(chunks)
+        results: list[dict[str, np.ndarray] | None] = [None] * len(chunks)
 
         def done(request: Any, index: int) -> None:
-            results[index] = np.array(request.get_tensor(self.output_name).data, dtype=np.float32, copy=True)
+            results[index] = self._outputs(request)
             self._record(request)
 
         queue.set_callback(done)
         for i, chunk in enumerate(chunks):
             queue.start_async({self.input_name: np.ascontiguousarray(chunk)}, userdata=i)
         queue.wait_all()
-        return np.concatenate([r for r in results if r is not None])
+        done_parts = [r for r in results if r is not None]
+        return {n: np.concatenate([r[n] for r in done_parts]) for n in self.output_names}
 
     # -- introspection -------------------------------------------------------------------------------
     def _runtime_ops(self) -> list[dict[str, str]]:
@@ -339,7 +344,6 @@ class OpenVINOSession:
         self._compiled = None
 
 
-@register_runtime("openvino")
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> OpenVINOSession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> OpenVINOSession:
     """Loader for target "openvino"."""
     return OpenVINOSession(Path(artifact), manifest, options)

@@ -12,9 +12,9 @@ DequantizeLinear is folded into float weights at compile time. Conv and matmul t
 Batch: the library is compiled for one batch size (``tvm_batch``, default 1, so tuning records apply);
 larger batches run in chunks of that size, the last chunk zero-padded.
 
-Tuning records are looked for, in order, in ``extra["tvm_tuning_dir"]``, the manifest's
-``targets.tvm.tuning_dir``, and ``<bundle>/tvm_tuning`` (relative paths resolve against the artifact's
-directory, i.e. the bundle). They are MetaSchedule's JSON database files plus ``tvm_tuning.json``.
+Tuning records are looked for in ``extra["tvm_tuning_dir"]``, else in ``<bundle>/tvm_tuning`` (relative
+paths resolve against the artifact's directory, i.e. the bundle). They are MetaSchedule's JSON database
+files plus ``tvm_tuning.json``.
 
 Keys read from ``RuntimeOptions.extra`` (all optional; any other key raises InputError):
     tvm_tuning_dir: the records directory, as above.
@@ -35,7 +35,6 @@ target, input shape, records digest and schedule options; a later load with the 
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import statistics
@@ -50,12 +49,13 @@ from typing import Any
 import numpy as np
 
 from runtimes import _tvm_build as tb
-from runtimes._layers import bundle_pairs, expected_width, precision_width
-from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session
+from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session, typed_options
+from runtimes.bundle import Manifest, expected_width, precision_width, sha256_file
 from sdk.errors import InputError
 
 __all__ = [
     "load",
+    "load_model",
     "tune",
     "TuneReport",
     "TvmSession",
@@ -115,22 +115,12 @@ class TvmOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> TvmOptions:
-        known = list(cls.__dataclass_fields__)
-        for key in extra:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown TVM option {key!r}.{hint} Known: {', '.join(known)}.")
-        return cls(**dict(extra))
+        return typed_options(cls, extra, "TVM")
 
-    def tuning_dir(self, artifact: Path, manifest: Mapping[str, Any]) -> Path:
-        """Where records live: the option, else the manifest's ``targets.tvm.tuning_dir``, else
-        ``<bundle>/tvm_tuning``. Relative paths resolve against the artifact's directory (the bundle)."""
-        targets = manifest.get("targets")
-        entry = targets.get("tvm") if isinstance(targets, Mapping) else None
+    def tuning_dir(self, artifact: Path) -> Path:
+        """Where records live: the option, else ``<bundle>/tvm_tuning``. Relative paths resolve against the
+        artifact's directory (the bundle)."""
         raw = self.tvm_tuning_dir
-        if raw is None and isinstance(entry, Mapping):
-            raw = entry.get("tuning_dir")
         path = Path(raw) if raw is not None else Path(DEFAULT_TUNING_DIR)
         return path if path.is_absolute() else artifact.parent / path
 
@@ -167,7 +157,7 @@ class TvmSession:
         self, vm: Any, spec: tb.OnnxSpec, batch: int, sample_shape: tuple[int, ...], meta: dict[str, Any]
     ) -> None:
         self.input_name = spec.input_name
-        self.output_name = spec.output_name
+        self.output_names = spec.output_names
         self._vm = vm
         self._batch = batch
         self._sample_shape = sample_shape
@@ -200,7 +190,7 @@ class TvmSession:
 
         self._vm.set_instrument(tvm.runtime.convert(instrument))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import tvm
 
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 1 + len(self._sample_shape):
@@ -214,7 +204,7 @@ class TvmSession:
                 "export the bundle at this size"
             )
         n, b = x.shape[0], self._batch
-        outs = []
+        outs: list[list[np.ndarray]] = [[] for _ in self.output_names]
         for start in range(0, n, b):
             chunk = x[start : start + b]
             if chunk.shape[0] < b:
@@ -222,9 +212,14 @@ class TvmSession:
                     [chunk, np.zeros((b - chunk.shape[0], *self._sample_shape), np.float32)]
                 )
             y = self._vm["main"](tvm.runtime.tensor(np.ascontiguousarray(chunk)))
-            outs.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y[0].numpy())[: min(b, n - start)])
+            parts = [y] if hasattr(y, "numpy") else [y[i] for i in range(len(outs))]
+            for out, part in zip(outs, parts):
+                out.append(np.asarray(part.numpy())[: min(b, n - start)])
         self._runs += 1
-        return np.concatenate(outs).astype(np.float32, copy=False)
+        return {
+            name: np.concatenate(out).astype(np.float32, copy=False)
+            for name, out in zip(self.output_names, outs)
+        }
 
     def layer_times(self) -> list[LayerTime] | None:
         if self._times is None:
@@ -242,8 +237,16 @@ class TvmSession:
         self._vm = None
 
 
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> Session:
-    """Compile (or reload from the cache) ``artifact`` for this CPU and return a ready session."""
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Session:
+    """Loader for target "tvm": compile (or reload from the cache) the bundle's artifact for this CPU."""
+    return load_model(artifact, options, layer_pairs=manifest.layer_pairs())
+
+
+def load_model(
+    artifact: Path, options: RuntimeOptions, *, layer_pairs: Mapping[str, tuple[int, int]] | None = None
+) -> Session:
+    """Compile (or reload from the cache) an ONNX file for this CPU and return a ready session; kernels are
+    named after ``layer_pairs`` (a bundle's layers, in model order) when given, else after the ONNX nodes."""
     tvm = tb.import_tvm()
     import onnx
     from tvm import relax
@@ -252,7 +255,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
     if not artifact.is_file():
         raise InputError(f"TVM artifact {artifact} does not exist")
     settings = TvmOptions.from_extra(options.extra)
-    tuning_dir = settings.tuning_dir(artifact, manifest)
+    tuning_dir = settings.tuning_dir(artifact)
     tb.set_runtime_threads(options.threads)
     model = onnx.load(str(artifact))
     spec = tb.read_onnx_spec(model)
@@ -283,7 +286,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
             "format": _CACHE_FORMAT,
             "tvm": tvm.__version__,
             "cpu": tb.host_cpu_id(),
-            "model": tb.file_sha256(artifact),
+            "model": sha256_file(artifact),
             "target": str(target),
             "shape": [batch, *sample],
             "records": tb.records_digest(records),
@@ -302,7 +305,7 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
             fused, tuned, kernels = tb.apply_records(fused, target, _open_records(records))
         lib = tb.compile_library(fused, target, default_schedules=settings.tvm_default_schedules)
         heavy = tb.conv_dense_kernels(relax.transform.FoldConstant()(mod))
-        precision = _layer_precisions(heavy, spec, manifest)
+        precision = _layer_precisions(heavy, spec, dict(layer_pairs or {}))
         meta = {
             "tuned": tuned > 0,
             "tuned_kernels": f"{tuned}/{kernels}",
@@ -329,10 +332,9 @@ def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -
 
 
 def _layer_precisions(
-    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, manifest: Mapping[str, Any]
+    kernels: list[tuple[str, str]], spec: tb.OnnxSpec, pairs: Mapping[str, tuple[int, int]]
 ) -> list[LayerPrecision]:
-    """Name each conv/matmul kernel after its bpnas layer (manifest config order, else ONNX node names)."""
-    pairs = bundle_pairs(manifest)
+    """Name each conv/matmul kernel after its bpnas layer (config order, else ONNX node names)."""
     if len(pairs) == len(kernels):
         named = [(name, expected_width(pair)) for name, pair in pairs.items()]
     elif len(spec.layers) == len(kernels):
@@ -383,7 +385,7 @@ def tune(
     """Tune ``artifact`` with MetaSchedule for ``trials`` measured candidates; write records to ``out_dir``.
 
     Records accumulate: tuning again into the same directory continues from what is there. ``load`` reuses
-    them when ``extra["tvm_tuning_dir"]`` (or the manifest) points at ``out_dir``. Runs in this process.
+    them when ``extra["tvm_tuning_dir"]`` points at ``out_dir``. Runs in this process.
     """
     from runtimes._tvm_tune import open_database, tune_module
 
@@ -436,7 +438,7 @@ def tune(
         latency_before_ms=before,
         latency_after_ms=after,
     )
-    meta = {"model_sha256": tb.file_sha256(Path(artifact)), "tvm": _tvm_version(), **report.to_dict()}
+    meta = {"model_sha256": sha256_file(Path(artifact)), "tvm": _tvm_version(), **report.to_dict()}
     (out_dir / _META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return report
 

@@ -34,7 +34,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import sdk
 
     if args.bundle:
-        from export.manifest import read_manifest
+        from runtimes.bundle import read_manifest
 
         manifest = read_manifest(args.bundle)
         print(manifest.bops.table())
@@ -115,7 +115,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import sdk
     import targets
-    from export.manifest import read_manifest
+    from runtimes.bundle import read_manifest
 
     carried = read_manifest(args.bundle).targets  # verifies the bundle before any output
     names = args.targets or [t for t in targets.available() if t in carried]

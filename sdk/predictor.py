@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 import targets
-from export.manifest import Manifest, TensorSpec, read_manifest
 from runtimes import get_runtime
-from runtimes._layers import precision_width
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions, Session, speed_warnings
+from runtimes.bundle import Manifest, TensorSpec, precision_width, read_manifest
 from sdk.config import FLOAT_BITS, MixedPrecisionConfig
 from sdk.cost import BopsReport
 from sdk.errors import BundleError, InputError, TargetUnavailable
+from sdk.postprocess import postprocess_step
 from sdk.preprocess import Preprocess
 from targets.base import Target
 
@@ -134,11 +134,16 @@ class Predictor:
         loader: Callable[..., Session],
         options: RuntimeOptions,
     ) -> None:
-        assert manifest.path is not None, "read the manifest with export.manifest.read_manifest(path)"
+        assert manifest.path is not None, "read the manifest with runtimes.bundle.read_manifest(path)"
         self.path: Path = manifest.path
         self.target = target
         self.manifest = manifest
-        self._manifest_dict = manifest.to_dict()  # what adapters read (runtimes.base.Loader)
+        self._postprocess = postprocess_step(manifest.task)  # unknown task: BundleError
+        if manifest.output.name not in session.output_names:
+            raise BundleError(
+                f"bundle {self.path}: the engine's outputs {list(session.output_names)} do not include the "
+                f"manifest's {manifest.output.name!r}; re-export it."
+            )
         self._session: Session | None = session
         self._loader = loader
         self._options = options
@@ -279,34 +284,40 @@ class Predictor:
             raise InputError(f"this Predictor is closed; call sdk.load({str(self.path)!r}) again.")
         return self._session
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session_or_raise()
         if self._lock is None:
             return session.run(x)
         with self._lock:
             return session.run(x)
 
-    def predict(self, x: Any) -> np.ndarray:
-        """Logits, float32 (N, classes), for any supported input; one image gives N = 1."""
-        batch = self._to_batch(x)
+    def _outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named output for ``batch``, float32, batch first; a static-batch artifact runs in chunks of
+        its batch, the last one padded."""
         fixed = self.input_spec.shape[0]
         if fixed is None or fixed == len(batch):
-            out = self._run(batch)
-        else:  # a static-batch artifact: run in chunks of its batch, padding the last
-            outs = []
+            outs = self._run(batch)
+        else:
+            parts = []
             for i in range(0, len(batch), fixed):
                 chunk = batch[i : i + fixed]
                 n = len(chunk)
                 if n < fixed:
                     chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), np.float32)])
-                outs.append(self._run(np.ascontiguousarray(chunk))[:n])
-            out = np.concatenate(outs)
-        out = np.asarray(out, dtype=np.float32)
-        if out.ndim != 2 or out.shape[0] != len(batch):
-            raise BundleError(
-                f"the engine returned shape {out.shape} for a batch of {len(batch)}; re-export."
-            )
-        return out
+                parts.append({k: v[:n] for k, v in self._run(np.ascontiguousarray(chunk)).items()})
+            outs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        outs = {k: np.asarray(v, dtype=np.float32) for k, v in outs.items()}
+        for v in outs.values():
+            if v.ndim == 0 or v.shape[0] != len(batch):
+                raise BundleError(
+                    f"the engine returned shape {v.shape} for a batch of {len(batch)}; re-export."
+                )
+        return outs
+
+    def predict(self, x: Any) -> Any:
+        """The bundle's task's result for any supported input (one image gives N = 1); a classifier
+        (``task`` "classify") returns logits, float32 (N, classes)."""
+        return self._postprocess(self._outputs(self._to_batch(x)), self.manifest)
 
     __call__ = predict
 
@@ -336,7 +347,7 @@ class Predictor:
         with warnings.catch_warnings():  # repeats of this bundle's load-time warnings
             warnings.simplefilter("ignore")
             session = self._loader(
-                self._artifact, self._manifest_dict, dataclasses.replace(self._options, profiling=True)
+                self._artifact, self.manifest, dataclasses.replace(self._options, profiling=True)
             )
         try:
             for _ in range(runs + 1):  # adapters drop the first (allocating) run
@@ -480,12 +491,13 @@ def load(
     tgt = _resolve_target(target, manifest)
     loader = get_runtime(tgt.runtime)
     run_options = RuntimeOptions(
+        target=tgt.name,
         threads=threads,
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
         performance_hint=performance_hint,
         extra=dict(options or {}),
     )
-    session = loader(manifest.artifact_path(tgt.name), manifest.to_dict(), run_options)
+    session = loader(manifest.artifact_path(tgt.name), manifest, run_options)
     try:
         return Predictor(manifest, tgt, session, loader, run_options)
     except BaseException:

@@ -1,4 +1,4 @@
-"""Float training (SGD + cosine LR, optional distribution reshaping) and top-1 evaluation.
+"""Float training (the one loop of ``sdk.loop``: SGD + cosine LR, optional reshaping) and top-1 evaluation.
 
 Named ``training`` rather than ``train`` so the module never shadows the public ``sdk.train`` function.
 """
@@ -15,9 +15,20 @@ import torch
 from torch import nn
 
 from sdk.errors import InputError
-from sdk.reshape import RESHAPE_K, reshape_weights_
+from sdk.loop import (
+    EpochStats,
+    LoopOptions,
+    LossFn,
+    MetricFn,
+    check_epochs,
+    classification_loss,
+    logits_of,
+    run_loop,
+    sgd_cosine,
+)
+from sdk.reshape import RESHAPE_K
 
-__all__ = ["TrainResult", "train", "evaluate"]
+__all__ = ["TrainResult", "train", "evaluate", "history_of", "classification_loss"]
 
 
 @dataclass(frozen=True)
@@ -48,57 +59,52 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool = True,
     seed: int = 0,
+    loss_fn: LossFn | None = None,
+    metric_fn: MetricFn | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with cross-entropy, SGD (Nesterov-free) and a per-step cosine LR to zero.
+    """Train ``model`` in place with SGD (Nesterov-free) and a per-step cosine LR to zero (``sdk.loop``).
 
-    With ``reshape`` the weights are clamped to [-k*mean|W|, k*mean|W|] after every step (BP-NAS Eq. 17-18),
-    so the float model is ready for low-bit quantization.
+    ``loss_fn(model_output, targets)`` replaces cross-entropy on logits; ``metric_fn(model, loader)`` the
+    top-1 validation accuracy (``train_acc`` is nan with a custom loss). With ``reshape`` the weights are
+    clamped to [-k*mean|W|, k*mean|W|] after every step (BP-NAS Eq. 17-18), so the float model is ready for
+    low-bit quantization.
     """
-    from tqdm.auto import tqdm
-
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be an int >= 1, got {epochs!r}.")
-    steps = _num_batches(train_loader)
+    check_epochs(epochs)
+    options = LoopOptions(
+        epochs=epochs,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        reshape_k=k if reshape else None,
+        progress=progress,
+        desc="training",
+    )
     torch.manual_seed(seed)
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    losses: list[float] = []
-    accs: list[float] = []
-    val: list[float] = []
+    state = sgd_cosine(model.parameters(), options, train_loader)
     start = time.perf_counter()
-    bar = tqdm(total=epochs * steps, disable=not progress, desc="train", unit="step", leave=False)
-    try:
-        for epoch in range(epochs):
-            model.train()
-            total_loss, correct, seen = 0.0, 0, 0
-            for x, y in train_loader:
-                x, y = x.to(device), y.to(device)
-                logits = _logits(model(x))
-                loss = classification_loss(logits, y)
-                if not torch.isfinite(loss):
-                    raise InputError(
-                        f"training loss became {loss.item()} at epoch {epoch + 1}; lower lr (now {lr}), "
-                        "check the inputs for NaN/inf, or normalize them."
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if reshape:
-                    reshape_weights_(model, k)
-                total_loss += loss.item() * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y)
-                bar.update(1)
-            losses.append(total_loss / seen)
-            accs.append(correct / seen)
-            if val_loader is not None:
-                val.append(evaluate(model, val_loader, device=device))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", **({"val": f"{val[-1]:.3f}"} if val else {}))
-    finally:
-        bar.close()
-    return TrainResult(tuple(losses), tuple(accs), tuple(val), time.perf_counter() - start)
+    stats = run_loop(
+        model,
+        train_loader,
+        options,
+        state,
+        val_loader=val_loader,
+        loss_fn=loss_fn,
+        metric_fn=metric_fn,
+        device=device,
+    )
+    return history_of(stats, time.perf_counter() - start)
+
+
+def history_of(stats: Iterable[EpochStats], seconds: float) -> TrainResult:
+    """A TrainResult from the loop's per-epoch stats."""
+    rows = list(stats)
+    return TrainResult(
+        tuple(s.loss for s in rows),
+        tuple(s.train_acc for s in rows),
+        tuple(s.val for s in rows if not math.isnan(s.val)),
+        seconds,
+    )
 
 
 @torch.no_grad()
@@ -109,7 +115,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: str | torch.dev
     correct, seen = 0, 0
     try:
         for x, y in loader:
-            logits = _logits(model(x.to(device)))
+            logits = logits_of(model(x.to(device)))
             correct += int((logits.argmax(1) == y.to(device)).sum())
             seen += len(y)
     finally:
@@ -117,44 +123,3 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: str | torch.dev
     if seen == 0:
         raise InputError("evaluation loader yielded no samples; pass a non-empty loader.")
     return correct / seen
-
-
-def classification_loss(logits: torch.Tensor, y: Any) -> torch.Tensor:
-    """Cross-entropy of ``logits`` (N, classes) against integer labels ``y`` (N,), after checking the labels:
-    out-of-range or non-integer labels otherwise fail deep inside torch (or, on some devices, silently)."""
-    if not isinstance(y, torch.Tensor):
-        raise InputError(f"labels must be a tensor of class indices, got {type(y).__name__}.")
-    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
-        raise InputError(f"labels must be integer class indices (torch.long), got dtype {y.dtype}.")
-    if y.ndim != 1 or len(y) != logits.shape[0]:
-        raise InputError(f"labels must be shaped ({logits.shape[0]},) for this batch, got {tuple(y.shape)}.")
-    classes = logits.shape[1]
-    lo, hi = (int(y.min()), int(y.max())) if len(y) else (0, 0)
-    if lo < 0 or hi >= classes:
-        raise InputError(
-            f"labels must lie in [0, {classes}) for a model with {classes} outputs, got {lo}..{hi}; "
-            f"build the model with num_classes={max(classes, hi + 1)} or fix the labels."
-        )
-    return nn.functional.cross_entropy(logits, y.long())
-
-
-def _logits(out: Any) -> torch.Tensor:
-    """Logits from a tensor, a tuple/list whose first item is logits, or an object with ``.logits``."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    logits = getattr(out, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    raise InputError(f"model returned {type(out).__name__}; expected a logits tensor of shape (N, classes).")
-
-
-def _num_batches(loader: Iterable[Any]) -> int:
-    try:
-        n = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        n = sum(1 for _ in loader)
-    if n == 0:
-        raise InputError("training loader is empty; check the dataset path and batch_size (drop_last?).")
-    return n

@@ -5,20 +5,18 @@
     >>> targets.available()      # those whose engine imports (and whose hardware is present) here
     >>> targets.get("fpga")      # aliases: "fpga" = "integer", "x86" = the best installed CPU engine
 
-Each target lives in its own small file (``targets/openvino.py``) and registers itself on import.
+Each target lives in its own small file (``targets/openvino.py``) that builds a :class:`Target` and registers
+it with :func:`register_target`. Every module of this package is imported here (discovered, not listed), so
+a new target is one new file. A target defined elsewhere (a plug-in, a test) registers the same way.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterable
 
 from sdk.errors import TargetUnavailable
-from targets import integer as _integer
-from targets import jetson as _jetson
-from targets import onnxruntime as _onnxruntime
-from targets import openvino as _openvino
-from targets import tensorrt as _tensorrt
-from targets import tvm as _tvm
 from targets.base import CostModel, Target, register_target, registry
 
 __all__ = [
@@ -34,14 +32,15 @@ __all__ = [
     "unavailable",
 ]
 
-_BUILTIN = (_onnxruntime, _openvino, _tvm, _tensorrt, _jetson, _integer)  # imported for registration
+for _module in pkgutil.iter_modules(__path__):  # each target file registers its target on import
+    if _module.name != "base" and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 #: CPU engines for the "x86" alias, best first. Measured (examples/bench_deploy.py, ResNet-18 224x224, one
 #: QDQ int8 model, 2 threads): OpenVINO ran it >10x faster than ONNX Runtime. TVM comes last because it
 #: compiles at load. ONNX Runtime is a core dependency, so the alias always resolves.
 X86_PREFERENCE = ("openvino", "onnxruntime", "tvm")
 
-registry.alias("fpga", "integer")
 registry.alias("x86", "onnxruntime")  # static fallback; resolve() picks the best installed CPU engine
 
 

@@ -1,9 +1,9 @@
 """What a deployment target is: a frozen, validated table of hardware facts, and the registry that holds them.
 
 A target says which engine runs it, on which device and CPU architectures, which (w_bits, a_bits) pairs it
-executes natively and how the other pairs are rounded up to an integer container, the lowering options it
-needs from the ONNX exporter, the pip extra that installs its engine, how to tell whether it is usable here,
-and its cost model. Torch-free and engine-free: reading a target never imports an engine.
+executes natively and how the other pairs are rounded up to an integer container, the lowering it needs from
+the ONNX exporter (an ordered list of pass names), the pip extra that installs its engine, how to tell whether
+it is usable here, and its cost model. Torch-free and engine-free: reading a target never imports an engine.
 """
 
 from __future__ import annotations
@@ -11,22 +11,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib.util
-import math
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from export.options import LoweringOptions
 from sdk._registry import Registry
 from sdk.config import FLOAT_BITS, VALID_BITS
-from sdk.cost import BopsReport, report_from_layers
+from sdk.cost import BopsReport, CostModel, report_from_layers
 from sdk.errors import TargetUnavailable
 
 __all__ = [
     "ARCHES",
     "CHECKS",
     "CostModel",
+    "DEFAULT_LOWERING",
     "DEVICES",
     "INT_BITS",
     "Target",
@@ -36,10 +35,26 @@ __all__ = [
 ]
 
 BitPair = tuple[int, int]
+#: the plain QDQ lowering (pass names of ``export.passes``): fold activation clips into their quantizers,
+#: merge and drop redundant clips, share identical quantizers
+DEFAULT_LOWERING = ("fold_activation", "merge_clips", "drop_full_range_clip", "dedupe_quantizers")
 
 INT_BITS = tuple(sorted(b for b in VALID_BITS if b != FLOAT_BITS))  # 2..8
 DEVICES = ("cpu", "gpu", "fpga")
 ARCHES = ("x86_64", "aarch64")
+
+
+def _check_names(target: str, attr: str, names: Any) -> None:
+    """A tuple of distinct identifier-like names (pass names, aliases); ValueError otherwise."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)):
+        raise ValueError(f"target {target!r}: {attr} must be a tuple of names, got {names!r}")
+    for n in names:
+        if not isinstance(n, str) or not n.replace("_", "").isalnum():
+            raise ValueError(f"target {target!r}: {attr} entry {n!r} must be an identifier-like name")
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"target {target!r}: {attr} names {sorted(n for n in names if names.count(n) > 1)} twice"
+        )
 
 
 def all_pairs(bits: Iterable[int] = INT_BITS) -> tuple[BitPair, ...]:
@@ -82,88 +97,6 @@ CHECKS: dict[str, tuple[Callable[[], bool], str]] = {
 
 
 @dataclass(frozen=True)
-class CostModel:
-    """How a target prices a layer table: BOPs always; cycles and time when it has a MAC array.
-
-    The array model is the integer runtime's (:mod:`runtimes._integer_cost`, one formula for both): ``mac_rows
-    x mac_cols`` bit-serial elements at ``clock_mhz``, each retiring a ``w_unit`` x ``a_unit``-bit slice of a
-    MAC per cycle, so a w x a-bit MAC costs ``ceil(w / w_unit) * ceil(a / a_unit)`` element-cycles. With
-    1-bit units cycles are proportional to BOPs; with 8-bit units every pair up to 8 x 8 costs one cycle per
-    MAC (a plain int8 array). Ideal utilization, no memory stalls, batch of one. Layers that are float on
-    either side cannot run on the array, so :meth:`cycles` is None for them.
-
-    Attributes:
-        mac_rows, mac_cols, clock_mhz: the array; all None for targets priced in BOPs only.
-        w_unit, a_unit: bits of weight and activation one element handles per cycle.
-    """
-
-    mac_rows: int | None = None
-    mac_cols: int | None = None
-    clock_mhz: float | None = None
-    w_unit: int = 1
-    a_unit: int = 1
-
-    def __post_init__(self) -> None:
-        array = (self.mac_rows, self.mac_cols, self.clock_mhz)
-        if any(v is None for v in array) and any(v is not None for v in array):
-            raise ValueError("mac_rows, mac_cols and clock_mhz go together: give all three or none")
-        for name in ("mac_rows", "mac_cols", "w_unit", "a_unit"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.clock_mhz is not None and not (
-            isinstance(self.clock_mhz, (int, float)) and math.isfinite(self.clock_mhz) and self.clock_mhz > 0
-        ):
-            raise ValueError(f"clock_mhz must be a positive number, got {self.clock_mhz!r}")
-        if self.w_unit > 8 or self.a_unit > 8:
-            raise ValueError(f"w_unit and a_unit must be 1..8 bits, got {self.w_unit}, {self.a_unit}")
-
-    @property
-    def has_cycles(self) -> bool:
-        return self.mac_rows is not None
-
-    def mac_array(self) -> Any:
-        """The :class:`runtimes._integer_cost.MacArray` this model describes; ValueError without one."""
-        if self.mac_rows is None or self.mac_cols is None or self.clock_mhz is None:
-            raise ValueError("this cost model has no MAC array; it prices BOPs only")
-        from runtimes._integer_cost import MacArray
-
-        return MacArray(self.mac_rows, self.mac_cols, float(self.clock_mhz), self.w_unit, self.a_unit)
-
-    def cycles_report(self, report: BopsReport) -> Any | None:
-        """Per-layer cycles (``runtimes._integer_cost.CyclesReport``); None without an array or with a
-        float layer."""
-        if not self.has_cycles or any(FLOAT_BITS in (r.w_bits, r.a_bits) for r in report.layers):
-            return None
-        from runtimes._integer_cost import integer_cycles
-
-        return integer_cycles(report.layers, array=self.mac_array())
-
-    def cycles(self, report: BopsReport) -> int | None:
-        """Total cycles for one sample; None without an array or when some layer is float."""
-        rep = self.cycles_report(report)
-        return None if rep is None else int(rep.cycles)
-
-    def latency_ms(self, report: BopsReport) -> float | None:
-        """Estimated compute time of one sample from :meth:`cycles` and the clock (no memory stalls)."""
-        rep = self.cycles_report(report)
-        return None if rep is None else float(rep.ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mac_rows": self.mac_rows,
-            "mac_cols": self.mac_cols,
-            "clock_mhz": self.clock_mhz,
-            "w_unit": self.w_unit,
-            "a_unit": self.a_unit,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CostModel:
-        return cls(**dict(data))
-
-
-@dataclass(frozen=True)
 class Target:
     """One deployment target. Hardware knowledge as data; see the module docstring.
 
@@ -176,15 +109,21 @@ class Target:
         native_pairs: (w_bits, a_bits) pairs the engine executes at exactly that precision.
         containers: integer container widths, ascending; a non-native side rounds up to the smallest that
             holds it (3-bit weights run in an 8-bit container). Wider than every container: float.
-        lowering: what the ONNX exporter must produce for this target.
+        lowering: the ONNX exporter's passes for this target, by name and in order (``export.passes``
+            registers them and checks the order); targets with the same list share one artifact file.
         extra: the pip extra that installs the engine (``pip install 'bpnas[<extra>]'``); None when the
             engine is a core dependency.
         engine_modules: modules that must be importable for the target to be available.
         requires: names of :data:`CHECKS` that must pass as well ("cuda", "aarch64").
         float_layers: whether the engine runs layers with a float side (32 bits) in floating point; an
             integer-only engine refuses them.
+        unsigned_act_bits: the widest unsigned activation codes its containers hold (8: 0..255; 7 on
+            TensorRT, whose symmetric int8 holds 0..127); ``sdk.quantize(..., target=)`` caps them so.
         cost: the cost model.
         description: one line for ``bpnas targets``.
+        aliases: other names that resolve to this target ("fpga" for "integer").
+        engine_dist: the Python distribution whose version names the engine in a bundle ("apache-tvm");
+            None when it is the engine's own name.
     """
 
     name: str
@@ -194,13 +133,16 @@ class Target:
     arches: tuple[str, ...]
     native_pairs: tuple[BitPair, ...]
     containers: tuple[int, ...] = (8,)
-    lowering: LoweringOptions = field(default_factory=LoweringOptions)
+    lowering: tuple[str, ...] = DEFAULT_LOWERING
     extra: str | None = None
     engine_modules: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     float_layers: bool = True
     cost: CostModel = field(default_factory=CostModel)
     description: str = ""
+    aliases: tuple[str, ...] = ()
+    engine_dist: str | None = None
+    unsigned_act_bits: int = 8
 
     def __post_init__(self) -> None:
         for attr in ("name", "engine", "runtime"):
@@ -230,8 +172,12 @@ class Target:
         for w, a in pairs:
             if not self.containers or max(w, a) > self.containers[-1]:
                 raise ValueError(f"target {self.name!r}: native pair {(w, a)} is wider than every container")
-        if not isinstance(self.lowering, LoweringOptions):
-            raise ValueError(f"target {self.name!r}: lowering must be a LoweringOptions")
+        _check_names(self.name, "lowering", self.lowering)
+        object.__setattr__(self, "lowering", tuple(self.lowering))
+        _check_names(self.name, "aliases", self.aliases)
+        if self.engine_dist is not None and (not isinstance(self.engine_dist, str) or not self.engine_dist):
+            raise ValueError(f"target {self.name!r}: engine_dist must be a distribution name or None")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
         if not isinstance(self.cost, CostModel):
             raise ValueError(f"target {self.name!r}: cost must be a CostModel")
         unknown = [r for r in self.requires if r not in CHECKS]
@@ -241,6 +187,8 @@ class Target:
             raise ValueError(f"target {self.name!r}: float_layers must be True or False")
         if not self.engine_modules:
             raise ValueError(f"target {self.name!r}: engine_modules must name the engine's import")
+        if isinstance(self.unsigned_act_bits, bool) or self.unsigned_act_bits not in INT_BITS:
+            raise ValueError(f"target {self.name!r}: unsigned_act_bits must be one of {INT_BITS}")
 
     # -- precision -------------------------------------------------------------------------------------
     def is_native(self, w_bits: int, a_bits: int) -> bool:
@@ -293,6 +241,11 @@ class Target:
 
     # -- environment -----------------------------------------------------------------------------------
     @property
+    def distribution(self) -> str:
+        """The distribution whose installed version a bundle records for this target's engine."""
+        return self.engine_dist or self.engine
+
+    @property
     def install_hint(self) -> str:
         if self.extra is None:
             return "reinstall bpnas (`pip install bpnas`): the engine is a core dependency"
@@ -336,13 +289,16 @@ class Target:
             "arches": list(self.arches),
             "native_pairs": [list(p) for p in self.native_pairs],
             "containers": list(self.containers),
-            "lowering": self.lowering.to_dict(),
+            "lowering": list(self.lowering),
             "extra": self.extra,
             "engine_modules": list(self.engine_modules),
             "requires": list(self.requires),
             "float_layers": self.float_layers,
             "cost": self.cost.to_dict(),
             "description": self.description,
+            "aliases": list(self.aliases),
+            "engine_dist": self.engine_dist,
+            "unsigned_act_bits": self.unsigned_act_bits,
         }
 
     @classmethod
@@ -356,13 +312,16 @@ class Target:
             arches=tuple(d["arches"]),
             native_pairs=tuple((int(w), int(a)) for w, a in d["native_pairs"]),
             containers=tuple(d.get("containers", (8,))),
-            lowering=LoweringOptions.from_dict(d.get("lowering", {})),
+            lowering=tuple(d.get("lowering", DEFAULT_LOWERING)),
             extra=d.get("extra"),
             engine_modules=tuple(d["engine_modules"]),
             requires=tuple(d.get("requires", ())),
             float_layers=bool(d.get("float_layers", True)),
             cost=CostModel.from_dict(d.get("cost", {})),
             description=d.get("description", ""),
+            aliases=tuple(d.get("aliases", ())),
+            engine_dist=d.get("engine_dist"),
+            unsigned_act_bits=int(d.get("unsigned_act_bits", 8)),
         )
 
 
@@ -373,8 +332,11 @@ def register_target(target: Target) -> Target:
     """Add ``target`` to the registry under its name and return it; a duplicate name raises.
 
     Targets are values, so each ``targets/<name>.py`` builds one and registers it with a call rather than by
-    decorating a factory function.
+    decorating a factory function; its ``aliases`` are registered with it.
     """
     if not isinstance(target, Target):
         raise TypeError(f"register_target takes a Target, got {type(target).__name__}")
-    return registry.register(target.name, target)
+    registry.register(target.name, target)
+    for alias in target.aliases:
+        registry.alias(alias, target.name)
+    return target

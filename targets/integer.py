@@ -11,11 +11,10 @@ power-of-two scales: ``TARGET.replace(lowering=POW2)``.
 
 from __future__ import annotations
 
-from export.options import LoweringOptions
-from targets.base import INT_BITS, CostModel, Target, all_pairs, register_target
+from targets.base import DEFAULT_LOWERING, INT_BITS, CostModel, Target, all_pairs, register_target
 
-#: lowering for toolchains that rescale by shifts (hls4ml, FINN): power-of-two scales, per-tensor
-POW2 = LoweringOptions(power_of_two_scales=True, per_channel=False)
+#: lowering for toolchains that rescale by shifts (hls4ml, FINN): per-tensor weights, power-of-two scales
+POW2 = (*DEFAULT_LOWERING, "per_tensor_weights", "power_of_two_check")
 
 TARGET = register_target(
     Target(
@@ -26,8 +25,10 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=all_pairs(INT_BITS),
         containers=(8,),
-        lowering=LoweringOptions(),
+        lowering=DEFAULT_LOWERING,
+        aliases=("fpga",),
         extra="fpga",
+        engine_dist="bpnas",  # the executor ships with bpnas
         engine_modules=("onnx", "numpy"),
         float_layers=False,
         cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, w_unit=1, a_unit=1),

@@ -9,13 +9,12 @@ Lowering, each exact and measured on ResNet-18 (examples/bench_deploy.py) with O
   float bound it folds into the FakeQuantize and the add runs as the conv's int8 sum post-op.
 - ``quantize_before_maxpool``: the stem's conv output, MaxPool and quantizer ran in f32; now u8.
 - ``slice_strided_pointwise``: strided 1x1 downsample convs ran f32; now u8.
-- ``split_shared_add``: a mixed-precision residual sum read by two quantizers made its conv write f32 and
+- ``split_add``: a mixed-precision residual sum read by two quantizers made its conv write f32 and
   quantize twice; with one Add per quantizer the conv writes int8 codes.
 """
 
 from __future__ import annotations
 
-from export.options import LoweringOptions
 from targets.base import Target, register_target
 
 TARGET = register_target(
@@ -27,11 +26,15 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
         containers=(8,),
-        lowering=LoweringOptions(
-            clip_pattern="signed_float_clip",
-            slice_strided_pointwise=True,
-            quantize_before_maxpool=True,
-            split_shared_add=True,
+        lowering=(
+            "fold_activation",
+            "merge_clips",
+            "drop_full_range_clip",
+            "dedupe_quantizers",
+            "quantize_before_maxpool",
+            "signed_float_clip",
+            "slice_strided_pointwise",
+            "split_add",
         ),
         extra="openvino",
         engine_modules=("openvino",),

@@ -9,7 +9,6 @@ dequantized tensors (DESIGN §6).
 
 from __future__ import annotations
 
-from export.options import LoweringOptions
 from targets.base import Target, register_target
 
 TARGET = register_target(
@@ -21,8 +20,15 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=((8, 8),),
         containers=(8,),
-        lowering=LoweringOptions(code_arithmetic=True),
+        lowering=(
+            "fold_activation",
+            "merge_clips",
+            "drop_full_range_clip",
+            "dedupe_quantizers",
+            "code_arithmetic",
+        ),
         extra="tvm",
+        engine_dist="apache-tvm",
         engine_modules=("tvm",),
         description="Apache TVM compiled for the host CPU (int8 containers)",
     )

@@ -1,6 +1,8 @@
 """Graph lowering passes: each ``apply(model) -> (model, changed)``, one per file, run to a fixed point.
 
-Torch-free: they work on ``onnx.ModelProto`` only, so they can be tested on hand-built graphs.
+Each pass file registers the names targets list (``export.passes.registry``); helpers several passes share
+live in ``export.passes._util``. Torch-free: they work on ``onnx.ModelProto`` only, so they can be tested on
+hand-built graphs.
 """
 
 from export.passes.base import Pass, PassesDidNotConverge, run_passes
@@ -19,6 +21,7 @@ from export.passes.per_tensor import PerTensorWeights
 from export.passes.power_of_two import PowerOfTwoCheck
 from export.passes.prune import Prune
 from export.passes.quantize_before_maxpool import QuantizeBeforeMaxPool
+from export.passes.registry import PassSpec, check_lowering, pass_names, register_pass
 from export.passes.remove_identity import RemoveIdentity
 from export.passes.split_add import SplitAddPerQuantizer
 from export.passes.split_pool import SplitConvPerQuantizer, SplitMaxPoolPerQuantizer
@@ -37,6 +40,7 @@ __all__ = [
     "MergeClips",
     "NameLayers",
     "Pass",
+    "PassSpec",
     "PassesDidNotConverge",
     "PerTensorWeights",
     "PowerOfTwoCheck",
@@ -47,5 +51,8 @@ __all__ = [
     "SplitAddPerQuantizer",
     "SplitConvPerQuantizer",
     "SplitMaxPoolPerQuantizer",
+    "check_lowering",
+    "pass_names",
+    "register_pass",
     "run_passes",
 ]

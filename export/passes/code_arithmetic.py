@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 
 from export._graph import ONNX_DOMAINS, Graph, attr
-from export.passes.integer_ops import LayerOperands, acc_scale, layer_operands, plain_gemm
+from export.passes._util import LayerOperands, acc_scale, layer_operands, plain_gemm
+from export.passes.registry import register_pass
 
 __all__ = ["CodeArithmetic"]
 
@@ -75,3 +76,6 @@ class CodeArithmetic:
                 changed = True
                 graph.reindex()
         return model, changed
+
+
+register_pass("code_arithmetic", CodeArithmetic, stage="engine", excludes=("integer_ops",))

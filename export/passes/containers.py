@@ -3,13 +3,15 @@
 - ``"uint8"`` (ONNX Runtime): ORT's x86 QDQ fusion needs the same 8-bit type on a conv's input and output
   and uint8 activations, so signed codes move to uint8 with zero point 128 (``[-127, 127] -> [1, 255]``).
 - ``"int8"`` (TensorRT's symmetric int8): every activation int8 with zero point 0. Unsigned codes up to 127
-  fit; an unsigned 8-bit activation (codes 0..255) does not, and is refused with the fix.
+  fit; an unsigned 8-bit activation (codes 0..255) does not, and is refused with the fix (a model quantized
+  with ``target="tensorrt"`` has none: ``Target.unsigned_act_bits``).
 The integer Clip is rewritten to the same codes, so the graph computes exactly what it did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import onnx
@@ -17,6 +19,7 @@ from onnx import TensorProto
 
 from export._graph import INT_RANGES, Graph, np_dtype
 from export._qdq import ActChain, act_chains
+from export.passes.registry import register_pass
 from sdk.errors import ConfigError
 
 __all__ = ["ActivationContainers", "CONTAINERS"]
@@ -60,8 +63,9 @@ class ActivationContainers:
                 raise ConfigError(
                     f"the activation read by {', '.join(chain_readers(graph, chain))} has codes "
                     f"{c_lo}..{c_hi}, which do not fit a {self.container} container with zero point {zp} "
-                    "(symmetric int8 holds unsigned codes up to 127). Use a_bits <= 7 for that layer, or a "
-                    "target without symmetric int8."
+                    "(symmetric int8 holds unsigned codes up to 127). Quantize for the target, "
+                    "sdk.quantize(model, config, target='tensorrt'), which keeps unsigned activations to 7 "
+                    "bits of codes; or use a target without symmetric int8."
                 )
             _rewrite(graph, chain, target, zp, lo, hi)
             changed = True
@@ -96,3 +100,11 @@ def _set_input(node: onnx.NodeProto, k: int, name: str) -> None:
     while len(node.input) <= k:
         node.input.append("")
     node.input[k] = name
+
+
+register_pass(
+    "int8_activations", partial(ActivationContainers, "int8"), stage="graph", excludes=("uint8_activations",)
+)
+register_pass(
+    "uint8_activations", partial(ActivationContainers, "uint8"), stage="graph", excludes=("int8_activations",)
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import onnx
 
 from export._graph import Graph, is_onnx_op
+from export.passes.registry import register_pass
 
 __all__ = ["DedupeQuantizers"]
 
@@ -52,3 +53,6 @@ class DedupeQuantizers:
             dupes.append(n)
         graph.remove_nodes(dupes)
         return model, bool(dupes)
+
+
+register_pass("dedupe_quantizers", DedupeQuantizers, stage="graph")

@@ -8,6 +8,7 @@ import onnx
 
 from export._graph import Graph
 from export._qdq import full_range, int_clip
+from export.passes.registry import register_pass
 
 __all__ = ["DropFullRangeClip"]
 
@@ -25,3 +26,6 @@ class DropFullRangeClip:
             dropped.append(n)
         graph.remove_nodes(dropped)
         return model, bool(dropped)
+
+
+register_pass("drop_full_range_clip", DropFullRangeClip, stage="graph")

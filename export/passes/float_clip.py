@@ -14,12 +14,14 @@ bounds OpenVINO's results drifted further from the spec (measured).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import onnx
 
 from export._graph import INT_RANGES, Graph
 from export._qdq import act_chains
+from export.passes.registry import register_pass
 
 __all__ = ["FloatClip"]
 
@@ -48,3 +50,11 @@ class FloatClip:
             model.graph.node.append(clip)
             changed = True
         return model, changed
+
+
+register_pass(
+    "float_clip", partial(FloatClip, signed_only=False), stage="engine", excludes=("signed_float_clip",)
+)
+register_pass(
+    "signed_float_clip", partial(FloatClip, signed_only=True), stage="engine", excludes=("float_clip",)
+)

@@ -16,6 +16,7 @@ from onnx import TensorProto
 
 from export._graph import INT_RANGES, Graph, is_onnx_op, np_dtype
 from export._qdq import clip_bounds, quant_params, quantize_value
+from export.passes.registry import register_pass
 
 __all__ = ["FoldActivationIntoQuantize"]
 
@@ -63,3 +64,6 @@ class FoldActivationIntoQuantize:
                 changed = True
         model.graph.node.extend(new_nodes)
         return model, changed
+
+
+register_pass("fold_activation", FoldActivationIntoQuantize, stage="graph")

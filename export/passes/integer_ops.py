@@ -18,60 +18,11 @@ import onnx
 from onnx import TensorProto
 
 from export._graph import ONNX_DOMAINS, Graph, attr
-from export._qdq import QuantParams, quant_params
+from export._qdq import quant_params
+from export.passes._util import LayerOperands, acc_scale, layer_operands, plain_gemm
+from export.passes.registry import register_pass
 
-__all__ = ["IntegerOps", "LayerOperands", "acc_scale", "layer_operands", "ort_fusable", "plain_gemm"]
-
-
-@dataclass(frozen=True)
-class LayerOperands:
-    """A quantized Conv/Gemm's integer operands: activation, weight and bias codes and their scales."""
-
-    x_codes: str
-    x_zp: str | None
-    x_params: QuantParams
-    w_codes: np.ndarray  # int8
-    w_params: QuantParams
-    b_codes: np.ndarray | None  # int32
-
-
-def layer_operands(graph: Graph, node: onnx.NodeProto) -> LayerOperands | None:
-    """The integer operands of a quantized Conv/Gemm (per-tensor activation codes, int8 weight codes with zero
-    point 0, optional int32 bias codes on the accumulator grid), or None when it is not one."""
-    dqs = [graph.producer.get(i) if i else None for i in node.input[:3]]
-    x_dq, w_dq = dqs[0], dqs[1]
-    if (
-        x_dq is None
-        or w_dq is None
-        or x_dq.op_type != "DequantizeLinear"
-        or w_dq.op_type != "DequantizeLinear"
-    ):
-        return None
-    xp, wp = quant_params(graph, x_dq), quant_params(graph, w_dq)
-    w = graph.const(w_dq.input[0])
-    if xp is None or wp is None or w is None or not xp.per_tensor:
-        return None
-    if w.dtype != np.int8 or np.any(wp.zero_point != 0) or (not wp.per_tensor and wp.axis != 0):
-        return None
-    b = None
-    if len(node.input) > 2 and node.input[2]:
-        b_dq = dqs[2]
-        if b_dq is None or b_dq.op_type != "DequantizeLinear":
-            return None
-        bp = quant_params(graph, b_dq)
-        b = graph.const(b_dq.input[0])
-        if bp is None or b is None or b.dtype != np.int32 or np.any(bp.zero_point != 0):
-            return None
-        channels = w.shape[1] if node.op_type == "Gemm" and not attr(node, "transB", 0) else w.shape[0]
-        if not np.array_equal(np.broadcast_to(bp.scale, (channels,)), acc_scale(xp, wp, channels)):
-            return None
-    zp = x_dq.input[2] if len(x_dq.input) > 2 and x_dq.input[2] else None
-    return LayerOperands(x_dq.input[0], zp, xp, w, wp, b)
-
-
-def acc_scale(xp: QuantParams, wp: QuantParams, channels: int) -> np.ndarray:
-    """s_in * s_w per output channel, float32 (the product ORT and the fake-quant model both compute)."""
-    return np.broadcast_to(xp.scale.reshape(()) * wp.scale.reshape(-1), (channels,)).astype(np.float32)
+__all__ = ["IntegerOps", "ort_fusable"]
 
 
 def ort_fusable(graph: Graph, node: onnx.NodeProto, x_dtype: int) -> bool:
@@ -121,14 +72,6 @@ def _conv(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list:
     return [conv, *_epilogue(graph, node, acc, ops, (1, ops.w_codes.shape[0], 1, 1))]
 
 
-def plain_gemm(node: onnx.NodeProto, ops: LayerOperands) -> bool:
-    """A Gemm an integer rewrite can take: ``A @ B + C`` (no transA, unit alpha/beta), 2-D weights whose
-    per-channel scales run along the output features."""
-    if attr(node, "transA", 0) or attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0:
-        return False
-    return ops.w_codes.ndim == 2 and (ops.w_params.per_tensor or bool(attr(node, "transB", 0)))
-
-
 def _gemm(graph: Graph, node: onnx.NodeProto, ops: LayerOperands) -> list | None:
     if not plain_gemm(node, ops):
         return None
@@ -167,3 +110,9 @@ class IntegerOps:
             model.graph.node.extend(new)
             changed = True
         return model, changed
+
+
+# ConvInteger takes uint8 inputs
+register_pass(
+    "integer_ops", IntegerOps, stage="engine", requires=("uint8_activations",), excludes=("code_arithmetic",)
+)

@@ -9,6 +9,7 @@ import onnx
 
 from export._graph import Graph, np_dtype
 from export._qdq import int_clip
+from export.passes.registry import register_pass
 
 __all__ = ["MergeClips"]
 
@@ -42,3 +43,6 @@ class MergeClips:
             graph.remove_nodes([first])
             return True
         return False
+
+
+register_pass("merge_clips", MergeClips, stage="graph")

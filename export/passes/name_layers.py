@@ -12,26 +12,12 @@ from dataclasses import dataclass
 import onnx
 
 from export._graph import Graph
+from export.passes._util import weight_source
 
 __all__ = ["NameLayers", "LAYER_OPS"]
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul", "ConvInteger", "MatMulInteger", "ConvTranspose")
 _SUFFIXES = (".weight_codes", ".weight")
-
-
-def weight_source(graph: Graph, node: onnx.NodeProto) -> str | None:
-    """The initializer a layer node's weight input comes from, through DequantizeLinear/Transpose/Reshape."""
-    if len(node.input) < 2:
-        return None
-    name = node.input[1]
-    for _ in range(4):
-        if name in graph.init:
-            return name
-        p = graph.producer.get(name)
-        if p is None or p.op_type not in ("DequantizeLinear", "Transpose", "Reshape", "Cast"):
-            return None
-        name = p.input[0]
-    return None
 
 
 @dataclass(frozen=True)

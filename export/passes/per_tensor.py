@@ -13,6 +13,7 @@ import onnx
 
 from export._graph import Graph
 from export._qdq import quant_params
+from export.passes.registry import register_pass
 from sdk.errors import ConfigError
 
 __all__ = ["PerTensorWeights"]
@@ -46,3 +47,6 @@ class PerTensorWeights:
                 )
             changed = True
         return model, changed
+
+
+register_pass("per_tensor_weights", PerTensorWeights, stage="graph")

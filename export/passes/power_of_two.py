@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from export._graph import Graph
+from export.passes.registry import register_pass
 from sdk.errors import ConfigError
 
 __all__ = ["PowerOfTwoCheck", "is_power_of_two"]
@@ -42,3 +43,6 @@ def _error(where: str, scale: np.ndarray) -> ConfigError:
         "Calibrate with calibration.calibrate(..., power_of_two=True) (or train with power-of-two alphas) "
         "and export again."
     )
+
+
+register_pass("power_of_two_check", PowerOfTwoCheck, stage="engine")

@@ -15,6 +15,7 @@ import onnx
 
 from export._graph import Graph, is_onnx_op
 from export._qdq import act_chains
+from export.passes.registry import register_pass
 
 __all__ = ["QuantizeBeforeMaxPool"]
 
@@ -64,3 +65,6 @@ class QuantizeBeforeMaxPool:
             model.graph.node.extend(nodes)
             changed = True
         return model, changed
+
+
+register_pass("quantize_before_maxpool", QuantizeBeforeMaxPool, stage="graph", after=("split_maxpool",))

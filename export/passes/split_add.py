@@ -19,35 +19,10 @@ from dataclasses import dataclass
 import onnx
 
 from export._graph import Graph, is_onnx_op
+from export.passes._util import clone_per_reader, quantizer_readers
+from export.passes.registry import register_pass
 
-__all__ = ["SplitAddPerQuantizer", "quantizer_readers", "clone_per_reader"]
-
-
-def quantizer_readers(graph: Graph, tensor: str) -> list[onnx.NodeProto]:
-    """The readers of ``tensor`` when there are two or more and all are QuantizeLinear, else []."""
-    readers = graph.consumers.get(tensor, [])
-    if (
-        len(readers) < 2
-        or tensor in graph.outputs
-        or any(r.op_type != "QuantizeLinear" or r.input[0] != tensor for r in readers)
-    ):
-        return []
-    return list(readers)
-
-
-def clone_per_reader(
-    graph: Graph, node: onnx.NodeProto, readers: list[onnx.NodeProto], inputs: list[str]
-) -> list[onnx.NodeProto]:
-    """Copies of ``node`` (reading ``inputs``) for ``readers[1:]``, each rewired to read its own copy."""
-    copies = []
-    for q in readers[1:]:
-        copy = graph.make_node(
-            node.op_type, inputs, name=f"{node.name or node.op_type.lower()}/for_{q.name or 'q'}"
-        )
-        copy.attribute.extend(node.attribute)
-        q.input[0] = copy.output[0]
-        copies.append(copy)
-    return copies
+__all__ = ["SplitAddPerQuantizer"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +43,6 @@ class SplitAddPerQuantizer:
             copies += clone_per_reader(graph, add, readers, list(reversed(add.input)))
         model.graph.node.extend(copies)
         return model, bool(copies)
+
+
+register_pass("split_add", SplitAddPerQuantizer, stage="engine")

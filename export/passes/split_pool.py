@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import onnx
 
 from export._graph import Graph, is_onnx_op
-from export.passes.split_add import clone_per_reader, quantizer_readers
+from export.passes._util import clone_per_reader, quantizer_readers
+from export.passes.registry import register_pass
 
 __all__ = ["SplitMaxPoolPerQuantizer", "SplitConvPerQuantizer"]
 
@@ -52,3 +53,11 @@ class SplitConvPerQuantizer:
 
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         return _split(model, "Conv")
+
+
+# before quantize_before_maxpool, which needs a pool read by one quantizer
+register_pass("split_maxpool", SplitMaxPoolPerQuantizer, stage="graph", requires=("quantize_before_maxpool",))
+# after fold_activation and quantize_before_maxpool left each conv reading its quantizers
+register_pass(
+    "split_conv", SplitConvPerQuantizer, stage="graph", after=("fold_activation", "quantize_before_maxpool")
+)

@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 
 from export._graph import Graph, attr
-from export.passes.name_layers import weight_source
+from export.passes._util import weight_source
+from export.passes.registry import register_pass
 
 __all__ = ["SliceStridedPointwise"]
 
@@ -72,3 +73,12 @@ class SliceStridedPointwise:
                     a.ints[:] = [1, 1]
             changed = True
         return model, changed
+
+
+# after the float clips, which must see the QCDQ closed before a Slice reads the codes
+register_pass(
+    "slice_strided_pointwise",
+    SliceStridedPointwise,
+    stage="engine",
+    after=("float_clip", "signed_float_clip"),
+)

@@ -31,16 +31,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.errors import InputError
+from sdk.loop import (
+    EpochStats,
+    LoopHooks,
+    LoopOptions,
+    LossFn,
+    check_finite,
+    default_loss,
+    run_loop,
+    sgd_cosine,
+    to_device,
+)
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.nas.history import EpochRecord, SearchHistory
@@ -49,8 +58,6 @@ from sdk.nas.mixed import Mode
 from sdk.nas.sampling import argmax_choice
 from sdk.nas.schedule import MuSchedule
 from sdk.nas.supernet import Supernet
-from sdk.reshape import reshape_weights_
-from sdk.training import classification_loss
 
 __all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
 
@@ -147,15 +154,24 @@ def run_supernet(
     checkpoint_dir: Any = None,
     progress: bool = True,
     device: torch.device | str = "cpu",
+    loss_fn: LossFn | None = None,
 ) -> SearchHistory:
-    """Train the supernet for ``s.epochs`` (resuming from ``checkpoint_dir`` when it holds this search)."""
+    """Train the supernet for ``s.epochs`` (resuming from ``checkpoint_dir`` when it holds this search):
+    the weight steps are ``sdk.loop``'s, each followed by one theta step (after warm-up)."""
     loaders = (train_loader, val_loader)
     gens = ckpt.loader_generators(loaders)
-    steps = min(len(train_loader), s.steps_per_epoch or len(train_loader))
-    opt_w = torch.optim.SGD(
-        sn.weight_params(), lr=s.w_lr, momentum=s.w_momentum, weight_decay=s.w_weight_decay
+    options = LoopOptions(
+        epochs=s.epochs,
+        lr=s.w_lr,
+        momentum=s.w_momentum,
+        weight_decay=s.w_weight_decay,
+        reshape_k=s.reshape_k,
+        steps_per_epoch=s.steps_per_epoch,
+        progress=progress,
+        desc="search",
     )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=s.epochs * steps)
+    state = sgd_cosine(sn.weight_params(), options, train_loader)
+    steps = state.steps_per_epoch
     opt_t = torch.optim.Adam(sn.theta_params(), lr=s.theta_lr, weight_decay=s.theta_weight_decay)
     cands = {g.name: g.candidates for g in sn.space.groups}
     history = SearchHistory((snapshot_record(sn, 0, {}, s.mu(0.0), 0.0),), cands)
@@ -163,9 +179,9 @@ def run_supernet(
     blob = ckpt.load(checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
     if blob is not None:
         sn.load_state_dict(blob["supernet"])
-        opt_w.load_state_dict(blob["opt_w"])
+        state.optimizer.load_state_dict(blob["opt_w"])
         opt_t.load_state_dict(blob["opt_theta"])
-        sched.load_state_dict(blob["sched"])
+        state.scheduler.load_state_dict(blob["sched"])
         history = SearchHistory.from_dict(blob["history"])
         ckpt.set_rng_state(blob["rng"], gens)
         sn.generator.set_state(blob["path_rng"])
@@ -173,12 +189,52 @@ def run_supernet(
     ignore = [f"theta.{i}" for i in range(len(sn.theta))]
     find_unused = s.mode == "sampled" or s.warmup_epochs > 0 or s.weight_paths != "mixture"
     net = ddp.wrap_ddp(sn, ignore=ignore, find_unused=find_unused)
-    for epoch in range(start, s.epochs):
-        t0 = time.perf_counter()
+    ce = loss_fn if loss_fn is not None else default_loss
+    val_iter: list[Iterator[Any]] = []
+    current = {"epoch": start}
+
+    def before_epoch(epoch: int) -> None:
         ddp.set_epoch(loaders, epoch)
-        stats = _epoch(sn, net, loaders, s, epoch, steps, opt_w, sched, opt_t, progress, device)
+        val_iter[:] = [iter(val_loader)]
+        current["epoch"] = epoch
+
+    def weight_forward(x: torch.Tensor) -> Any:
+        # warm-up (and weight_paths="uniform" throughout): one uniformly drawn path per step trains every
+        # candidate's weights and quantizers; "sampled" draws it from p, "mixture" runs s.mode
+        uniform = current["epoch"] < s.warmup_epochs or s.weight_paths == "uniform"
+        sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
+        return net(x, grad_theta=False, uniform=uniform)
+
+    def theta_step(epoch: int, step: int) -> dict[str, float] | None:
+        if epoch < s.warmup_epochs:
+            return None
+        try:
+            xv, yv = next(val_iter[0])
+        except StopIteration:
+            val_iter[0] = iter(val_loader)
+            xv, yv = next(val_iter[0])
+        t = _progress(s, epoch, step, steps)
+        w1 = s.prob1_weight * (min(1.0, t / s.prob1_ramp) if s.prob1_ramp > 0 else 1.0)
+        out = _theta_step(sn, opt_t, s, xv.to(device), to_device(yv, device), s.mu(t), w1, epoch, ce)
+        return dict(zip(("val_ce", "barrier", "prob1", "backtracks", "theta_steps"), out))
+
+    def postfix() -> dict[str, str]:
+        with torch.no_grad():
+            e_now = float(sn.expected_bits())
+        return {"E": f"{e_now:.3f}", "bits": f"{sn.space.avg_bits(sn.argmax_choice()):.3f}"}
+
+    def after_epoch(stats: EpochStats) -> None:
+        nonlocal history
+        epoch = stats.epoch
+        n_theta = max(stats.extra.get("theta_steps", 0.0), 1.0)
+        searched = epoch >= s.warmup_epochs
+        figures = {
+            k: stats.extra[k] / n_theta if searched else math.nan for k in ("val_ce", "barrier", "prob1")
+        }
+        figures["train_ce"] = stats.loss
+        figures["backtracks"] = round(stats.extra.get("backtracks", 0.0))
         mu = s.mu(_progress(s, epoch + 1, 0, steps))
-        history = history.appended(snapshot_record(sn, epoch + 1, stats, mu, time.perf_counter() - t0))
+        history = history.appended(snapshot_record(sn, epoch + 1, figures, mu, stats.seconds))
         if checkpoint_dir is not None:
             if ddp.rank() == 0:
                 ckpt.save_atomic(
@@ -187,15 +243,28 @@ def run_supernet(
                         "fingerprint": fingerprint,
                         "epoch": epoch + 1,
                         "supernet": sn.state_dict(),
-                        "opt_w": opt_w.state_dict(),
+                        "opt_w": state.optimizer.state_dict(),
                         "opt_theta": opt_t.state_dict(),
-                        "sched": sched.state_dict(),
+                        "sched": state.scheduler.state_dict(),
                         "history": history.to_dict(),
                         "rng": ckpt.rng_state(gens),
                         "path_rng": sn.generator.get_state(),
                     },
                 )
             ddp.barrier()
+
+    hooks = LoopHooks(before_epoch, theta_step, after_epoch, postfix)
+    run_loop(
+        sn,
+        train_loader,
+        options,
+        state,
+        start_epoch=start,
+        forward=weight_forward,
+        loss_fn=ce,
+        hooks=hooks,
+        device=device,
+    )
     return history
 
 
@@ -203,83 +272,6 @@ def _progress(s: SearchSettings, epoch: int, step: int, steps: int) -> float:
     """Fraction of the architecture-search phase done (0 during warmup)."""
     span = s.epochs - s.warmup_epochs
     return max(0.0, (epoch - s.warmup_epochs + step / steps) / span)
-
-
-def _epoch(
-    sn: Supernet,
-    net: nn.Module,
-    loaders: tuple[DataLoader, DataLoader],
-    s: SearchSettings,
-    epoch: int,
-    steps: int,
-    opt_w: torch.optim.Optimizer,
-    sched: Any,
-    opt_t: torch.optim.Optimizer,
-    progress: bool,
-    device: torch.device | str,
-) -> dict[str, float]:
-    from tqdm.auto import tqdm
-
-    train_loader, val_loader = loaders
-    sums = torch.zeros(6, dtype=torch.float64)  # train_ce, val_ce, barrier, prob1, backtracks, theta steps
-    val_iter = iter(val_loader)
-    search_theta = epoch >= s.warmup_epochs
-    bar = tqdm(
-        total=steps,
-        desc=f"search {epoch + 1}/{s.epochs}",
-        disable=not progress or ddp.rank() != 0,
-        leave=False,
-    )
-    try:
-        for step, (x, y) in enumerate(train_loader):
-            if step >= steps:
-                break
-            x, y = x.to(device), y.to(device)
-            sn.train()
-            # warm-up (and weight_paths="uniform" throughout): one uniformly drawn path per step trains
-            # every candidate's weights and quantizers; "sampled" draws it from p, "mixture" runs s.mode
-            uniform = not search_theta or s.weight_paths == "uniform"
-            sn.set_mode("sampled" if uniform or s.weight_paths == "sampled" else s.mode, 1)
-            loss = classification_loss(net(x, grad_theta=False, uniform=uniform), y)
-            _check_finite(loss, epoch, s.w_lr, "weight")
-            opt_w.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_w.step()
-            sched.step()
-            if s.reshape_k:
-                reshape_weights_(sn.net, s.reshape_k)
-            sums[0] += loss.item()
-            if search_theta:
-                try:
-                    xv, yv = next(val_iter)
-                except StopIteration:
-                    val_iter = iter(val_loader)
-                    xv, yv = next(val_iter)
-                t = _progress(s, epoch, step, steps)
-                w1 = s.prob1_weight * (min(1.0, t / s.prob1_ramp) if s.prob1_ramp > 0 else 1.0)
-                sums[1:] += torch.tensor(
-                    _theta_step(sn, opt_t, s, xv.to(device), yv.to(device), s.mu(t), w1, epoch)
-                )
-            if progress and (step % 5 == 0 or step == steps - 1):
-                with torch.no_grad():
-                    e_now = float(sn.expected_bits())
-                bar.set_postfix(
-                    loss=f"{loss.item():.3f}",
-                    E=f"{e_now:.3f}",
-                    bits=f"{sn.space.avg_bits(sn.argmax_choice()):.3f}",
-                )
-            bar.update(1)
-    finally:
-        bar.close()
-    ddp.all_reduce_mean_([sums])
-    n_theta = max(float(sums[5]), 1.0)
-    return {
-        "train_ce": float(sums[0]) / steps,
-        "val_ce": float(sums[1]) / n_theta if search_theta else math.nan,
-        "barrier": float(sums[2]) / n_theta if search_theta else math.nan,
-        "prob1": float(sums[3]) / n_theta if search_theta else math.nan,
-        "backtracks": round(float(sums[4])),
-    }
 
 
 def _theta_step(
@@ -291,12 +283,13 @@ def _theta_step(
     mu: float,
     prob1_weight: float,
     epoch: int,
+    loss_fn: LossFn = default_loss,
 ) -> list[float]:
-    """One architecture step; returns [val CE, barrier, prob1, backtracks, 1]."""
+    """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]."""
     sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
-    val_ce = classification_loss(sn(x), y)
-    _check_finite(val_ce, epoch, s.theta_lr, "architecture")
+    val_ce = loss_fn(sn(x), y)
+    check_finite(val_ce, "search architecture loss", epoch, f"theta_lr (now {s.theta_lr})")
     probs = sn.probs()
     e_bits = sn.expected_bits()
     if s.objective == "barrier":
@@ -351,11 +344,3 @@ def _stay_inside(sn: Supernet, old: Sequence[torch.Tensor], b_max: float, keep_a
     for t, o in zip(sn.theta, old):
         t.copy_(o)
     return 31
-
-
-def _check_finite(loss: torch.Tensor, epoch: int, lr: float, what: str) -> None:
-    if not torch.isfinite(loss):
-        raise InputError(
-            f"search {what} loss became {loss.item()} in epoch {epoch + 1}; lower the {what} learning rate "
-            f"(now {lr}), or check the inputs for NaN/inf."
-        )

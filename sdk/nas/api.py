@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.errors import InputError
+from sdk.loop import LossFn
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
@@ -62,6 +63,7 @@ def search(
     steps_per_epoch: int | None = None,
     input_shape: Sequence[int] | None = None,
     device: str | torch.device = "cpu",
+    loss_fn: LossFn | None = None,
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -76,6 +78,7 @@ def search(
     The result's ``config`` always satisfies ``sdk.bops(model, config).avg_bits <= b_max``; raises
     ``sdk.BudgetInfeasible`` when no config of the candidates can. Seeds torch, numpy and ``random`` with
     ``seed``; with ``checkpoint_dir`` a killed search resumes from its last finished epoch to the same result.
+    ``loss_fn(model_output, targets)`` replaces cross-entropy in both the weight and the theta steps.
     """
     mu_s = (
         MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
@@ -108,6 +111,7 @@ def search(
         input_shape=input_shape,
         device=device,
         init_margin=init_margin,
+        loss_fn=loss_fn,
     )
 
 
@@ -152,6 +156,7 @@ def run_search(
     device: str | torch.device = "cpu",
     init_margin: float | None = None,
     method: str = "bp-nas",
+    loss_fn: LossFn | None = None,
 ) -> SearchResult:
     """The shared engine; ``settings.objective == "barrier"`` carries the budget guarantee."""
     if not isinstance(model, nn.Module):
@@ -197,6 +202,7 @@ def run_search(
         checkpoint_dir=checkpoint_dir,
         progress=progress,
         device=device,
+        loss_fn=loss_fn,
     )
     return _finish(model, sn, space, shape, settings, history, argmax_choice(sn.probs()), method)
 

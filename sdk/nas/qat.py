@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
 from sdk.errors import InputError
+from sdk.loop import LoopHooks, LoopOptions, LossFn, MetricFn, check_epochs, run_loop, sgd_cosine
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
-from sdk.reshape import reshape_weights_
-from sdk.training import TrainResult, classification_loss, evaluate
+from sdk.training import history_of
 
 __all__ = ["retrain", "BN_REESTIMATE_BATCHES"]
 
@@ -58,6 +58,8 @@ def retrain(
     output_bits: int = 8,
     fold_bn: bool = True,
     freeze_bn_epochs: int | None = None,
+    loss_fn: LossFn | None = None,
+    metric_fn: MetricFn | None = None,
 ) -> nn.Module:
     """QAT of ``sdk.quantize(model, config)``; returns the quantized model (eval mode) with its
     per-epoch accuracies in ``qmodel.retrain_history`` (a TrainResult). ``model`` is not modified.
@@ -67,20 +69,28 @@ def retrain(
             its export; ``False`` trains BN unfolded (export then folds and re-quantizes, see module doc).
         freeze_bn_epochs: how many final epochs use frozen BN running statistics (BN in eval mode, its
             affine parameters still train); ``None`` means 1 when ``epochs >= 2``, else 0.
+        loss_fn: ``(model_output, targets) -> loss``; None is cross-entropy on logits.
+        metric_fn: ``(model, loader) -> score`` for ``val_loader``; None is top-1 accuracy.
     """
-    from tqdm.auto import tqdm
-
     from sdk.nas.api import peek_batch
     from sdk.quant import quantize
 
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be an int >= 1, got {epochs!r}.")
+    check_epochs(epochs)
     if freeze_bn_epochs is None:
         freeze_bn_epochs = 1 if epochs >= 2 else 0
     if isinstance(freeze_bn_epochs, bool) or not isinstance(freeze_bn_epochs, int):
         raise InputError(f"freeze_bn_epochs must be an int or None, got {freeze_bn_epochs!r}.")
     if not 0 <= freeze_bn_epochs <= epochs:
         raise InputError(f"freeze_bn_epochs must be in [0, epochs={epochs}], got {freeze_bn_epochs}.")
+    options = LoopOptions(
+        epochs=epochs,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        reshape_k=reshape_k,
+        progress=progress,
+        desc="retraining",
+    )
     torch.manual_seed(seed)
     qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits).to(device)
     if ddp.is_distributed():
@@ -91,51 +101,28 @@ def retrain(
     if fold_bn and any(isinstance(m, nn.BatchNorm2d) for m in qmodel.modules()):
         qmodel = _fold_for_qat(qmodel, train_loader, device)  # per rank; DDP broadcasts rank 0's fold
     net = ddp.wrap_ddp(qmodel)
-    steps = len(train_loader)
-    opt = torch.optim.SGD(qmodel.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    losses: list[float] = []
-    accs: list[float] = []
-    vals: list[float] = []
+    state = sgd_cosine(qmodel.parameters(), options, train_loader)
+
+    def before_epoch(epoch: int) -> None:
+        ddp.set_epoch([train_loader], epoch)
+        if epoch >= epochs - freeze_bn_epochs:
+            _freeze_bn_stats(qmodel)
+
     start = time.perf_counter()
-    bar = tqdm(total=epochs * steps, desc="retrain", disable=not progress or ddp.rank() != 0, leave=False)
-    try:
-        for epoch in range(epochs):
-            ddp.set_epoch([train_loader], epoch)
-            qmodel.train()
-            if epoch >= epochs - freeze_bn_epochs:
-                _freeze_bn_stats(qmodel)
-            sums = torch.zeros(3, dtype=torch.float64)
-            for x, y in train_loader:
-                x, y = x.to(device), y.to(device)
-                logits = net(x)
-                loss = classification_loss(logits, y)
-                if not torch.isfinite(loss):
-                    raise InputError(
-                        f"retraining loss became {loss.item()} in epoch {epoch + 1}; lower lr ({lr})."
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if reshape_k:
-                    reshape_weights_(qmodel, reshape_k)
-                sums += torch.tensor(
-                    [loss.item() * len(y), float((logits.argmax(1) == y).sum()), float(len(y))]
-                )
-                bar.update(1)
-            ddp.all_reduce_mean_([sums])
-            ddp.broadcast_bn_stats_(qmodel)  # one model on every rank: rank 0's BN statistics
-            losses.append(float(sums[0] / sums[2]))
-            accs.append(float(sums[1] / sums[2]))
-            if val_loader is not None:
-                vals.append(evaluate(qmodel, val_loader, device=device))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", **({"val": f"{vals[-1]:.3f}"} if vals else {}))
-    finally:
-        bar.close()
+    stats = run_loop(
+        qmodel,
+        train_loader,
+        options,
+        state,
+        val_loader=val_loader,
+        forward=net,
+        loss_fn=loss_fn,
+        metric_fn=metric_fn,
+        hooks=LoopHooks(before_epoch=before_epoch),
+        device=device,
+    )
     qmodel.eval()
-    history = TrainResult(tuple(losses), tuple(accs), tuple(vals), time.perf_counter() - start)
-    qmodel.__dict__["retrain_history"] = history  # plain attribute, not a submodule or state
+    qmodel.__dict__["retrain_history"] = history_of(stats, time.perf_counter() - start)  # not a submodule
     return qmodel
 
 

@@ -14,8 +14,18 @@ from sdk.errors import ConfigError, InputError
 from sdk.models.layers import Add
 from sdk.quant.layers import quantizable_layers
 from sdk.quant.modules import QuantAdd, QuantConv2d, QuantLinear
+from sdk.quant.quantizers import ActQuantizer
 
-__all__ = ["quantize", "quantize_residual_adds", "set_bits", "quant_layers", "is_quantized", "config_of"]
+__all__ = [
+    "quantize",
+    "quantize_residual_adds",
+    "set_bits",
+    "set_unsigned_act_bits",
+    "target_unsigned_act_bits",
+    "quant_layers",
+    "is_quantized",
+    "config_of",
+]
 
 
 def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -31,13 +41,16 @@ def quantize(
     per_channel: bool = True,
     residual_bits: int = 8,
     output_bits: int = 8,
+    target: Any = None,
 ) -> nn.Module:
     """Return a new module whose Conv2d/Linear layers are fake-quantized per ``config`` (Eq. 1).
 
     The float ``model`` is left untouched. BatchNorm stays float (folding is calibration's job).
     ``residual_bits`` quantizes both operands of every ``sdk.models.layers.Add`` (32 disables), and
     ``output_bits`` quantizes the last layer's output (the logits; 32 disables) so integer engines
-    keep every conv/linear on integer kernels.
+    keep every conv/linear on integer kernels. ``target`` (a target name) makes the model compute what that
+    target runs: on "tensorrt"/"jetson" unsigned activations keep at most 7 bits of codes (0..127, what
+    symmetric int8 holds), so an 8-bit activation after a ReLU has 128 levels there.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"sdk.quantize expects a float torch.nn.Module, got {type(model).__name__}.")
@@ -56,7 +69,29 @@ def quantize(
         cls = QuantConv2d if isinstance(m, nn.Conv2d) else QuantLinear
         _set_child(q, name, cls.from_float(m, w, a, per_channel=per_channel, out_bits=out))  # type: ignore[arg-type]
     quantize_residual_adds(q, residual_bits)
+    if target is not None:
+        set_unsigned_act_bits(q, target_unsigned_act_bits(target))
     return q
+
+
+def target_unsigned_act_bits(target: Any) -> int:
+    """The widest unsigned activation codes ``target`` (a name or a ``targets.Target``) runs exactly."""
+    import targets
+
+    t = targets.get(target) if isinstance(target, str) else target
+    if not isinstance(t, targets.Target):
+        raise InputError(f"target must be a target name such as 'tensorrt', got {target!r}.")
+    return t.unsigned_act_bits
+
+
+def set_unsigned_act_bits(model: nn.Module, bits: int) -> None:
+    """Cap every activation quantizer of ``model`` at ``bits`` of unsigned codes, in place (a supernet too).
+
+    Call before the quantizers see data: alpha's step then spans the capped code range.
+    """
+    for m in model.modules():
+        if isinstance(m, ActQuantizer):
+            m.set_unsigned_bits(bits)
 
 
 def quantize_residual_adds(model: nn.Module, residual_bits: int) -> None:

@@ -78,13 +78,19 @@ class ActQuantizer(nn.Module):
     """Activation quantizer: unsigned Clip-ReLU ``[0, alpha]`` with ``2^a-1`` levels, or signed narrow range.
 
     Signedness and the initial alpha come from the first batch it sees unless given: a tensor with negative
-    values (the network input, a residual branch) gets the signed variant. Both are saved in the state dict.
+    values (the network input, a residual branch) gets the signed variant. ``unsigned_bits`` caps the code
+    width of the unsigned variant for engines whose containers hold fewer unsigned codes (TensorRT's
+    symmetric int8 holds 0..127, so an 8-bit unsigned activation there has 7-bit codes; ``sdk.quantize(...,
+    target=)`` sets it from the target). All three are saved in the state dict.
     """
 
     sign_mode: torch.Tensor
     initialized: torch.Tensor
+    unsigned_bits: torch.Tensor
 
-    def __init__(self, bits: int, *, signed: bool | None = None, init_quantile: float = 0.999) -> None:
+    def __init__(
+        self, bits: int, *, signed: bool | None = None, init_quantile: float = 0.999, unsigned_bits: int = 8
+    ) -> None:
         super().__init__()
         self.bits = int(bits)
         self.init_quantile = float(init_quantile)
@@ -92,6 +98,9 @@ class ActQuantizer(nn.Module):
         sign = _SIGN_UNKNOWN if signed is None else (_SIGNED if signed else _UNSIGNED)
         self.register_buffer("sign_mode", torch.tensor(sign, dtype=torch.int8))
         self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer(
+            "unsigned_bits", torch.tensor(_check_unsigned_bits(unsigned_bits), dtype=torch.int8)
+        )
 
     @property
     def signed(self) -> bool:
@@ -103,7 +112,18 @@ class ActQuantizer(nn.Module):
 
     @property
     def range(self) -> tuple[int, int]:
-        return code_range(self.bits, self.signed)
+        if self.signed:
+            return code_range(self.bits, True)
+        return code_range(min(self.bits, int(self.unsigned_bits)), False)
+
+    def set_unsigned_bits(self, bits: int) -> None:
+        """Cap the unsigned variant's codes at ``bits`` (2..8); call before the quantizer sees data."""
+        self.unsigned_bits.fill_(_check_unsigned_bits(bits))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        # state dicts written before the cap existed hold 8-bit unsigned codes
+        state_dict.setdefault(prefix + "unsigned_bits", torch.tensor(8, dtype=torch.int8))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 
     def scale(self) -> torch.Tensor:
         return self.alpha.abs().clamp_min(EPS) / self.range[1]
@@ -136,4 +156,11 @@ class ActQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         sign = {_SIGN_UNKNOWN: "auto", _UNSIGNED: "unsigned", _SIGNED: "signed"}[int(self.sign_mode)]
-        return f"bits={self.bits}, {sign}"
+        cap = int(self.unsigned_bits)
+        return f"bits={self.bits}, {sign}" + (f", unsigned_bits={cap}" if cap < 8 else "")
+
+
+def _check_unsigned_bits(bits: int) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+        raise ValueError(f"unsigned_bits must be an int in 2..8, got {bits!r}")
+    return bits

@@ -44,14 +44,25 @@ def randomize_bn(model: nn.Module, seed: int) -> None:
 
 
 def quantized(
-    name: str, config_seed: int, *, calib_batches: int = 3, batch: int = 64, power_of_two: bool = False
+    name: str,
+    config_seed: int,
+    *,
+    calib_batches: int = 3,
+    batch: int = 64,
+    power_of_two: bool = False,
+    target: str | None = None,
+    pair: tuple[int, int] | None = None,
 ) -> tuple[nn.Module, torch.Tensor]:
-    """(qmodel ready to export, example input) for zoo model ``name`` under a random mixed config."""
+    """(qmodel ready to export, example input) for zoo model ``name`` under a random mixed config (every
+    layer at ``pair`` when given), quantized for ``target`` when given (``sdk.quantize(..., target=)``)."""
     torch.manual_seed(config_seed)
     c, h, w = input_chw(name)
     model = sdk.models.create(name, num_classes=10, in_channels=c).eval()
     randomize_bn(model, config_seed)
-    q = sdk.quantize(model, random_config(model, config_seed)).eval()
+    cfg = (
+        random_config(model, config_seed) if pair is None else sdk.MixedPrecisionConfig.uniform(model, *pair)
+    )
+    q = sdk.quantize(model, cfg, target=target).eval()
     q = calibration.fold_bn(q)
     g = torch.Generator().manual_seed(1000 + config_seed)
     with torch.no_grad():
@@ -95,7 +106,7 @@ def output_step(q: nn.Module) -> float:
 def float64_model(q: nn.Module) -> nn.Module:
     """The fake-quant model evaluated in float64: its export stand-ins (the same float32 scales and integer
     codes) with float64 arithmetic, within ~1e-16 of the exact arithmetic that is the spec (DESIGN §2)."""
-    from export._trace import standin_model
+    from export._standin import standin_model
 
     return standin_model(q).double()
 
@@ -106,7 +117,7 @@ def float64_model_codes(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Codes at every quantizer of ``q`` (keyed by its ActQuantizer name) and the logits, from ``model64`` =
     ``float64_model(q)`` on the float32 batch ``x``."""
-    from export._trace import _ActQuant
+    from export._standin import _ActQuant
 
     codes: dict[str, np.ndarray] = {}
     hooks = []

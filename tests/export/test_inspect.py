@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import onnx
 import pytest
 import torch
@@ -13,12 +11,12 @@ import sdk
 import targets
 from export.inspect import float_layers, openvino_precision_report, ort_kernel_report
 from export.onnx_qdq import Traced, to_onnx
-from export.options import LoweringOptions
+from export.options import DEFAULT_PASSES, LoweringOptions
 from tests.export._helpers import layer_names, quantized
 
-ORT = LoweringOptions(uint8_activations=True, explicit_integer_ops=True)
-OPENVINO = LoweringOptions(uint8_activations=True, slice_strided_pointwise=True)
-OPENVINO_TARGET = targets.get("openvino").lowering
+ORT = LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops"))
+OPENVINO = LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "slice_strided_pointwise"))
+OPENVINO_TARGET = LoweringOptions(targets.get("openvino").lowering)
 SLOW = {"resnet18", "resnet50"}
 
 
@@ -52,7 +50,7 @@ def test_qcdq_keeps_both_convs_on_qlinearconv_and_a_float_clip_does_not(tmp_path
         "2": ("QLinearConv", "u8"),
     }
     assert ("Clip", onnx.TensorProto.UINT8) in _optimized_ops(qcdq, tmp_path)  # the cheap integer Clip stays
-    float_clip = traced.lower(LoweringOptions(uint8_activations=True, clip_pattern="float_clip"))
+    float_clip = traced.lower(LoweringOptions((*DEFAULT_PASSES[1:], "uint8_activations", "float_clip")))
     assert ort_kernel_report(float_clip)["0"].kernel == "FusedConv"
     assert float_layers(ort_kernel_report(float_clip)) == ["0", "2"]
 
@@ -70,7 +68,7 @@ def test_openvino_runs_the_two_conv_graph_in_u8():
     pytest.importorskip("openvino")
     q, x = _two_conv()
     traced = Traced(q, x)
-    for options in (ORT, OPENVINO, LoweringOptions(uint8_activations=True, clip_pattern="float_clip")):
+    for options in (ORT, OPENVINO, LoweringOptions((*DEFAULT_PASSES[1:], "uint8_activations", "float_clip"))):
         report = openvino_precision_report(traced.lower(options))
         assert {k: (v.kernel, v.precision) for k, v in report.items()} == {
             "0": ("Convolution", "u8"),
@@ -95,6 +93,8 @@ def test_no_float_fallback_on_openvino(name: str) -> None:
     ]
     if strided:
         plain = openvino_precision_report(
-            traced.lower(replace(OPENVINO_TARGET, slice_strided_pointwise=False))
+            traced.lower(
+                LoweringOptions(tuple(p for p in OPENVINO_TARGET.passes if p != "slice_strided_pointwise"))
+            )
         )
         assert set(float_layers(plain, layer_names(q))) == set(strided)

@@ -15,9 +15,9 @@ import calibration
 import sdk
 from export._graph import Graph
 from export._qdq import act_chains, quant_params
-from export._trace import standin_model
+from export._standin import standin_model
 from export.onnx_qdq import Traced, to_onnx
-from export.options import LoweringOptions
+from export.options import DEFAULT_PASSES, LoweringOptions
 from sdk.errors import ConfigError, InputError
 from sdk.quant import QuantConv2d, QuantLinear, config_of, quant_layers
 from tests.export._helpers import inputs, output_step, quantized, run_ort
@@ -128,7 +128,7 @@ def test_symmetric_int8_for_tensorrt():
         if isinstance(m, (QuantConv2d, QuantLinear)) and m.act_quant.bits == 8 and not m.act_quant.signed:
             m.set_bits(m.bits[0], 6)  # unsigned 8-bit does not fit symmetric int8
     calibration.round_scales_to_power_of_two_(q)
-    model = to_onnx(q, None, x, options=LoweringOptions(symmetric_int8=True))
+    model = to_onnx(q, None, x, options=LoweringOptions((*DEFAULT_PASSES, "int8_activations")))
     chains = act_chains(Graph(model))
     assert chains and {(c.params.dtype, int(c.params.zero_point)) for c in chains} == {(TensorProto.INT8, 0)}
     xs = inputs("digits_cnn", 200)
@@ -140,16 +140,16 @@ def test_symmetric_int8_refuses_unsigned_8_bit_activations():
     q, x = quantized("digits_cnn", 0)
     for _, m in quant_layers(q)[1:]:
         m.set_bits(4, 8)
-    with pytest.raises(ConfigError, match="a_bits <= 7"):
-        to_onnx(q, None, x, options=LoweringOptions(symmetric_int8=True))
+    with pytest.raises(ConfigError, match="target=.tensorrt."):
+        to_onnx(q, None, x, options=LoweringOptions((*DEFAULT_PASSES, "int8_activations")))
 
 
 def test_per_tensor_and_power_of_two_options():
     q, x = quantized("digits_cnn", 2)
     with pytest.raises(ConfigError, match="per_channel=False"):
-        to_onnx(q, None, x, options=LoweringOptions(per_channel=False))
+        to_onnx(q, None, x, options=LoweringOptions((*DEFAULT_PASSES, "per_tensor_weights")))
     with pytest.raises(ConfigError, match="power_of_two=True"):
-        to_onnx(q, None, x, options=LoweringOptions(power_of_two_scales=True))
+        to_onnx(q, None, x, options=LoweringOptions((*DEFAULT_PASSES, "power_of_two_check")))
     torch.manual_seed(0)
     model = sdk.models.digits_cnn()
     pt = calibration.fold_bn(
@@ -158,7 +158,9 @@ def test_per_tensor_and_power_of_two_options():
     with torch.no_grad():
         pt(torch.randn(32, 1, 8, 8))
     calibration.round_scales_to_power_of_two_(pt)
-    lowered = to_onnx(pt, None, x, options=LoweringOptions(per_channel=False, power_of_two_scales=True))
+    lowered = to_onnx(
+        pt, None, x, options=LoweringOptions((*DEFAULT_PASSES, "per_tensor_weights", "power_of_two_check"))
+    )
     graph = Graph(lowered)
     weight_dqs = [
         n
@@ -171,19 +173,19 @@ def test_per_tensor_and_power_of_two_options():
 def test_each_options_key_names_its_artifact():
     keys = {
         LoweringOptions().key(),
-        LoweringOptions(uint8_activations=True, explicit_integer_ops=True).key(),
-        LoweringOptions(uint8_activations=True, slice_strided_pointwise=True).key(),
-        LoweringOptions(symmetric_int8=True).key(),
-        LoweringOptions(clip_pattern="signed_float_clip").key(),
-        LoweringOptions(quantize_before_maxpool=True).key(),
-        LoweringOptions(split_shared_add=True).key(),
-        LoweringOptions(split_shared_pool=True).key(),
+        LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "slice_strided_pointwise")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "int8_activations")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "signed_float_clip")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "quantize_before_maxpool")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "split_add")).key(),
+        LoweringOptions((*DEFAULT_PASSES, "split_maxpool", "quantize_before_maxpool", "split_conv")).key(),
     }
     assert len(keys) == 8
     with pytest.raises(ValueError):
-        LoweringOptions(symmetric_int8=True, uint8_activations=True)
+        LoweringOptions((*DEFAULT_PASSES, "int8_activations", "uint8_activations"))
     with pytest.raises(ValueError):
-        LoweringOptions(explicit_integer_ops=True)
+        LoweringOptions((*DEFAULT_PASSES, "integer_ops"))
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "openvino"])
@@ -193,7 +195,7 @@ def test_the_x86_targets_lowerings_keep_every_code(target):
     import targets
 
     q, x = quantized("resnet18", 0, power_of_two=True)
-    model = to_onnx(q, None, x, options=targets.get(target).lowering)
+    model = to_onnx(q, None, x, options=LoweringOptions(targets.get(target).lowering))
     assert [n.op_type for n in model.graph.node].count("Add") > 8  # sums read by two quantizers were split
     xs = inputs("resnet18", 100)
     with torch.no_grad():
@@ -209,7 +211,12 @@ def test_quantize_before_maxpool_pools_codes_with_the_same_numbers():
     with torch.no_grad():
         q(torch.randn(32, 3, 8, 8))
     calibration.round_scales_to_power_of_two_(q)
-    model = to_onnx(q, None, torch.randn(1, 3, 8, 8), options=LoweringOptions(quantize_before_maxpool=True))
+    model = to_onnx(
+        q,
+        None,
+        torch.randn(1, 3, 8, 8),
+        options=LoweringOptions((*DEFAULT_PASSES, "quantize_before_maxpool")),
+    )
     graph = Graph(model)
     pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
     assert graph.producer[pool.input[0]].op_type == "DequantizeLinear"
@@ -235,34 +242,37 @@ class _Cat(nn.Module):
         return self.fc(self.flatten(self.pool(y)))
 
 
-@pytest.mark.slow
-def test_models_the_fast_path_cannot_emit_fall_back_to_torch_onnx():
+def test_a_model_with_cat_exports_through_the_one_front_end():
     torch.manual_seed(0)
     q = sdk.quantize(_Cat().eval(), {"a": (4, 4), "b": (3, 5), "fc": (8, 8)}).eval()
     with torch.no_grad():
         q(torch.randn(32, 1, 8, 8))
     calibration.round_scales_to_power_of_two_(q)
-    traced = Traced(q, torch.randn(1, 1, 8, 8))
-    assert traced.tracer == "torch.onnx"
-    model = traced.lower(LoweringOptions(uint8_activations=True, explicit_integer_ops=True))
+    model = Traced(q, torch.randn(1, 1, 8, 8)).lower(
+        LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops"))
+    )
     assert {n.name for n in model.graph.node} >= {"a", "b", "fc"}
+    assert [n.op_type for n in model.graph.node].count("Concat") == 1
     xs = inputs("digits_cnn", 200)
     with torch.no_grad():
         np.testing.assert_array_equal(run_ort(model, xs), q(torch.from_numpy(xs)).numpy())
-    with pytest.raises(InputError, match="fx exporter"):
-        Traced(q, torch.randn(1, 1, 8, 8), tracer="fx")
 
 
-@pytest.mark.slow
-def test_both_tracers_lower_to_the_same_numbers():
-    q, x = quantized("digits_cnn", 0, power_of_two=True)
-    xs = inputs("digits_cnn", 100)
-    fx = Traced(q, x, tracer="fx").lower(LoweringOptions())
-    ref = Traced(q, x, tracer="torch.onnx").lower(LoweringOptions())
-    np.testing.assert_array_equal(run_ort(fx, xs), run_ort(ref, xs))
-    assert {n.name for n in fx.graph.node if n.op_type in ("Conv", "Gemm")} == {
-        n.name for n in ref.graph.node if n.op_type in ("Conv", "Gemm")
-    }
+class _Tanh(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(x))
+
+
+def test_a_model_with_an_op_the_front_end_lacks_is_refused_naming_it():
+    q = sdk.quantize(_Tanh().eval(), {"conv": (4, 4)}).eval()
+    with torch.no_grad():
+        q(torch.randn(8, 1, 8, 8))
+    with pytest.raises(InputError, match="cannot lower this model: call_function tanh"):
+        Traced(q, torch.randn(1, 1, 8, 8))
 
 
 def test_export_leaves_the_callers_model_as_it_was(resnet20):

@@ -10,7 +10,6 @@ bits stays float. Node names equal the bpnas layer names.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from runtimes.bundle import Manifest, read_manifest, sha256_file
 from sdk.cost import report_from_layers
 
 LAYERS = ("conv1", "conv2", "conv3", "fc")
@@ -36,10 +36,6 @@ PREPROCESS = {
     "interpolation": "linear",
 }
 LABELS = [f"class{i}" for i in range(NUM_CLASSES)]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Graph:
@@ -202,7 +198,7 @@ def make_bundle(
         "quant": {"scheme": "bpnas-qdq-v1", "per_channel": True, "residual_bits": 8, "output_bits": 8},
         "artifacts": {
             "model.onnx": {
-                "sha256": _sha256(artifact),
+                "sha256": sha256_file(artifact),
                 "bytes": artifact.stat().st_size,
                 "format": "onnx-qdq",
                 "lowering": {"opset": 17},
@@ -224,8 +220,9 @@ def reference(bundle: Path, x: np.ndarray) -> np.ndarray:
     return ReferenceEvaluator(model).run(None, {"input": x})[0]
 
 
-def manifest_of(bundle: Path) -> dict[str, Any]:
-    return json.loads((Path(bundle) / "manifest.json").read_text(encoding="utf-8"))
+def manifest_of(bundle: Path) -> Manifest:
+    """The bundle's checked manifest, as ``sdk.load`` hands it to an adapter."""
+    return read_manifest(bundle)
 
 
 def random_input(n: int = 2, size: int = 8, seed: int = 1) -> np.ndarray:

@@ -30,10 +30,12 @@ def test_runs_like_the_reference(bundle, name):
     s = _session(bundle, name, threads=1)
     try:
         assert isinstance(s, Session)
-        assert (s.input_name, s.output_name) == ("input", "logits")
+        assert (s.input_name, s.output_names) == ("input", ("logits",))
         for n in (1, 5):
             x = random_input(n, seed=n)
-            y = s.run(x)
+            outputs = s.run(x)
+            assert list(outputs) == list(s.output_names)  # every named output, nothing else
+            y = outputs["logits"]
             assert y.dtype == np.float32 and y.shape == (n, 10)
             np.testing.assert_allclose(y, reference(bundle, x), atol=STEP * 1.01, rtol=0)
     finally:
@@ -77,7 +79,7 @@ def test_a_thread_safe_session_agrees_across_threads(bundle, name):
             pytest.skip(f"{name}'s session is not thread-safe; the Predictor serializes its calls")
         x = random_input(2)
         want = s.run(x)
-        results = run_in_threads(lambda: s.run(x))
-        assert len(results) == 80 and all(np.array_equal(r, want) for r in results)
+        results = run_in_threads(lambda: s.run(x)["logits"])
+        assert len(results) == 80 and all(np.array_equal(r, want["logits"]) for r in results)
     finally:
         s.close()

@@ -1,11 +1,13 @@
-"""The integer runtime: exact requantization arithmetic and accumulator bounds (hypothesis), the graph
-compiler, the Session protocol, the MAC-array cycle model, and code-by-code parity over the model zoo with
+"""The integer runtime: accumulator bounds and exact GEMM (hypothesis), the graph compiler, the Session
+protocol, the package's one-way imports, and code-by-code parity over the model zoo with
 both the exact semantics of the QDQ graph and the PyTorch fake-quant model. Issue #5's figures (every zoo
 model x 3 configs, 1,000 inputs, against the fake-quant model in float64) are in tests/export/test_parity.py,
-which shares that costly reference with ONNX Runtime's figures."""
+which shares that costly reference with ONNX Runtime's figures. Requantization arithmetic is tested in
+test_integer_dyadic.py, the cycle model in test_integer_cost.py."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import math
 import subprocess
@@ -23,21 +25,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sdk
 from runtimes import Session, get_runtime
-from runtimes._integer_compile import _code_table, _Codes, _Deq, compile_model
-from runtimes._integer_kernels import (
-    MIN_MULTIPLIER_BITS,
-    Dyadic,
-    IntWeights,
-    accumulator_bound,
-    conv2d,
-    depthwise_conv2d,
-    plan_rescale,
-    rescale,
-    round_shift_half_even,
-)
 from runtimes.base import RuntimeOptions
-from runtimes.integer import IntegerSession, MacArray, integer_cycles, load_model
-from sdk.cost import LayerCost
+from runtimes.integer import IntegerSession, compile_model, load_model
+from runtimes.integer.kernels import IntWeights, accumulator_bound, conv2d, depthwise_conv2d
+from runtimes.integer.lower import code_table
+from runtimes.integer.values import Codes, Deq
 from sdk.errors import BundleError, InputError
 from tests.runtimes._bundles import make_bundle, make_model, manifest_of, random_input
 from tests.runtimes._integer_reference import (
@@ -51,86 +43,6 @@ from tests.runtimes._integer_reference import (
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-# -- requantization arithmetic -----------------------------------------------------------------------------
-@FAST
-@given(x=st.integers(-(2**62), 2**62 - 1), shift=st.integers(0, 62))
-def test_round_shift_is_round_half_even_of_the_rational(x, shift):
-    got = round_shift_half_even(np.array([x], dtype=np.int64), np.array([shift]))
-    assert int(got[0]) == round(Fraction(x, 2**shift))  # Python rounds Fractions half to even
-
-
-@FAST
-@given(k=st.integers(-(2**20), 2**20), shift=st.integers(1, 40))
-def test_round_shift_on_exact_ties_goes_to_even(k, shift):
-    x = (2 * k + 1) << (shift - 1)  # exactly (k + 0.5) * 2^shift, negative ones included
-    got = int(round_shift_half_even(np.array([x], dtype=np.int64), shift)[0])
-    assert got == (k if k % 2 == 0 else k + 1)
-
-
-ratio = st.fractions(min_value=Fraction(1, 2**20), max_value=Fraction(4)).filter(lambda f: f > 0)
-
-
-@FAST
-@given(
-    ratios=st.lists(st.lists(ratio, min_size=3, max_size=3), min_size=1, max_size=2),
-    bounds=st.lists(st.integers(1, 2**24), min_size=2, max_size=2),
-    clamp=st.sampled_from([None, 1, 7, 127, 255]),
-    offset=st.one_of(st.none(), st.lists(st.fractions(-2, 2), min_size=3, max_size=3)),
-    path=st.sampled_from(["f64", "i64"]),
-    seed=st.integers(0, 2**16),
-)
-def test_rescale_computes_the_dyadic_rounding_exactly(ratios, bounds, clamp, offset, path, seed):
-    """Both kernels (float64 with the saturation argument, int64 with an explicit shift) give exactly
-    clamp(round_half_even(sum q_i m_i / 2^shift + r / 2^shift)); the multipliers keep >= 31 bits."""
-    bounds = bounds[: len(ratios)]
-    try:
-        plan = plan_rescale(ratios, bounds, clamp, offset, paths=(path,))
-    except ValueError:
-        assume(False)
-    rng = np.random.default_rng(seed)
-    terms = []
-    for b in bounds:
-        q = rng.integers(-b, b + 1, size=(12, 3))
-        q[0], q[1] = b, -b  # the extremes the bound allows
-        terms.append(q)
-    lo, hi = (None, None) if clamp is None else (-clamp, clamp)
-    got = rescale([t.astype(np.float64) for t in terms], plan, lo, hi, np.int64)
-    for c in range(3):
-        sh = int(plan.shifts[c])
-        for row in range(12):
-            num = sum(int(t[row, c]) * int(m[c]) for t, m in zip(terms, plan.mults))
-            num += int(plan.offset[c]) if plan.offset is not None else 0
-            want = round(Fraction(num, 2**sh))
-            if clamp is not None:
-                want = max(-clamp, min(clamp, want))
-            assert int(got[row, c]) == want
-    for r, m in zip(ratios, plan.mults):
-        for c in range(3):
-            approx = Fraction(int(m[c]), 2 ** int(plan.shifts[c]))
-            assert abs(approx - r[c]) <= r[c] / 2**MIN_MULTIPLIER_BITS
-
-
-@FAST
-@given(q=st.integers(-(2**30), 2**30), ratio=ratio, clamp=st.sampled_from([3, 15, 127, 255]))
-def test_requantization_agrees_with_exact_rational_rounding(q, ratio, clamp):
-    """The dyadic result is round_half_even(q * ratio) clamped, unless q * ratio lies within the multiplier's
-    rounding error of a tie (then both neighbours are legitimate)."""
-    plan = plan_rescale([[ratio]], [2**30], clamp)
-    got = int(rescale([np.array([[q]], dtype=np.float64)], plan, -clamp, clamp, np.int64)[0, 0])
-    exact = Fraction(q) * ratio
-    want = max(-clamp, min(clamp, round(exact)))
-    if got != want:
-        err = abs(Fraction(q) * (Fraction(int(plan.mults[0][0]), 2 ** int(plan.shifts[0])) - ratio))
-        assert abs(abs(exact - math.floor(exact)) - Fraction(1, 2)) <= err
-
-
-def test_dyadic_keeps_the_requested_precision():
-    for x in (Fraction(1, 3), Fraction(2, 7 * 2**20), Fraction(10**9, 7)):
-        d = Dyadic.approx(x, 31)
-        assert 2**30 <= d.m < 2**31 and abs(d.fraction() - x) <= x / 2**31
-    assert Dyadic.approx(Fraction(3, 8), 31).fraction() == Fraction(3, 8)  # exact when representable
 
 
 # -- accumulator bound and exact GEMM ----------------------------------------------------------------------
@@ -208,9 +120,9 @@ def test_conv_kernels_are_exact(n, c, hw, k, stride, pad, dil, grouping, seed):
     assert np.array_equal(got, want)
 
 
-def _deq(scale: float, lo: int, hi: int) -> _Deq:
+def _deq(scale: float, lo: int, hi: int) -> Deq:
     s = Fraction(float(np.float32(scale)))
-    return _Deq(_Codes(0, s, lo, hi, (1,)), s, (1,))
+    return Deq(Codes(0, s, lo, hi, (1,)), s, (1,))
 
 
 def test_code_tables_are_the_exact_rounding():
@@ -222,7 +134,7 @@ def test_code_tables_are_the_exact_rounding():
     float32_differs = False
     for sa, sb, s, lo, hi in cases:
         a, b, out = _deq(sa, -127, 127), _deq(sb, 0, 255), Fraction(float(np.float32(s)))
-        table = _code_table([a, b], out, lo, hi).reshape(255, 256)
+        table = code_table([a, b], out, lo, hi).reshape(255, 256)
         qa, qb = np.meshgrid(np.arange(-127, 128), np.arange(0, 256), indexing="ij")
         want = [
             max(lo, min(hi, round((int(x) * a.scale + int(y) * b.scale) / out)))
@@ -390,7 +302,7 @@ def test_loads_through_the_registry_and_follows_the_protocol(bundle):
     s = get_runtime("integer")(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(profiling=True))
     assert isinstance(s, Session)
     x = random_input(3)
-    y = s.run(x)
+    y = s.run(x)["logits"]
     assert y.dtype == np.float32 and y.shape == (3, 10)
     precisions = s.effective_precision()
     assert [(p.layer, p.kernel, p.precision, p.upcast) for p in precisions] == [
@@ -409,7 +321,7 @@ def test_matches_onnxruntime_on_the_tiny_bundle(bundle):
     ort = pytest.importorskip("onnxruntime")
     x = random_input(16, seed=4)
     ref = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = load_model(bundle / "model.onnx", options=RuntimeOptions(threads=1)).run(x)
+    got = load_model(bundle / "model.onnx", options=RuntimeOptions(threads=1)).run(x)["logits"]
     np.testing.assert_array_equal(got, ref.run(None, {"input": x})[0])
 
 
@@ -430,19 +342,27 @@ def test_deploy_path_is_torch_free():
     assert out.stdout.strip() == "False"
 
 
-# -- cycles -------------------------------------------------------------------------------------------------
-def test_cycles_follow_the_bit_serial_model():
-    rows = [LayerCost("a", 1000, 10, 8, 8), LayerCost("b", 1000, 10, 2, 4), {"name": "c", "macs": 256,
-            "w_bits": 4, "a_bits": 4}]  # fmt: skip
-    report = integer_cycles(rows, array=MacArray(rows=4, cols=4, clock_mhz=100.0))
-    assert [r.cycles for r in report.layers] == [-(-1000 * 64 // 16), -(-1000 * 8 // 16), 256 * 16 // 16]
-    assert report.cycles == sum(r.cycles for r in report.layers)
-    assert report.ms == pytest.approx(report.cycles / 100e3)
-    wide = integer_cycles(rows, array=MacArray(rows=4, cols=4, w_unit=8, a_unit=8))
-    assert [r.cycles for r in wide.layers] == [63, 63, 16]
-    assert "total" in report.table()
-    with pytest.raises(InputError, match="float"):
-        integer_cycles([LayerCost("f", 10, 1, 32, 8)])
+# -- the package -------------------------------------------------------------------------------------------
+def test_the_integer_package_imports_without_a_cycle():
+    """The modules of runtimes/integer import each other one way (an ast walk, no execution)."""
+    pkg = ROOT / "runtimes" / "integer"
+    deps: dict[str, set[str]] = {}
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("runtimes.integer"):
+                continue
+            if node.module == "runtimes.integer":  # from runtimes.integer import kernels
+                names.update(a.name for a in node.names)
+            else:
+                names.add(str(node.module).removeprefix("runtimes.integer."))
+        deps[path.stem] = {n for n in names if (pkg / f"{n}.py").exists()}
+    done: set[str] = set()
+    while len(done) < len(deps):
+        ready = {m for m, d in deps.items() if m not in done and d <= done}
+        assert ready, f"import cycle among {sorted(set(deps) - done)}"
+        done |= ready
 
 
 # -- the zoo ------------------------------------------------------------------------------------------------
@@ -510,4 +430,4 @@ def test_top1_and_codes_match_end_to_end_on_1000_inputs(seed):
     total = sum(v.size for v in want.values())
     same = sum(int((got[k] == v).sum()) for k, v in want.items())
     assert same / total >= 0.9999, f"{total - same} of {total} codes differ"
-    assert np.array_equal(s.run(x).argmax(1), logits.argmax(1))
+    assert np.array_equal(s.run(x)["logits"].argmax(1), logits.argmax(1))

@@ -1,4 +1,4 @@
-"""The runtime registry: lazy by name, close matches for unknown names, self-registration wins."""
+"""The runtime registry: built-in adapters found by module name, lazily; out-of-tree ones registered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import runtimes
 import targets
-from runtimes import ADAPTERS, get_runtime, register_runtime, runtime_names
+from runtimes import get_runtime, register_runtime, runtime_names
 from sdk.errors import TargetUnavailable
 
 
@@ -38,10 +38,16 @@ def test_unknown_runtime_suggests_close_matches():
         get_runtime("openvin")
 
 
-def test_missing_adapter_module_is_target_unavailable(monkeypatch):
-    monkeypatch.setitem(ADAPTERS, "ghost", "runtimes.ghost_engine:load")
-    with pytest.raises(TargetUnavailable, match="not part of this bpnas installation"):
+def test_builtin_adapters_are_the_modules_of_the_package():
+    assert {"onnxruntime", "openvino", "tvm", "tensorrt", "integer"} <= set(runtime_names())
+    assert not {"base", "_layers"} & set(runtime_names())
+    with pytest.raises(TargetUnavailable, match="unknown runtime 'ghost'"):
         get_runtime("ghost")
+
+
+def test_private_modules_are_not_runtimes():
+    with pytest.raises(TargetUnavailable, match="unknown runtime '_layers'"):
+        get_runtime("_layers")
 
 
 def test_decorator_registration_and_duplicates(monkeypatch):

@@ -83,7 +83,7 @@ def test_matches_the_onnx_reference(first, bundle):
     session, _, _ = first
     for n in (1, 3):  # 3 runs the batch-1 library three times
         x = random_input(n, seed=n)
-        y = session.run(x)
+        y = session.run(x)["logits"]
         assert y.shape == (n, 10) and y.dtype == np.float32
         np.testing.assert_allclose(y, reference(bundle, x), atol=STEP * 1.01, rtol=0)
 
@@ -96,7 +96,7 @@ def test_matches_onnxruntime_without_graph_rewrites(first, bundle):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     ref = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
     x = random_input(4, seed=7)
-    y, r = first[0].run(x), ref.run(None, {"input": x})[0]
+    y, r = first[0].run(x)["logits"], ref.run(None, {"input": x})[0]
     assert np.abs(y - r).max() < 1e-4 and (y.argmax(1) == r.argmax(1)).all()
 
 
@@ -113,7 +113,7 @@ def test_second_load_reuses_the_cached_library(rt, first, bundle):
         again = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=cache))
     assert again.from_cache
     x = random_input(2, seed=3)
-    np.testing.assert_array_equal(again.run(x), session.run(x))
+    np.testing.assert_array_equal(again.run(x)["logits"], session.run(x)["logits"])
     assert len(list(cache.glob("*.so"))) == 1
 
 
@@ -191,7 +191,7 @@ def test_tuning_records_in_the_bundle_are_found_and_used(rt, tmp_path):
     tuned, kernels = map(int, s.tuned_kernels.split("/"))
     assert tuned == kernels >= 4
     x = random_input(2, seed=5)
-    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+    np.testing.assert_allclose(s.run(x)["logits"], reference(bundle, x), atol=STEP * 1.01, rtol=0)
 
     other = make_bundle(tmp_path / "other", size=10)  # other conv shapes; fc and the logits are alike
     opts = RuntimeOptions(cache_dir=tmp_path / "cache", extra={"tvm_tuning_dir": str(records)})
@@ -272,7 +272,7 @@ def test_weights_a_record_repacks_are_packed_at_compile_time(rt, tmp_path):
     with pytest.warns(rt.TvmUntunedWarning, match="kernels untuned"):  # ...until folded at compile time
         s = rt.load(bundle / "model.onnx", manifest_of(bundle), RuntimeOptions(cache_dir=tmp_path / "cache"))
     x = random_input(2, seed=5)
-    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+    np.testing.assert_allclose(s.run(x)["logits"], reference(bundle, x), atol=STEP * 1.01, rtol=0)
 
 
 @pytest.mark.slow
@@ -296,4 +296,4 @@ def test_tune_writes_records_that_load_reuses(rt, tmp_path):
         )
     assert s.tuned
     x = random_input(2, seed=5)
-    np.testing.assert_allclose(s.run(x), reference(bundle, x), atol=STEP * 1.01, rtol=0)
+    np.testing.assert_allclose(s.run(x)["logits"], reference(bundle, x), atol=STEP * 1.01, rtol=0)

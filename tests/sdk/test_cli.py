@@ -63,7 +63,7 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
     assert "QLinearConv/u8" in out  # the ONNX Runtime column: what the engine ran per layer
     plain = tmp_path / "plain.bpnas"
     assert main(["export", str(ckpt), "--out", str(plain), "--no-inspect"]) == 0
-    from export.manifest import read_manifest
+    from runtimes.bundle import read_manifest
 
     assert read_manifest(plain).effective_precision == {}
 

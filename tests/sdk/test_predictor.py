@@ -529,3 +529,39 @@ def test_exported_bundle_matches_the_fake_quant_model(exported, name):
     # may round a logit to the neighbouring code
     np.testing.assert_allclose(got, want, atol=step * 1.01, rtol=0)
     assert (got.argmax(1) == want.argmax(1)).all()
+
+
+# -- tasks: the postprocessing step the manifest's task names ------------------------------------------------
+def test_an_unknown_task_is_refused_at_load(bundle, tmp_path):
+    b = _copy(bundle, tmp_path)
+    _edit_manifest(b, lambda m: m.update(task="clasify"))
+    with pytest.raises(BundleError, match=r"unknown task 'clasify'.*Did you mean 'classify'.*Upgrade bpnas"):
+        sdk.load(b)
+
+
+def test_a_task_step_gets_every_named_output_and_the_adapter_the_target(bundle, tmp_path, monkeypatch):
+    import sdk.postprocess as post
+    import sdk.predictor as pred
+    from sdk._registry import Registry
+
+    registry = Registry("task", BundleError)
+    registry.register("classify", post.classify)
+    registry.register("echo", lambda outputs, manifest: (dict(outputs), manifest.task))
+    monkeypatch.setattr(post, "_registry", registry)
+    seen = []
+    real = pred.get_runtime
+
+    def spy(name):
+        loader = real(name)
+        return lambda artifact, manifest, options: (
+            seen.append(options.target) or loader(artifact, manifest, options)
+        )
+
+    monkeypatch.setattr(pred, "get_runtime", spy)
+    b = _copy(bundle, tmp_path)
+    _edit_manifest(b, lambda m: m.update(task="echo"))
+    x = random_input(3)
+    with sdk.load(b, target="onnxruntime", threads=1) as p:
+        outputs, task = p.predict(x)
+    assert task == "echo" and list(outputs) == ["logits"] and outputs["logits"].shape == (3, 10)
+    assert seen == ["onnxruntime"]  # RuntimeOptions.target: the target being loaded

@@ -9,6 +9,7 @@ import pytest
 
 import targets
 from export.options import LoweringOptions
+from export.passes.registry import check_lowering
 from sdk.config import FLOAT_BITS
 from sdk.cost import BopsReport, LayerCost
 from sdk.errors import TargetUnavailable
@@ -29,6 +30,11 @@ def test_round_trips_through_dict(name):
     t = targets.get(name)
     assert Target.from_dict(t.to_dict()) == t
     assert t.name == name and t.runtime and t.engine_modules
+
+
+def test_each_engine_names_the_distribution_bundles_record():
+    dists = {n: targets.get(n).distribution for n in ALL}
+    assert dists["tvm"] == "apache-tvm" and dists["integer"] == "bpnas" and dists["openvino"] == "openvino"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -63,15 +69,21 @@ def test_integer_target_runs_every_pair_natively():
     assert all(t.deployed_pair(w, a) == (w, a) for w, a in PAIRS)
 
 
-def test_lowering_options_per_target():
-    assert targets.get("tensorrt").lowering.symmetric_int8
+def test_lowering_is_a_pass_list_per_target():
+    assert "int8_activations" in targets.get("tensorrt").lowering
     assert targets.get("jetson").lowering == targets.get("tensorrt").lowering  # one shared artifact
-    assert not targets.get("onnxruntime").lowering.symmetric_int8
-    assert targets.get("onnxruntime").lowering.uint8_activations  # ORT fuses only same-type QDQ groups
+    assert targets.get("jetson").runtime == targets.get("tensorrt").runtime == "tensorrt"  # one adapter
+    ort = targets.get("onnxruntime").lowering
+    assert "uint8_activations" in ort and "int8_activations" not in ort  # ORT fuses only same-type QDQ groups
     from targets.integer import POW2
 
     pow2 = targets.get("integer").replace(lowering=POW2)
-    assert pow2.lowering.power_of_two_scales and pow2.name == "integer"
+    assert "power_of_two_check" in pow2.lowering and pow2.name == "integer"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_lowering_follows_the_pass_rules(name):
+    assert check_lowering(targets.get(name).lowering) == targets.get(name).lowering
 
 
 def test_deployed_report_prices_at_deployed_precision():
@@ -160,6 +172,11 @@ def test_duplicate_registration_raises():
         {"engine_modules": ()},
         {"name": ""},
         {"lowering": {"opset": 17}},
+        {"lowering": "merge_clips"},
+        {"lowering": ("merge_clips", "merge_clips")},
+        {"lowering": ("merge clips",)},
+        {"aliases": ("x-86",)},
+        {"engine_dist": ""},
     ],
 )
 def test_invalid_targets_are_refused(changes):
@@ -170,7 +187,7 @@ def test_invalid_targets_are_refused(changes):
 def test_listing_targets_imports_no_engine():
     code = (
         "import sys, targets; targets.names(); targets.available(); "
-        "engines = ('torch', 'onnxruntime', 'openvino', 'tvm', 'tensorrt', 'qonnx'); "
+        "engines = ('torch', 'onnx', 'export', 'onnxruntime', 'openvino', 'tvm', 'tensorrt', 'qonnx'); "
         "bad = [m for m in engines if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -230,7 +247,8 @@ def test_bad_cost_models_are_refused(kwargs):
         CostModel(**kwargs)
 
 
-def test_lowering_option_keys_differ_where_artifacts_must():
-    keys = {targets.get(n).lowering.key() for n in ALL}
-    assert LoweringOptions(symmetric_int8=True).key() in keys
-    assert LoweringOptions().key() in keys
+def test_artifact_keys_follow_the_pass_lists():
+    keys = {n: LoweringOptions(targets.get(n).lowering).key() for n in ALL}
+    assert keys["jetson"] == keys["tensorrt"]  # same list, one artifact file
+    assert len(set(keys.values())) == len({targets.get(n).lowering for n in ALL})
+    assert keys["integer"] == LoweringOptions().key()

@@ -1,6 +1,7 @@
-"""The "integer" runtime: integer-only execution of the QDQ ONNX artifact, the FPGA-style reference backend.
+"""The "integer" runtime's adapter entry (``load`` and the session): integer-only execution of the QDQ ONNX
+artifact, the FPGA-style reference backend.
 
-The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes._integer_compile`):
+The artifact (DESIGN §4) is compiled once into a straight-line program (:mod:`runtimes.integer.compile`):
 activation codes at their a-bit ranges, int8 weight codes, exact integer accumulation with the int32 bias,
 and a dyadic requantization (``m * 2^-shift``, m of >= 31 bits, round half to even, clamp) straight to the
 next quantizer's codes. ReLU/ReLU6 are clamps in the code domain; residual adds, max pooling and global
@@ -12,12 +13,13 @@ model's float32 forward only approximates: it flips codes whose exact value lies
 tie, as its float64 evaluation shows.
 
 Integer GEMMs run through BLAS on float32 or float64 *containers* when the layer's proven accumulator bound
-(:func:`runtimes._integer_kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
-see :mod:`runtimes._integer_kernels` for the argument. The result is bit-identical to an int32 engine.
+(:func:`runtimes.integer.kernels.accumulator_bound`, <= 2^24 resp. 2^53) makes every partial sum exact;
+see :mod:`runtimes.integer.kernels` for the argument. The result is bit-identical to an int32 engine.
 
 The session also exposes the codes at every quantizer (:meth:`IntegerSession.run_codes`, keyed by the
 QuantizeLinear output name) for code-by-code comparison with the PyTorch fake-quant model, and
-:func:`integer_cycles` prices a layer table on a bit-serial MAC array. Depends on numpy and onnx only.
+:func:`runtimes.integer.cost.integer_cycles` prices a layer table on a bit-serial MAC array. Depends on numpy
+and onnx only.
 """
 
 from __future__ import annotations
@@ -32,31 +34,20 @@ from typing import Any
 import numpy as np
 import onnx
 
-from runtimes._integer_compile import LayerInfo, Program, QuantizerInfo, compile_model
-from runtimes._integer_cost import CyclesReport, LayerCycles, MacArray, integer_cycles
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
+from runtimes.bundle import QUANT_SCHEME, Manifest
+from runtimes.integer.compile import compile_model
+from runtimes.integer.program import LayerInfo, Program, QuantizerInfo
 from sdk.errors import BundleError, InputError
 
-__all__ = [
-    "CyclesReport",
-    "IntegerSession",
-    "LayerCycles",
-    "LayerInfo",
-    "MacArray",
-    "QuantizerInfo",
-    "compile_model",
-    "integer_cycles",
-    "load",
-    "load_model",
-]
-
-QUANT_SCHEME = "bpnas-qdq-v1"
+__all__ = ["IntegerSession", "load", "load_model"]
 
 
 class IntegerSession:
-    """A compiled integer program; ``run`` takes float32 NCHW batches and returns float32 logits."""
+    """A compiled integer program; ``run`` takes float32 NCHW batches and returns float32 logits by name."""
 
-    input_name, output_name = "input", "logits"
+    input_name: str = "input"
+    output_names: tuple[str, ...] = ("logits",)  # the program has one output
 
     def __init__(self, program: Program, *, profiling: bool = False, threads: int | None = None) -> None:
         self._program: Program | None = program
@@ -121,9 +112,9 @@ class IntegerSession:
         self._runs += 1
         return regs[prog.output_reg], {name: captured[r] for name, r in keep.items()}
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, K) float32 for a float32 (N, C, H, W) batch."""
-        return self._execute(x, {})[0]
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``{output name: logits (N, K) float32}`` for a float32 (N, C, H, W) batch."""
+        return {self.output_names[0]: self._execute(x, {})[0]}
 
     def run_codes(
         self, x: np.ndarray, *, feed: Mapping[str, np.ndarray] | None = None
@@ -173,18 +164,6 @@ class IntegerSession:
         self._program = None
 
 
-def _layer_bits(manifest: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-    config = manifest.get("config")
-    layers = config.get("layers") if isinstance(config, Mapping) else None
-    if not isinstance(layers, Mapping):
-        return {}
-    return {
-        str(k): (int(v[0]), int(v[1]))
-        for k, v in layers.items()
-        if isinstance(v, (list, tuple)) and len(v) == 2
-    }
-
-
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     try:
@@ -215,6 +194,8 @@ def load_model(
     return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
 
 
-def load(artifact: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> IntegerSession:
+def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> IntegerSession:
     """Loader for the "integer" runtime: compile the bundle's QDQ ONNX artifact to an integer program."""
-    return load_model(Path(artifact), layer_bits=_layer_bits(manifest), options=options)
+    session = load_model(Path(artifact), layer_bits=manifest.layer_pairs(), options=options)
+    session.input_name, session.output_names = manifest.input.name, (manifest.output.name,)
+    return session

@@ -1,4 +1,9 @@
-"""Per-op handlers of the integer compiler, keyed by ONNX op type (anything else is refused by name)."""
+"""Per-op handlers of the integer compiler, keyed by ONNX op type (anything else is refused by name).
+
+A handler reads its inputs' symbolic values from the :class:`~runtimes.integer.builder.Builder`, emits the
+integer steps that must run now (conv/gemm accumulation, a pooled accumulator) and binds its output to a new
+symbolic value; quantizers lower those values with :mod:`runtimes.integer.lower`.
+"""
 
 from __future__ import annotations
 
@@ -12,40 +17,38 @@ from typing import Any
 import numpy as np
 import onnx
 
-from runtimes import _integer_kernels as K
-from runtimes._integer_compile import (
-    INPUT,
-    LayerInfo,
-    QuantizerInfo,
-    _Acc,
-    _attrs,
-    _Clip,
-    _clip_op,
-    _code_of,
-    _Codes,
-    _Compiler,
-    _Const,
-    _Deq,
-    _Flat,
-    _FloatInput,
-    _frac,
-    _input_quant,
-    _IntConst,
-    _Pool,
-    _Sum,
+from runtimes.integer import kernels as K
+from runtimes.integer.builder import Builder
+from runtimes.integer.lower import codes_of, lowerable, requant
+from runtimes.integer.ops import bias_add, clip_op, input_quant
+from runtimes.integer.program import INPUT, LayerInfo, QuantizerInfo
+from runtimes.integer.values import (
+    Acc,
+    Clip,
+    Codes,
+    Const,
+    Deq,
+    Flat,
+    FloatInput,
+    IntConst,
+    Pool,
+    Sum,
+    attrs,
+    code_of,
+    frac,
 )
 from sdk.errors import BundleError
 
-__all__ = ["HANDLERS", "output"]
+__all__ = ["HANDLERS", "Handler"]
 
-Handler = Callable[[_Compiler, onnx.NodeProto, int], None]
+Handler = Callable[[Builder, onnx.NodeProto, int], None]
 
 
-def _set(c: _Compiler, node: onnx.NodeProto, value: Any) -> None:
+def _set(c: Builder, node: onnx.NodeProto, value: Any) -> None:
     c.values[node.output[0]] = value
 
 
-def _zero_point(c: _Compiler, node: onnx.NodeProto) -> type:
+def _zero_point(c: Builder, node: onnx.NodeProto) -> type:
     zp = c.const(node, 2, "zero point")
     if zp is None:
         return np.uint8
@@ -54,20 +57,20 @@ def _zero_point(c: _Compiler, node: onnx.NodeProto) -> type:
     return zp.dtype.type  # type: ignore[no-any-return]
 
 
-def _scalar_scale(c: _Compiler, node: onnx.NodeProto) -> Fraction:
+def _scalar_scale(c: Builder, node: onnx.NodeProto) -> Fraction:
     s = c.const(node, 1, "scale")
     assert s is not None
     if s.size != 1 or not np.isfinite(s).all() or float(s.reshape(-1)[0]) <= 0:
         raise c.fail(node, f"activation scale must be one positive number (per-tensor), got shape {s.shape}.")
-    return _frac(s.reshape(-1)[0])
+    return frac(s.reshape(-1)[0])
 
 
-def _int_bound(c: _Compiler, node: onnx.NodeProto, i: int) -> int | None:
+def _int_bound(c: Builder, node: onnx.NodeProto, i: int) -> int | None:
     v = c.const(node, i, "clip bound")
     return None if v is None else int(v.reshape(-1)[0])
 
 
-def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def quantize_linear(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = c.value(node, 0)
     s = _scalar_scale(c, node)
     dt = _zero_point(c, node)
@@ -84,19 +87,19 @@ def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
         clip_name = clip.output[0]
         c.skip.add(clip_name)
     inner = x
-    while isinstance(inner, _Clip):  # a float clip of the input ("float_clip" lowering) is a code clamp
+    while isinstance(inner, Clip):  # a float clip of the input ("float_clip" lowering) is a code clamp
         inner = inner.x
-    if isinstance(inner, _FloatInput):
-        while isinstance(x, _Clip):
-            ca, cb = _code_of(x.lo, s), _code_of(x.hi, s)
+    if isinstance(inner, FloatInput):
+        while isinstance(x, Clip):
+            ca, cb = code_of(x.lo, s), code_of(x.hi, s)
             lo, hi = int(min(max(ca, lo), hi)), int(min(max(cb, lo), hi))
             x = x.x
-        fn = partial(_input_quant, s=float(s), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
-        codes = _Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, inner.shape)
-    elif isinstance(x, (_Const, _IntConst)):
+        fn = partial(input_quant, s=float(s), lo=lo, hi=hi, dt=K.code_dtype(lo, hi))
+        codes = Codes(c.emit(name, "QuantizeInput", (c.input_reg,), fn, "nhwc"), s, lo, hi, inner.shape)
+    elif isinstance(x, (Const, IntConst)):
         raise c.fail(node, "quantizes a float initializer; weights must be stored as int8 codes (DESIGN §4).")
     else:
-        codes = c.requant(x, s, lo, hi, name, node)
+        codes = requant(c, x, s, lo, hi, name, node)
     c.values[name] = codes
     if clip_name is not None:
         c.values[clip_name] = codes
@@ -110,50 +113,48 @@ def quantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     c.quantizers.append(QuantizerInfo(name, float(s), lo, hi, tuple(consumers), source, clip_name))
 
 
-def clip(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def clip(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = c.value(node, 0)
-    attrs = _attrs(node)
-    if isinstance(x, _Codes):
+    at = attrs(node)
+    if isinstance(x, Codes):
         a, b = _int_bound(c, node, 1), _int_bound(c, node, 2)
         lo, hi = max(x.lo, a if a is not None else x.lo), min(x.hi, b if b is not None else x.hi)
-        reg = c.emit(node.name, "Clip", (x.reg,), partial(_clip_op, lo=lo, hi=hi), c.layout(x.shape))
-        _set(c, node, _Codes(reg, x.scale, lo, hi, x.shape))
+        reg = c.emit(node.name, "Clip", (x.reg,), partial(clip_op, lo=lo, hi=hi), c.layout(x.shape))
+        _set(c, node, Codes(reg, x.scale, lo, hi, x.shape))
         return
     lo_c, hi_c = c.const(node, 1, "min"), c.const(node, 2, "max")
-    lo_f = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(attrs.get("min", -math.inf))
-    hi_f = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(attrs.get("max", math.inf))
+    lo_f = float(lo_c.reshape(-1)[0]) if lo_c is not None else float(at.get("min", -math.inf))
+    hi_f = float(hi_c.reshape(-1)[0]) if hi_c is not None else float(at.get("max", math.inf))
     _set(c, node, _float_clip(c, node, x, lo_f, hi_f))
 
 
-def _float_clip(c: _Compiler, node: onnx.NodeProto, x: Any, lo: float, hi: float) -> _Clip:
-    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat, _FloatInput)):
-        raise c.fail(node, f"clips {type(x).__name__.strip('_')}, not a value between quantizers.")
-    return _Clip(x, lo, hi, x.shape)
+def _float_clip(c: Builder, node: onnx.NodeProto, x: Any, lo: float, hi: float) -> Clip:
+    if not (lowerable(x) or isinstance(x, FloatInput)):
+        raise c.fail(node, f"clips {type(x).__name__}, not a value between quantizers.")
+    return Clip(x, lo, hi, x.shape)
 
 
-def relu(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def relu(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     _set(c, node, _float_clip(c, node, c.value(node, 0), 0.0, math.inf))
 
 
-def dequantize_linear(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def dequantize_linear(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = c.value(node, 0)
     _zero_point(c, node)
-    if isinstance(x, _Const):
+    if isinstance(x, Const):
         if x.value.dtype.kind not in "iu":
             raise c.fail(node, f"dequantizes a {x.value.dtype} initializer; expected int8/int32 codes.")
         scale = c.const(node, 1, "scale")
         assert scale is not None
-        axis = int(_attrs(node).get("axis", 1))
-        _set(c, node, _IntConst(x.value.astype(np.int64), scale.astype(np.float32).reshape(-1), axis))
-    elif isinstance(x, _Codes):
-        _set(c, node, _Deq(x, _scalar_scale(c, node), x.shape))
+        axis = int(attrs(node).get("axis", 1))
+        _set(c, node, IntConst(x.value.astype(np.int64), scale.astype(np.float32).reshape(-1), axis))
+    elif isinstance(x, Codes):
+        _set(c, node, Deq(x, _scalar_scale(c, node), x.shape))
     else:
-        raise c.fail(
-            node, f"dequantizes {type(x).__name__.strip('_')}; expected codes or an integer initializer."
-        )
+        raise c.fail(node, f"dequantizes {type(x).__name__}; expected codes or an integer initializer.")
 
 
-def _bits_of(c: _Compiler, name: str, w_max: int, codes: _Codes) -> tuple[int, int]:
+def _bits_of(c: Builder, name: str, w_max: int, codes: Codes) -> tuple[int, int]:
     a = max(1, codes.hi.bit_length()) if codes.lo == 0 else max(-codes.lo, codes.hi).bit_length() + 1
     w = max(2, w_max.bit_length() + 1)
     if name in c.layer_bits:
@@ -164,9 +165,9 @@ def _bits_of(c: _Compiler, name: str, w_max: int, codes: _Codes) -> tuple[int, i
     return w, a
 
 
-def _weights(c: _Compiler, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _weights(c: Builder, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
     w = c.value(node, i)
-    if not isinstance(w, _IntConst) or w.codes.dtype.kind not in "iu":
+    if not isinstance(w, IntConst) or w.codes.dtype.kind not in "iu":
         raise c.fail(
             node, "its weight is not DequantizeLinear(int8 codes); float weights cannot run on integers."
         )
@@ -176,7 +177,7 @@ def _weights(c: _Compiler, node: onnx.NodeProto, i: int, axis: int) -> tuple[np.
 
 
 def _linear_layer(
-    c: _Compiler, node: onnx.NodeProto, codes: _Codes, w: np.ndarray, w_scale: np.ndarray, bias_i: int,
+    c: Builder, node: onnx.NodeProto, codes: Codes, w: np.ndarray, w_scale: np.ndarray, bias_i: int,
     groups: int = 1,
 ) -> tuple[list[Fraction], np.ndarray | None, list[Fraction] | None, int, int]:  # fmt: skip
     """Accumulator scales, int32 bias on the accumulator grid and what it leaves out of the exact bias
@@ -185,7 +186,7 @@ def _linear_layer(
     _, k, cog = w.shape
     cout = groups * cog
     sw = np.broadcast_to(w_scale, (cout,))
-    scales = [codes.scale * _frac(x) for x in sw]
+    scales = [codes.scale * frac(x) for x in sw]
     bias, residual = _bias(c, node, c.value(node, bias_i), scales)
     a_max = max(abs(codes.lo), abs(codes.hi))
     l1 = np.abs(w).sum(axis=1).reshape(cout)  # per output channel: sum_k |w_ck|
@@ -203,15 +204,15 @@ def _linear_layer(
 
 
 def _bias(
-    c: _Compiler, node: onnx.NodeProto, b: Any, scales: list[Fraction]
+    c: Builder, node: onnx.NodeProto, b: Any, scales: list[Fraction]
 ) -> tuple[np.ndarray | None, list[Fraction] | None]:
     """The bias codes moved onto the accumulator grid (int), and the exact remainder per channel."""
     if b is None:
         return None, None
-    if not isinstance(b, _IntConst) or b.codes.size not in (1, len(scales)):
+    if not isinstance(b, IntConst) or b.codes.size not in (1, len(scales)):
         raise c.fail(node, "its bias is not DequantizeLinear(int32 codes) per output channel (DESIGN §4).")
     exact = [
-        Fraction(int(q)) * _frac(s)
+        Fraction(int(q)) * frac(s)
         for q, s in zip(
             np.broadcast_to(b.codes.reshape(-1), (len(scales),)), np.broadcast_to(b.scale, (len(scales),))
         )
@@ -221,7 +222,7 @@ def _bias(
     return np.array(codes, dtype=np.int64), (residual if any(residual) else None)
 
 
-def _container(c: _Compiler, desc: str) -> None:
+def _container(c: Builder, desc: str) -> None:
     c.layers[-1] = dataclasses.replace(c.layers[-1], gemm=desc)
 
 
@@ -230,10 +231,10 @@ def _describe(weights: K.IntWeights) -> str:
     return "float32" if pieces == 1 and weights.acc_dtype is np.float32 else f"float32x{pieces}->float64"
 
 
-def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
-    codes = c.codes_of(c.value(node, 0), node)
+def conv(c: Builder, node: onnx.NodeProto, idx: int) -> None:
+    codes = codes_of(c, c.value(node, 0), node)
     w, ws = _weights(c, node, 1, 0)
-    at = _attrs(node)
+    at = attrs(node)
     if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID") or w.ndim != 4:
         raise c.fail(node, "only 2-D convolutions with explicit pads are supported.")
     cout, cg, kh, kw = w.shape
@@ -263,11 +264,11 @@ def conv(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     ho = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
     wo = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
     reg = c.emit(node.name, "Conv", (codes.reg,), fn, "nhwc")
-    _set(c, node, _Acc(reg, scales, bound, (cout, ho, wo), residual))
+    _set(c, node, Acc(reg, scales, bound, (cout, ho, wo), residual))
 
 
-def _gemm_like(c: _Compiler, node: onnx.NodeProto, trans_b: bool, bias_i: int) -> None:
-    codes = c.codes_of(c.value(node, 0), node)
+def _gemm_like(c: Builder, node: onnx.NodeProto, trans_b: bool, bias_i: int) -> None:
+    codes = codes_of(c, c.value(node, 0), node)
     if len(codes.shape) != 1:
         raise c.fail(node, f"expects a 2-D input (N, K); got (N, {', '.join(map(str, codes.shape))}).")
     w, ws = _weights(c, node, 1, 0 if trans_b else 1)
@@ -279,52 +280,46 @@ def _gemm_like(c: _Compiler, node: onnx.NodeProto, trans_b: bool, bias_i: int) -
     _container(c, _describe(weights))
     fn = partial(K.gemm, weights=weights, bias=None if bias is None else bias.astype(weights.acc_dtype))
     reg = c.emit(node.name, node.op_type, (codes.reg,), fn, "nf")
-    _set(c, node, _Acc(reg, scales, bound, (wk.shape[2],), residual))
+    _set(c, node, Acc(reg, scales, bound, (wk.shape[2],), residual))
 
 
-def gemm(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
-    at = _attrs(node)
+def gemm(c: Builder, node: onnx.NodeProto, idx: int) -> None:
+    at = attrs(node)
     if at.get("transA", 0) or float(at.get("alpha", 1.0)) != 1.0 or float(at.get("beta", 1.0)) != 1.0:
         raise c.fail(node, "only Gemm with transA=0, alpha=1, beta=1 is supported.")
     _gemm_like(c, node, bool(at.get("transB", 0)), 2)
 
 
-def matmul(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def matmul(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     _gemm_like(c, node, False, 99)
 
 
-def _bias_add(x: np.ndarray, *, bias: np.ndarray) -> np.ndarray:
-    return x + bias
-
-
-def add(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def add(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     a, b = c.value(node, 0), c.value(node, 1)
-    if isinstance(b, _Acc) and isinstance(a, _IntConst):
+    if isinstance(b, Acc) and isinstance(a, IntConst):
         a, b = b, a
-    if isinstance(a, _Acc) and isinstance(b, _IntConst) and a.offset is None:  # MatMul + bias
+    if isinstance(a, Acc) and isinstance(b, IntConst) and a.offset is None:  # MatMul + bias
         bias, residual = _bias(c, node, b, a.scales)
         assert bias is not None
         bound = a.bound + int(np.abs(bias).max())
         if bound >= K.ACC_LIMIT:
             raise c.fail(node, f"the accumulator bound {bound} reaches 2^31.")
-        fn = partial(_bias_add, bias=bias.astype(K.exact_float_dtype(bound)))
+        fn = partial(bias_add, bias=bias.astype(K.exact_float_dtype(bound)))
         reg = c.emit(node.name, "BiasAdd", (a.reg,), fn, c.layout(a.shape))
-        _set(c, node, _Acc(reg, a.scales, bound, a.shape, residual))
+        _set(c, node, Acc(reg, a.scales, bound, a.shape, residual))
         return
     for v in (a, b):
-        if not isinstance(v, (_Deq, _Acc, _Sum, _Clip, _Pool, _Flat)):
-            raise c.fail(
-                node, f"adds {type(v).__name__.strip('_')}; only quantized operands can be added exactly."
-            )
+        if not lowerable(v):
+            raise c.fail(node, f"adds {type(v).__name__}; only quantized operands can be added exactly.")
     if a.shape != b.shape:
         raise c.fail(node, f"adds shapes {a.shape} and {b.shape}; broadcasting is not supported.")
-    _set(c, node, _Sum((a, b), a.shape))
+    _set(c, node, Sum((a, b), a.shape))
 
 
 def _pool_geometry(
-    c: _Compiler, node: onnx.NodeProto, x: Any
+    c: Builder, node: onnx.NodeProto, x: Any
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], tuple[int, int, int]]:
-    at = _attrs(node)
+    at = attrs(node)
     if (
         at.get("ceil_mode", 0)
         or any(d != 1 for d in at.get("dilations", (1, 1)))
@@ -342,66 +337,66 @@ def _pool_geometry(
     return kernel, strides, pads, (ch, ho, wo)  # type: ignore[return-value]
 
 
-def _spatial(c: _Compiler, node: onnx.NodeProto) -> Any:
+def _spatial(c: Builder, node: onnx.NodeProto) -> Any:
     x = c.value(node, 0)
-    if not isinstance(x, (_Deq, _Acc, _Sum, _Clip, _Pool)) or len(x.shape) != 3:
+    if not lowerable(x) or len(x.shape) != 3:
         raise c.fail(node, "pools a tensor that is not a 4-D value between quantizers.")
     return x
 
 
-def max_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def max_pool(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = _spatial(c, node)
     kernel, strides, pads, shape = _pool_geometry(c, node, x)
-    clip, inner = (x, x.x) if isinstance(x, _Clip) else (None, x)
-    if isinstance(inner, _Acc):
+    clip, inner = (x, x.x) if isinstance(x, Clip) else (None, x)
+    if isinstance(inner, Acc):
         # value = acc * s_c + o_c is increasing in acc and clipping is monotone, so pool the accumulator once
         # (before any requantization, on 1/stride^2 of the elements) and keep the clip pending
         fn = partial(K.max_pool, kernel=kernel, strides=strides, pads=pads, pad_value=-(inner.bound + 1))
         reg = c.emit(node.name, "MaxPool", (inner.reg,), fn, "nhwc")
-        pooled = _Acc(reg, inner.scales, inner.bound, shape, inner.offset)
-        _set(c, node, pooled if clip is None else _Clip(pooled, clip.lo, clip.hi, shape))
+        pooled = Acc(reg, inner.scales, inner.bound, shape, inner.offset)
+        _set(c, node, pooled if clip is None else Clip(pooled, clip.lo, clip.hi, shape))
         return
-    _set(c, node, _Pool(x, "max", kernel, strides, pads, shape))
+    _set(c, node, Pool(x, "max", kernel, strides, pads, shape))
 
 
-def average_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def average_pool(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = _spatial(c, node)
     kernel, strides, pads, shape = _pool_geometry(c, node, x)
-    if any(pads) and not _attrs(node).get("count_include_pad", 0):
+    if any(pads) and not attrs(node).get("count_include_pad", 0):
         raise c.fail(node, "padded average pooling must use count_include_pad=1 (a constant divisor).")
-    _set(c, node, _Pool(x, "avg", kernel, strides, pads, shape))
+    _set(c, node, Pool(x, "avg", kernel, strides, pads, shape))
 
 
-def global_average_pool(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def global_average_pool(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = _spatial(c, node)
-    _set(c, node, _Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1)))
+    _set(c, node, Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1)))
 
 
-def reduce_mean(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def reduce_mean(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = _spatial(c, node)
-    at = _attrs(node)
+    at = attrs(node)
     axes_c = c.const(node, 1, "axes")
     axes = sorted(int(a) % 4 for a in (axes_c.reshape(-1) if axes_c is not None else at.get("axes", ())))
     if axes != [2, 3]:
         raise c.fail(node, f"reduces axes {axes}; only the spatial mean (axes 2, 3) is supported.")
-    pool = _Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1))
-    _set(c, node, pool if at.get("keepdims", 1) else _Flat(pool, (x.shape[0],)))
+    pool = Pool(x, "avg", None, (1, 1), (0, 0, 0, 0), (x.shape[0], 1, 1))
+    _set(c, node, pool if at.get("keepdims", 1) else Flat(pool, (x.shape[0],)))
 
 
-def _flat(c: _Compiler, node: onnx.NodeProto, x: Any) -> None:
+def _flat(c: Builder, node: onnx.NodeProto, x: Any) -> None:
     if len(x.shape) == 1:
         _set(c, node, x)
     else:
-        _set(c, node, _Flat(x, (math.prod(x.shape),)))
+        _set(c, node, Flat(x, (math.prod(x.shape),)))
 
 
-def flatten(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
-    if int(_attrs(node).get("axis", 1)) != 1:
+def flatten(c: Builder, node: onnx.NodeProto, idx: int) -> None:
+    if int(attrs(node).get("axis", 1)) != 1:
         raise c.fail(node, "only Flatten(axis=1) is supported.")
     _flat(c, node, c.value(node, 0))
 
 
-def reshape(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def reshape(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = c.value(node, 0)
     shape = c.const(node, 1, "shape")
     assert shape is not None
@@ -411,42 +406,15 @@ def reshape(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
     _flat(c, node, x)
 
 
-def squeeze(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def squeeze(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     x = c.value(node, 0)
     if len(x.shape) != 3 or x.shape[1:] != (1, 1):
         raise c.fail(node, "only squeezing a (N, C, 1, 1) tensor to (N, C) is supported.")
     _flat(c, node, x)
 
 
-def identity(c: _Compiler, node: onnx.NodeProto, idx: int) -> None:
+def identity(c: Builder, node: onnx.NodeProto, idx: int) -> None:
     _set(c, node, c.value(node, 0))
-
-
-def output(c: _Compiler, v: Any) -> int:
-    """Emit the final (and only other float) op: dequantize the logits."""
-    if isinstance(v, _Deq) or (isinstance(v, _Flat) and isinstance(v.x, _Deq)):
-        codes = c.codes_of(v, _fake_node("logits"))
-        s32 = np.float32(float(v.scale if isinstance(v, _Deq) else v.x.scale))
-        return c.emit("logits", "DequantizeOutput", (codes.reg,), partial(_deq_out, s=s32), "out")
-    if isinstance(v, _Acc):
-        scales = np.array([float(s) for s in v.scales])
-        return c.emit("logits", "DequantizeOutput", (v.reg,), partial(_deq_out, s=scales), "out")
-    raise BundleError(
-        "integer runtime: the output 'logits' must be DequantizeLinear of the quantized logits (or the last "
-        f"layer's accumulator); got {type(v).__name__.strip('_')}."
-    )
-
-
-def _deq_out(x: np.ndarray, *, s: np.float32 | np.ndarray) -> np.ndarray:
-    if isinstance(s, np.ndarray):
-        y = (x.astype(np.float64) * s).astype(np.float32)
-    else:
-        y = x.astype(np.float32) * s
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if y.ndim == 4 else y
-
-
-def _fake_node(name: str) -> onnx.NodeProto:
-    return onnx.helper.make_node("Identity", [name], [name], name=name)
 
 
 HANDLERS: dict[str, Handler] = {

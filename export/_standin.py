@@ -1,23 +1,17 @@
-"""From a fake-quant model to a first QDQ ONNX graph (torch side of the exporter).
+"""What a quantized layer exports, and the model of what the exported graph computes (torch side).
 
-Every bpnas quantizer is replaced by an export-time stand-in that calls a bpnas custom op; the ONNX exporter
-translates those ops to exactly ``QuantizeLinear -> Clip -> DequantizeLinear`` (activations) and
-``DequantizeLinear`` of integer initializers (weights, biases). The stand-ins compute in torch exactly what
-the fake-quant modules compute (DESIGN §2), which the tests check bit for bit, so the only thing left to
-the ONNX passes is engine-specific re-encoding.
+:func:`layer_tensors` gives a conv/linear's integer codes and scales, which the QDQ emitter
+(``export._fx_emit``) writes as initializers. :func:`standin_model` replaces every quantizer by a module that
+computes in torch exactly what the emitted ``QuantizeLinear -> Clip -> DequantizeLinear`` and
+``DequantizeLinear`` of integer initializers compute; in float64 it is the reference the parity tests measure
+every artifact against (DESIGN §2).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,70 +27,42 @@ __all__ = [
     "fold_bn_if_needed",
     "layer_tensors",
     "standin_model",
-    "trace",
 ]
 
 _INT32_MAX = 2**31 - 1
 
 
-# -- custom ops: the torch side computes the spec, the ONNX side emits standard QDQ ops ------------------
-@torch.library.custom_op("bpnas::qcdq", mutates_args=())
-def _qcdq(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-) -> torch.Tensor:
-    zp = zero_point.float()
-    q = torch.clamp(torch.round(x / scale) + zp, lo.float(), hi.float())
-    return (q - zp) * scale
+# -- stand-ins ---------------------------------------------------------------------------------------------
+def _qcdq(x: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """QuantizeLinear -> Clip(lo, hi) -> DequantizeLinear at zero point 0, in ``x``'s float type."""
+    return torch.clamp(torch.round(x / scale), lo.to(x.dtype), hi.to(x.dtype)) * scale
 
 
-@_qcdq.register_fake
-def _(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-) -> torch.Tensor:
-    return torch.empty_like(x)
-
-
-@torch.library.custom_op("bpnas::dequant", mutates_args=())
-def _dequant(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, axis: int) -> torch.Tensor:
+def _dequant(codes: torch.Tensor, scale: torch.Tensor, axis: int) -> torch.Tensor:
+    """DequantizeLinear of integer codes at zero point 0 (per-channel along ``axis`` when scale is 1-D)."""
     shape = [1] * codes.dim()
     if scale.dim() == 1:
         shape[axis] = -1
-    return (codes.float() - zero_point.float().reshape(shape)) * scale.reshape(shape)
+    return codes.float() * scale.reshape(shape)
 
 
-@_dequant.register_fake
-def _(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, axis: int) -> torch.Tensor:
-    return torch.empty(codes.shape, dtype=torch.float32, device=codes.device)
-
-
-def _translations() -> dict:
-    from onnxscript import opset18 as op
-
-    def qcdq(x, scale, zero_point, lo, hi):  # type: ignore[no-untyped-def]
-        q = op.QuantizeLinear(x, scale, zero_point)
-        return op.DequantizeLinear(op.Clip(q, lo, hi), scale, zero_point)
-
-    def dequant(codes, scale, zero_point, axis: int):  # type: ignore[no-untyped-def]
-        return op.DequantizeLinear(codes, scale, zero_point, axis=axis)
-
-    return {torch.ops.bpnas.qcdq.default: qcdq, torch.ops.bpnas.dequant.default: dequant}
-
-
-# -- stand-ins ---------------------------------------------------------------------------------------------
 class _ActQuant(nn.Module):
-    """An ActQuantizer as ``bpnas::qcdq``: uint8 zero point 0 when unsigned, int8 zero point 0 when signed."""
+    """An ActQuantizer as its QCDQ: uint8 zero point 0 when unsigned, int8 zero point 0 when signed."""
+
+    scale: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
 
     def __init__(self, q: ActQuantizer) -> None:
         super().__init__()
         lo, hi = q.range
         dtype = torch.int8 if q.signed else torch.uint8
         self.register_buffer("scale", q.scale().detach().float().reshape(()).clone())
-        self.register_buffer("zero_point", torch.zeros((), dtype=dtype))
         self.register_buffer("lo", torch.tensor(lo, dtype=dtype))
         self.register_buffer("hi", torch.tensor(hi, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.bpnas.qcdq(x, self.scale, self.zero_point, self.lo, self.hi)
+        return _qcdq(x, self.scale, self.lo, self.hi)
 
 
 def _act(q: ActQuantizer | None) -> nn.Module:
@@ -144,6 +110,11 @@ def layer_tensors(layer: QuantConv2d | QuantLinear) -> LayerTensors:
 class _Layer(nn.Module):
     """Common part of the conv/linear stand-ins: the layer's LayerTensors as buffers."""
 
+    weight_codes: torch.Tensor
+    weight_scale: torch.Tensor
+    bias_codes: torch.Tensor
+    bias_scale: torch.Tensor
+
     def __init__(self, layer: QuantConv2d | QuantLinear) -> None:
         super().__init__()
         self.act = _act(layer.act_quant)
@@ -153,19 +124,15 @@ class _Layer(nn.Module):
             value = getattr(t, name)
             if value is not None:
                 self.register_buffer(name, value)
-        if t.weight_scale is not None:
-            self.register_buffer("weight_zero_point", torch.zeros(t.weight_scale.shape, dtype=torch.int8))
-        if t.bias_scale is not None:
-            self.register_buffer("bias_zero_point", torch.zeros(t.bias_scale.shape, dtype=torch.int32))
 
     def _weight(self) -> torch.Tensor:
         if hasattr(self, "weight_codes"):
-            return torch.ops.bpnas.dequant(self.weight_codes, self.weight_scale, self.weight_zero_point, 0)
+            return _dequant(self.weight_codes, self.weight_scale, 0)
         return self.weight  # type: ignore[return-value]
 
     def _bias(self) -> torch.Tensor | None:
         if hasattr(self, "bias_codes"):
-            return torch.ops.bpnas.dequant(self.bias_codes, self.bias_scale, self.bias_zero_point, 0)
+            return _dequant(self.bias_codes, self.bias_scale, 0)
         return getattr(self, "bias", None)
 
 
@@ -243,44 +210,3 @@ def standin_model(qmodel: nn.Module) -> nn.Module:
         if isinstance(mod, ActQuantizer):
             _set_child(m, name, _act(mod))
     return m.eval()
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporter prints progress and logs registry warnings; an SDK call should not."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, lvl in zip(loggers, levels):
-            lg.setLevel(lvl)
-
-
-def trace(qmodel: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:
-    """Export the stand-in model of ``qmodel`` with torch.onnx (opset 18, batch axis dynamic)."""
-    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
-        raise InputError("example_input must be a float tensor shaped like one batch, e.g. (1, 3, 32, 32).")
-    model = standin_model(qmodel)
-    x = example_input[:1].detach().float()
-    x = torch.cat([x, x])  # batch 2: a batch of 1 would be specialised by torch.export
-    with _quiet():
-        program = torch.onnx.export(
-            model,
-            (x,),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes=({0: torch.export.Dim("N")},),
-            custom_translation_table=_translations(),
-            opset_version=18,
-            optimize=True,
-            verbose=False,
-        )
-    if program is None:  # pragma: no cover - dynamo=True always returns a program
-        raise RuntimeError("torch.onnx.export returned no program")
-    return program.model_proto
