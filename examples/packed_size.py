@@ -3,8 +3,8 @@
 Prints, per model and config: the integer artifact's bytes, its packed weight bytes, the ideal
 ``sum(params * w_bits) / 8``, the scale + bias bytes, and the ratio ``artifact / (ideal + scales + biases)``
 (the rest is the ONNX graph itself). The artifact is the integer target's own lowering (``PackWeights``
-last); the codes are read back through the integer executor's unpacking and compared with the unpacked
-artifact's.
+last); the codes are read back through the integer executor's unpacking and compared with the int8
+codes of the plain QDQ artifact.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 nice python examples/packed_size.py
 """
@@ -21,11 +21,10 @@ from onnx import numpy_helper
 
 import calibration
 import sdk
+import targets
 from export.onnx_qdq import Traced
 from export.options import LoweringOptions
-from export.passes import Prune, run_passes
-from export.passes.pack_weights import PackWeights
-from runtimes._packing import OP, unpack_initializers
+from runtimes.integer.packing import OP, unpack_initializers
 
 MIXED = [(2, 4), (3, 3), (4, 4), (3, 5), (6, 4), (5, 6), (8, 8)]
 
@@ -65,8 +64,9 @@ def measure(name: str, which: str) -> str:
     q = calibration.fold_bn(sdk.quantize(model, config(model, which)).eval())
     with torch.no_grad():
         q(torch.randn(4, c, side, side))
-    plain = Traced(q, torch.randn(1, c, side, side)).lower(LoweringOptions())
-    packed = run_passes(onnx.ModelProto.FromString(plain.SerializeToString()), [PackWeights(), Prune()])
+    traced = Traced(q, torch.randn(1, c, side, side))
+    plain = traced.lower(LoweringOptions())  # every weight an int8 code, as the other CPU targets store them
+    packed = traced.lower(LoweringOptions(targets.get("integer").lowering))  # the integer artifact
     total = len(packed.SerializeToString())
     weights = sum(b for _, b in dq_codes(packed))
     ideal = sum(r.params * r.w_bits for r in sdk.bops(q, input_shape=(1, c, side, side)).layers) / 8

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from export._hls4ml_precision import Grid, LayerPrecision, derive_precisions
-from runtimes.hls4ml import INFO_NAME
+from export.onnx_qdq import Traced
+from export.options import LoweringOptions
+from export.qonnx_export import lower_qonnx
+from runtimes.bundle import ArtifactEntry, sha256_file
+from runtimes.hls4ml import CACHE_DIR, INFO_NAME, artifact_key
 from sdk.errors import ConfigError, TargetUnavailable
 
 __all__ = [
@@ -40,10 +45,13 @@ __all__ = [
     "precision_table",
     "verify_codes",
     "write_artifact",
+    "bundle_artifact",
+    "ARTIFACT",
     "PROJECT",
     "SENTINEL",
 ]
 
+ARTIFACT = "model.hls4ml.tar"  # the artifact's file name in a bundle
 PROJECT = "bpnas"  # hls4ml's project name: the C-sim exports bpnas_float / bpnas_double
 #: hls4ml's model-wide default type, set to a width no derived type has: any tensor still at it after
 #: conversion was missed by the derivation, and the export refuses (the audit in :func:`convert`).
@@ -343,3 +351,32 @@ def write_artifact(
     (work_dir / INFO_NAME).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
     pack_project(work_dir, file)
     return project
+
+
+def bundle_artifact(
+    traced: Traced, options: LoweringOptions, example: np.ndarray, bundle_dir: Path
+) -> tuple[str, ArtifactEntry]:
+    """The hls4ml artifact of a bundle being written in ``bundle_dir``: (file name, its manifest entry).
+
+    The reference is the integer executor on the target's own QDQ lowering (which checks the power-of-two
+    scales, with the fix). The compiled project is also left in the bundle's runtime cache, so the first
+    ``sdk.load`` (and the export's own inspection) does not compile it again."""
+    import hls4ml
+
+    from runtimes.integer import load_model
+
+    reference = load_model(traced.lower(options))
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        return next(iter(reference.run(x).values()))
+
+    file = bundle_dir / ARTIFACT
+    with tempfile.TemporaryDirectory(prefix="bpnas-hls4ml-") as work:
+        project_dir = Path(work) / "project"
+        write_artifact(lower_qonnx(traced), file, example=example, reference=logits, work_dir=project_dir)
+        cache = bundle_dir / CACHE_DIR
+        cache.mkdir(exist_ok=True)
+        shutil.copytree(project_dir, cache / artifact_key(file))
+    made_by = {"passes": list(options.passes), "hls4ml": hls4ml.__version__, "backend": "Vivado"}
+    entry = ArtifactEntry(sha256_file(file), file.stat().st_size, "hls4ml-project", made_by)
+    return ARTIFACT, entry

@@ -30,9 +30,23 @@ from sdk.errors import BundleError, InputError, TargetUnavailable
 if TYPE_CHECKING:
     from runtimes.bundle import Manifest
 
-__all__ = ["Hls4mlSession", "load", "extract_project", "build_library", "INFO_NAME"]
+__all__ = [
+    "Hls4mlSession",
+    "load",
+    "load_project",
+    "extract_project",
+    "build_library",
+    "artifact_key",
+    "INFO_NAME",
+]
 
 INFO_NAME = "bpnas_hls4ml.json"
+CACHE_DIR = ".hls4ml_cache"  # beside the bundle's artifact unless options.cache_dir says otherwise
+
+
+def artifact_key(artifact: Path) -> str:
+    """The cache key of a project tar: its content, so a changed artifact compiles afresh."""
+    return hashlib.sha256(Path(artifact).read_bytes()).hexdigest()[:24]
 
 
 def _gxx() -> None:
@@ -139,8 +153,7 @@ def load(artifact: Path, manifest: Manifest, options: RuntimeOptions) -> Hls4mlS
         raise InputError(
             f"the hls4ml runtime takes no extra options; got {', '.join(map(repr, options.extra))}."
         )
-    cache = Path(options.cache_dir) if options.cache_dir else artifact.parent / ".hls4ml_cache"
-    key = hashlib.sha256(Path(artifact).read_bytes()).hexdigest()[:24]  # the tar's content, so edits rebuild
-    session = load_project(Path(artifact), cache, key)
+    cache = Path(options.cache_dir) if options.cache_dir else Path(artifact).parent / CACHE_DIR
+    session = load_project(Path(artifact), cache, artifact_key(artifact))
     session.input_name, session.output_names = manifest.input.name, (manifest.output.name,)
     return session

@@ -17,7 +17,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from export._graph import Graph
-from runtimes._packing import DOMAIN, OP, pack_codes
+from export.passes.registry import register_pass
+from runtimes.integer.packing import DOMAIN, OP, pack_codes
 
 __all__ = ["PackWeights"]
 
@@ -59,3 +60,12 @@ class PackWeights:
         if changed and not any(o.domain == DOMAIN for o in model.opset_import):
             model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
         return model, changed
+
+
+register_pass(
+    "pack_weights",
+    PackWeights,
+    stage="engine",
+    after=("power_of_two_check",),
+    excludes=("code_arithmetic", "integer_ops"),
+)

@@ -2,7 +2,7 @@ import numpy as np
 import onnx
 
 from export.passes.pack_weights import PackWeights
-from runtimes._packing import DOMAIN, OP, unpack_initializers
+from runtimes.integer.packing import DOMAIN, OP, unpack_initializers
 from tests.export._graphs import INT8, Builder
 
 

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtimes._packing import pack_codes, unpack_codes
+from runtimes.integer.packing import pack_codes, unpack_codes
 from sdk.errors import BundleError
 
 
