@@ -34,7 +34,7 @@ from export.onnx_qdq import Traced
 from export.options import LoweringOptions
 from export.qonnx_export import lower_qonnx
 from runtimes.bundle import ArtifactEntry, sha256_file
-from runtimes.hls4ml import CACHE_DIR, INFO_NAME, artifact_key
+from runtimes.hls4ml import CACHE_DIR, INFO_NAME, Hls4mlSession, artifact_key, session_for
 from sdk.errors import ConfigError, TargetUnavailable
 
 __all__ = [
@@ -61,19 +61,21 @@ _BUILD_OUTPUTS = (".so", ".o")
 
 @dataclass(frozen=True)
 class Hls4mlProject:
-    """A converted, compiled hls4ml project: its directory, hls4ml's model graph and the precision table."""
+    """A converted hls4ml project: its directory, hls4ml's model graph, the precision table and, once
+    compiled, the C simulation (the runtime's own session on the very library the bundle caches)."""
 
     path: Path
     model: Any  # hls4ml.model.ModelGraph
     input_grid: Grid
     output_grid: Grid
     table: tuple[LayerPrecision, ...]
+    session: Hls4mlSession | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The C simulation on a float32 NCHW batch; returns the output values (codes * output scale)."""
-        xs = np.ascontiguousarray(x, np.float32)  # NCHW: the project starts with qonnx's Transpose to NHWC
-        out = np.asarray(self.model.predict(xs), dtype=np.float32)
-        return out.reshape(x.shape[0], -1)
+        if self.session is None:
+            raise ConfigError("this hls4ml project was converted with compile=False; it cannot run.")
+        return self.session.run_array(x)
 
 
 def _require() -> Any:
@@ -265,9 +267,30 @@ def convert(qonnx_model: onnx.ModelProto, out_dir: Path, *, compile: bool = True
         except Exception as e:  # hls4ml raises bare Exception/RuntimeError for what it cannot parse
             raise ConfigError(f"hls4ml could not convert this model: {e}. Export refused.") from e
         _audit(hm)
-        if compile:
-            hm.compile()
-    return Hls4mlProject(out_dir, hm, input_grid, rows[-1].types["result"], tuple(rows))
+        hm.write()
+    info = _info(qonnx_model, hm, rows)
+    (out_dir / INFO_NAME).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
+    session = session_for(out_dir) if compile else None
+    return Hls4mlProject(out_dir, hm, input_grid, rows[-1].types["result"], tuple(rows), session)
+
+
+def _info(qonnx_model: onnx.ModelProto, hm: Any, rows: list[LayerPrecision]) -> dict[str, Any]:
+    """What the runtime needs besides the sources: names, shapes, the layers, the precision table."""
+    dims = [
+        [d.dim_value for d in v.type.tensor_type.shape.dim][1:]
+        for v in (qonnx_model.graph.input[0], qonnx_model.graph.output[0])
+    ]
+    return {
+        "project": PROJECT,
+        "stamp": hm.config.get_config_value("Stamp"),
+        "input_shape": dims[0],
+        "output_size": int(np.prod(dims[1])),
+        "layers": sorted({r.layer for r in rows if r.op in ("Conv", "MatMul")}),
+        "precision": [
+            {"node": r.node, "layer": r.layer, "op": r.op, "types": {k: g.hls() for k, g in r.types.items()}}
+            for r in rows
+        ],
+    }
 
 
 def precision_table(rows: tuple[LayerPrecision, ...] | list[LayerPrecision]) -> str:
@@ -334,21 +357,6 @@ def write_artifact(
             f"hls4ml: the C simulation gives other output codes than the integer executor on {total - same} "
             f"of {total} check inputs, though every type was derived exactly; export refused (a bpnas bug)."
         )
-    shape = [d.dim_value for d in qonnx_model.graph.input[0].type.tensor_type.shape.dim][1:]
-    info = {
-        "project": PROJECT,
-        "stamp": project.model.config.get_config_value("Stamp"),
-        "input_shape": shape,
-        "output_size": int(
-            np.prod([d.dim_value for d in qonnx_model.graph.output[0].type.tensor_type.shape.dim][1:])
-        ),
-        "layers": sorted({r.layer for r in project.table if r.op in ("Conv", "MatMul")}),
-        "precision": [
-            {"node": r.node, "layer": r.layer, "op": r.op, "types": {k: g.hls() for k, g in r.types.items()}}
-            for r in project.table
-        ],
-    }
-    (work_dir / INFO_NAME).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
     pack_project(work_dir, file)
     return project
 

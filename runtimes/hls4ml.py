@@ -2,10 +2,11 @@
 
 The artifact is a tar of the project ``export.hls4ml_export`` generated and verified code for code against
 the integer executor, plus ``bpnas_hls4ml.json`` (project name, library stamp, input shape, output size,
-layers). Loading extracts it once into ``options.cache_dir`` (default ``<bundle>/.hls4ml_cache``) under its
-sha256, compiles it there with the project's own ``build_lib.sh`` (g++; minutes for a CNN, then cached) and
-calls the library's ``<project>_float(in, out)`` bridge through ctypes, one sample per call, as hls4ml's own
-``predict`` does. Running needs g++ once, not hls4ml.
+layers, the precision table). Loading extracts it once into ``options.cache_dir`` (default
+``<bundle>/.hls4ml_cache``) under its sha256, compiles it there with g++ and the flags of the project's
+``build_lib.sh`` (minutes for a CNN, then cached; the export leaves its own build there) and calls the
+library's ``<project>_float(in, out)`` bridge through ctypes, one sample per call, as hls4ml's ``predict``
+does. Running needs g++ once, not hls4ml.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,17 +82,41 @@ def extract_project(artifact: Path, cache_dir: Path, key: str) -> Path:
     return dest
 
 
+#: the C simulation reads its weights from text files on its first call (hls4ml's ``load_weights_from_txt``,
+#: ``exit(1)`` when missing). hls4ml bakes the project's absolute path in; bpnas compiles the path as this
+#: environment variable instead, set by the session before that first call, so a compiled library keeps
+#: working when its bundle is moved or renamed (as ``sdk.export`` renames its temp dir).
+WEIGHTS_ENV = "BPNAS_HLS4ML_WEIGHTS"
+_FIRST_CALL = threading.Lock()
+
+
 def build_library(project: Path, info: Mapping[str, Any]) -> Path:
-    """``firmware/<project>-<stamp>.so``, compiled by the project's ``build_lib.sh`` unless already there."""
-    lib = project / "firmware" / f"{info['project']}-{info['stamp']}.so"
+    """``firmware/<project>-<stamp>.so`` compiled with g++ (hls4ml's ``build_lib.sh`` flags), unless there."""
+    name = str(info["project"])
+    lib = project / "firmware" / f"{name}-{info['stamp']}.so"
     if lib.is_file():
         return lib
     _gxx()
-    done = subprocess.run(["bash", "build_lib.sh"], cwd=project, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not lib.is_file():
-        raise BundleError(
-            f"compiling the hls4ml C simulation in {project} failed:\n{(done.stdout + done.stderr)[-2000:]}"
-        )
+    flags = ["-O3", "-fPIC", "-std=c++17", "-Ifirmware/ap_types/", f'-DWEIGHTS_DIR=getenv("{WEIGHTS_ENV}")']
+    tmp = lib.with_name(f"{lib.name}.tmp-{os.getpid()}")
+    steps = [
+        ["g++", *flags, "-c", f"firmware/{name}.cpp", "-o", f"{name}.o"],
+        ["g++", *flags, "-c", f"{name}_bridge.cpp", "-o", f"{name}_bridge.o"],
+        ["g++", "-O3", "-fPIC", "-shared", f"{name}.o", f"{name}_bridge.o", "-o", str(tmp)],
+    ]
+    try:
+        for cmd in steps:
+            done = subprocess.run(cmd, cwd=project, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BundleError(
+                    f"compiling the hls4ml C simulation in {project} failed ({' '.join(cmd[:2])} ...):\n"
+                    f"{(done.stdout + done.stderr)[-2000:]}"
+                )
+        os.replace(tmp, lib)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for obj in (f"{name}.o", f"{name}_bridge.o"):
+            (project / obj).unlink(missing_ok=True)
     return lib
 
 
@@ -101,6 +127,9 @@ class Hls4mlSession:
     output_names: tuple[str, ...] = ("logits",)
 
     def __init__(self, lib: Path, info: Mapping[str, Any]) -> None:
+        weights = lib.parent / "weights"
+        if not weights.is_dir():
+            raise BundleError(f"the hls4ml project at {lib.parent.parent} has no firmware/weights directory.")
         self._lib: Any = ctypes.CDLL(str(lib))
         self._fn = getattr(self._lib, f"{info['project']}_float")
         self._fn.restype = None
@@ -109,6 +138,9 @@ class Hls4mlSession:
         self._nchw = tuple(int(d) for d in info["input_shape"])  # (C, H, W) or (K,)
         self._out = int(info["output_size"])
         self._layers = tuple(str(n) for n in info["layers"])
+        with _FIRST_CALL:  # the first call reads the weights from the directory the variable names
+            os.environ[WEIGHTS_ENV] = str(weights.resolve())
+            self._fn(np.zeros(int(np.prod(self._nchw)), np.float32), np.zeros(self._out, np.float32))
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """``{output name: (N, K) float32}``: the output quantizer's values, as the integer executor gives."""
@@ -143,6 +175,11 @@ class Hls4mlSession:
 def load_project(artifact: Path, cache_dir: Path, key: str) -> Hls4mlSession:
     """Extract (cached by ``key``), compile (cached), link."""
     project = extract_project(artifact, cache_dir, key)
+    return session_for(project)
+
+
+def session_for(project: Path) -> Hls4mlSession:
+    """A session on an extracted (or freshly generated) project: compiled unless already, then linked."""
     info = json.loads((project / INFO_NAME).read_text(encoding="utf-8"))
     return Hls4mlSession(build_library(project, info), info)
 

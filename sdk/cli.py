@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sdk.errors import BpnasError
 
@@ -38,6 +39,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         manifest = read_manifest(args.bundle)
         print(manifest.bops.table())
+        print(_artifact_sizes(manifest))
         if manifest.effective_precision:
             print(manifest.precision_table())
         return 0
@@ -49,6 +51,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         cfg = sdk.MixedPrecisionConfig.uniform(model, args.w_bits, args.a_bits)
     print(sdk.bops(model, cfg, input_shape=shape).table())
     return 0
+
+
+def _artifact_sizes(manifest: Any) -> str:
+    """One line per artifact: file, format, bytes on disk (packed weights show here), the targets it serves."""
+    lines = [f"{'artifact':<34} {'format':<15} {'bytes':>12}  targets"]
+    for file, entry in manifest.artifacts.items():
+        users = ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))
+        lines.append(f"{file:<34} {entry.format:<15} {entry.bytes:>12,}  {users}")
+    return "\n".join(lines)
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ import calibration
 import sdk
 from export._hls4ml_precision import Grid, derive_precisions
 from export.onnx_qdq import Traced
-from export.options import LoweringOptions
 from export.qonnx_export import lower_qonnx
 from sdk.errors import ConfigError
 from tests.export._helpers import jitter_alphas, random_config, randomize_bn
@@ -33,6 +32,11 @@ needs_hls4ml = pytest.mark.skipif(
 
 def tiny(seed: int = 0, *, power_of_two: bool = True) -> Traced:
     """The traced tiny net; its example input is ``EXAMPLE``."""
+    return Traced(tiny_model(seed, power_of_two=power_of_two), EXAMPLE)
+
+
+def tiny_model(seed: int = 0, *, power_of_two: bool = True) -> torch.nn.Module:
+    """digits_cnn width 4 (8x8), a random mixed config, random BN folded, scales calibrated on noise."""
     torch.manual_seed(seed)
     model = sdk.models.digits_cnn(num_classes=10, width=4).eval()
     randomize_bn(model, seed)
@@ -44,7 +48,7 @@ def tiny(seed: int = 0, *, power_of_two: bool = True) -> Traced:
         jitter_alphas(q, g)
         if power_of_two:
             calibration.round_scales_to_power_of_two_(q)
-    return Traced(q, EXAMPLE)
+    return q
 
 
 EXAMPLE = torch.linspace(-2, 2, 64).reshape(1, 1, 8, 8)
@@ -147,36 +151,38 @@ def test_the_channels_last_graph_computes_what_the_qonnx_graph_computes(residual
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    from export.hls4ml_export import convert
-
-    traced = tiny()
-    return traced, convert(lower_qonnx(traced), tmp_path_factory.mktemp("hls4ml") / "prj")
+def bundle(tmp_path_factory):
+    """One bundle for the integer and hls4ml targets: the session's only C-sim compile (in the export)."""
+    path = tmp_path_factory.mktemp("hls4ml") / "tiny.bpnas"
+    return sdk.export(tiny_model(), path, example_input=EXAMPLE, targets=["integer", "hls4ml"])
 
 
 @needs_hls4ml
-def test_csim_codes_equal_the_integer_executor(compiled):
-    from export.hls4ml_export import verify_codes, verify_inputs
-    from runtimes.integer import load_model
+def test_csim_behind_predict_gives_the_integer_targets_codes(bundle):
+    from export.hls4ml_export import verify_inputs
 
-    traced, project = compiled
-    integer = load_model(traced.lower(LoweringOptions()))
     rng = np.random.default_rng(3)
     x = np.concatenate(
-        [verify_inputs(EXAMPLE.numpy(), project.input_grid), rng.standard_normal((32, 1, 8, 8))]
+        [verify_inputs(EXAMPLE.numpy(), Grid(3, -127, 127), n=64), rng.standard_normal((64, 1, 8, 8))]
     ).astype(np.float32)
-    same, total = verify_codes(project, integer.run, x)
-    print(f"\n[hls4ml] C-sim codes identical to the integer executor: {same}/{total}")
-    assert same == total
+    with sdk.load(bundle, target="hls4ml") as fpga, sdk.load(bundle, target="integer") as ref:
+        got, want = np.asarray(fpga.predict(x)), np.asarray(ref.predict(x))
+    same = int(np.all(got == want, axis=1).sum())  # both are code * 2^-F, exact in float32: same codes
+    print(f"\n[hls4ml] C-sim codes identical to the integer target: {same}/{len(x)}")
+    assert same == len(x)
+    assert bundle.manifest.artifacts[bundle.manifest.targets["hls4ml"]].format == "hls4ml-project"
 
 
 @needs_hls4ml
-def test_no_hls4ml_type_is_left_at_a_default(compiled):
-    _, project = compiled
-    for layer in project.model.get_layers():
-        for name, var in layer.get_layer_precision().items():
-            text = str(var.precision)
-            assert "16,6" not in text and "47,23" not in text, (layer.name, name, text)
+def test_the_shipped_project_has_no_default_types(bundle):
+    import tarfile
+
+    with tarfile.open(bundle.artifact("hls4ml")) as tar:
+        defines = tar.extractfile("firmware/defines.h").read().decode()  # type: ignore[union-attr]
+        names = tar.getnames()
+    assert "typedef ap_fixed<16,6>" not in defines and "47,23" not in defines
+    assert "AP_RND_CONV" in defines and "bpnas_hls4ml.json" in names
+    assert not any(n.endswith(".so") for n in names)  # sources only; the runtime compiles
 
 
 @needs_hls4ml
