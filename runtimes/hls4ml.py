@@ -138,6 +138,7 @@ class Hls4mlSession:
         self._nchw = tuple(int(d) for d in info["input_shape"])  # (C, H, W) or (K,)
         self._out = int(info["output_size"])
         self._layers = tuple(str(n) for n in info["layers"])
+        self._calls = threading.Lock()
         with _FIRST_CALL:  # the first call reads the weights from the directory the variable names
             os.environ[WEIGHTS_ENV] = str(weights.resolve())
             self._fn(np.zeros(int(np.prod(self._nchw)), np.float32), np.zeros(self._out, np.float32))
@@ -156,10 +157,11 @@ class Hls4mlSession:
             raise InputError("input contains NaN or inf.")
         xs = np.ascontiguousarray(x, dtype=np.float32)  # NCHW: the project starts with qonnx's Transpose
         out = np.zeros((x.shape[0], self._out), np.float32)
-        for i in range(x.shape[0]):
-            row = np.zeros(self._out, np.float32)
-            self._fn(np.ascontiguousarray(xs[i]), row)
-            out[i] = row
+        with self._calls:  # one call at a time: the C simulation keeps state in statics
+            for i in range(x.shape[0]):
+                row = np.zeros(self._out, np.float32)
+                self._fn(np.ascontiguousarray(xs[i]), row)
+                out[i] = row
         return out
 
     def layer_times(self) -> list[LayerTime] | None:

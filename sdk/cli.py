@@ -54,7 +54,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _artifact_sizes(manifest: Any) -> str:
-    """One line per artifact: file, format, bytes on disk (packed weights show here), the targets it serves."""
+    """One line per artifact: file, format, bytes on disk (packed weights show here), targets it serves."""
     lines = [f"{'artifact':<34} {'format':<15} {'bytes':>12}  targets"]
     for file, entry in manifest.artifacts.items():
         users = ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))
