@@ -75,7 +75,7 @@ def run(name: str, n: int, seed: int, table: bool, work: Path) -> None:
     integer = load_model(traced.lower(LoweringOptions()))
     x = np.random.default_rng(seed + 7).standard_normal((n, *example.shape[1:])).astype(np.float32)
     t0 = time.perf_counter()
-    same, total = verify_codes(project, integer.run, x)
+    same, total = verify_codes(project, lambda b: integer.run(b)["logits"], x)
     print(
         f"{name} {side}x{side} cfg{seed}: converted; C-sim output codes identical to the integer executor on "
         f"{same}/{total} inputs ({100 * same / total:.1f}%); convert+compile {build_s:.0f} s, "
