@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from export._hls4ml_precision import Grid, LayerPrecision, derive_precisions
+from export._hls4ml_precision import SUPPORTED_OPS, Grid, LayerPrecision, derive_precisions
 from export.onnx_qdq import Traced
 from export.options import LoweringOptions
 from export.qonnx_export import lower_qonnx
@@ -142,7 +142,8 @@ def to_channels_last(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in graph.node:
         if node.op_type not in _LAYOUT_FREE | {"Conv", "MaxPool", "GlobalAveragePool"}:
             raise ConfigError(
-                f"hls4ml: no channels-last form for {node.op_type} {node.name}; export refused."
+                f"hls4ml: {node.op_type} {node.name} is not an op bpnas hands to hls4ml exactly (supported: "
+                f"{', '.join(sorted(SUPPORTED_OPS))}); export refused. The integer target runs it."
             )
     for t in graph.initializer:
         if len(t.dims) == 4:
