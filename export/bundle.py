@@ -107,7 +107,12 @@ def export(
     traced = Traced(qmodel, example_input)
     files: dict[str, tuple[onnx.ModelProto, str, LoweringOptions | None]] = {}
     target_files: dict[str, str] = {}
+    built: dict[str, tuple[Any, LoweringOptions]] = {}  # targets whose artifact is not a QDQ ONNX file
     for target, options in lowering.items():
+        builder = _artifact_builder(target)
+        if builder is not None:
+            built[target] = (builder, options)
+            continue
         file = f"model-{options.key()}.onnx"
         if file not in files:
             files[file] = (traced.lower(options), "onnx-qdq", options)
@@ -117,7 +122,7 @@ def export(
 
         files["model.qonnx.onnx"] = (lower_qonnx(traced), "qonnx", None)
 
-    first = next(iter(files.values()))[0]
+    first = next(iter(files.values()))[0] if files else traced.lower(LoweringOptions())
     out_dims = [d.dim_value or None for d in first.graph.output[0].type.tensor_type.shape.dim]
     task, post = _task(qmodel, pre, postprocess or {})
     classes = post["num_classes"] if post is not None else (out_dims[-1] if out_dims else None)
@@ -133,6 +138,10 @@ def export(
             entries[file] = ArtifactEntry(
                 sha256_file(tmp / file), (tmp / file).stat().st_size, fmt, lowering_dict
             )
+        example_np = example_input.detach().cpu().numpy().astype("float32")
+        for target, (builder, options) in built.items():
+            file, entry = builder(traced, options, example_np, tmp)
+            entries[file], target_files[target] = entry, file
         manifest = _manifest(
             traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
         )
@@ -151,6 +160,23 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Bundle(dest, read_manifest(dest))
+
+
+#: engine -> "module:function" building its artifact in the bundle's temp dir, for engines that do not read
+#: a QDQ ONNX file: ``function(traced, lowering, example, bundle_dir) -> (file name, ArtifactEntry)``.
+ARTIFACT_BUILDERS: dict[str, str] = {"hls4ml": "export.hls4ml_export:bundle_artifact"}
+
+
+def _artifact_builder(target: str) -> Any:
+    import importlib
+
+    import targets
+
+    spec = ARTIFACT_BUILDERS.get(targets.get(target).engine)
+    if spec is None:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _check_destination(dest: Path, overwrite: bool) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from targets.base import DEFAULT_LOWERING, INT_BITS, CostModel, Target, all_pairs, register_target
 
+#: weight codes stored at each layer's bits (a 3-bit layer: 3 bits per weight; ``runtimes.integer.packing``)
+LOWERING = (*DEFAULT_LOWERING, "pack_weights")
 #: lowering for toolchains that rescale by shifts (hls4ml, FINN): per-tensor weights, power-of-two scales
-POW2 = (*DEFAULT_LOWERING, "per_tensor_weights", "power_of_two_check")
+POW2 = (*DEFAULT_LOWERING, "per_tensor_weights", "power_of_two_check", "pack_weights")
 
 TARGET = register_target(
     Target(
@@ -25,7 +27,7 @@ TARGET = register_target(
         arches=("x86_64", "aarch64"),
         native_pairs=all_pairs(INT_BITS),
         containers=(8,),
-        lowering=DEFAULT_LOWERING,
+        lowering=LOWERING,
         aliases=("fpga",),
         extra="fpga",
         engine_dist="bpnas",  # the executor ships with bpnas

@@ -37,6 +37,7 @@ import onnx
 from runtimes.base import LayerPrecision, LayerTime, RuntimeOptions
 from runtimes.bundle import QUANT_SCHEME, Manifest
 from runtimes.integer.compile import compile_model
+from runtimes.integer.packing import unpack_initializers
 from runtimes.integer.program import LayerInfo, Program, QuantizerInfo
 from sdk.errors import BundleError, InputError
 
@@ -190,7 +191,7 @@ def load_model(
     scheme = {p.key: p.value for p in model.metadata_props}.get("bpnas_quant_scheme")
     if scheme is not None and scheme != QUANT_SCHEME:
         raise BundleError(f"artifact quant scheme {scheme!r} is not {QUANT_SCHEME!r}; re-export the bundle.")
-    program = compile_model(model, layer_bits)
+    program = compile_model(unpack_initializers(model), layer_bits)  # packed low-bit weights -> int8 codes
     return IntegerSession(program, profiling=opts.profiling, threads=opts.threads)
 
 

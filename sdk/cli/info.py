@@ -60,6 +60,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         manifest = read_manifest(args.bundle)
         print(manifest.bops.table())
+        print(_artifact_sizes(manifest))
         if manifest.effective_precision:
             print(manifest.precision_table())
         return 0
@@ -103,3 +104,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in sdk.models.names():
         print(name)
     return 0
+
+
+def _artifact_sizes(manifest: Any) -> str:
+    """One line per artifact: file, format, bytes on disk (packed weights show here), targets it serves."""
+    lines = [f"{'artifact':<34} {'format':<15} {'bytes':>12}  targets"]
+    for file, entry in manifest.artifacts.items():
+        users = ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))
+        lines.append(f"{file:<34} {entry.format:<15} {entry.bytes:>12,}  {users}")
+    return "\n".join(lines)

@@ -57,7 +57,11 @@ from tests.export._helpers import (
 from tests.runtimes._integer_reference import torch_quantizer_for
 
 ORT_LOWERING = LoweringOptions((*DEFAULT_PASSES, "uint8_activations", "integer_ops"))
-ENGINE_TARGETS = [t for t in targets.available() if targets.get(t).runtime != "integer"]
+ENGINE_TARGETS = [  # calibrated scales: not the integer executor (the reference), not power-of-two targets
+    t
+    for t in targets.available()
+    if targets.get(t).runtime != "integer" and "power_of_two_check" not in targets.get(t).lowering
+]
 #: how far below PyTorch float32's own top-1 agreement with float64 OpenVINO may fall where it misses issue
 #: #5's 99.9%. It requantizes in a chain of float32 post-ops, and in these untrained nets (random BN, small
 #: logit margins) a flipped near-tie code cascades: measured (1,000 inputs) 99.8% on resnet20 cfg0 and

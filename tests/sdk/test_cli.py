@@ -62,6 +62,7 @@ def test_retrain_then_export_deploys_the_retrained_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "avg bits" in out and "effective precision recorded at export" in out
     assert "QLinearConv/u8" in out  # the ONNX Runtime column: what the engine ran per layer
+    assert "onnx-qdq" in out and "bytes" in out  # each artifact's size on disk
     plain = tmp_path / "plain.bpnas"
     assert main(["export", str(ckpt), "--out", str(plain), "--no-inspect"]) == 0
     from runtimes.bundle import read_manifest
