@@ -105,7 +105,49 @@ def export(
     pre = _preprocess_dict(preprocess)
 
     traced = Traced(qmodel, example_input)
-    files: dict[str, tuple[onnx.ModelProto, str, LoweringOptions | None]] = {}
+    files, target_files, built = _plan_artifacts(traced, lowering, qonnx)
+    first = next(iter(files.values()))[0] if files else traced.lower(LoweringOptions())
+    out_dims = [d.dim_value or None for d in first.graph.output[0].type.tensor_type.shape.dim]
+    task, post = _task(qmodel, pre, postprocess or {})
+    classes = post["num_classes"] if post is not None else (out_dims[-1] if out_dims else None)
+    label_list = _labels(labels, classes)
+
+    tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        example = example_input.detach().cpu().numpy().astype("float32")
+        entries = _write_artifacts(tmp, files)
+        for target, (builder, options) in built.items():
+            file, entry = builder(traced, options, example, tmp)
+            entries[file], target_files[target] = entry, file
+        manifest = _manifest(
+            traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
+        )
+        manifest = dataclasses.replace(manifest, task=task, postprocess=post)
+        write_manifest(manifest, tmp / MANIFEST_NAME)
+        if inspect:
+            from export.verify import inspect_targets
+
+            records = inspect_targets(tmp, target_files, example, final_name=dest.name)
+            if records:
+                manifest = dataclasses.replace(manifest, effective_precision=records)
+                write_manifest(manifest, tmp / MANIFEST_NAME)
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle(dest, read_manifest(dest))
+
+
+_Files = dict[str, tuple[onnx.ModelProto, str, LoweringOptions | None]]
+
+
+def _plan_artifacts(
+    traced: Traced, lowering: Mapping[str, LoweringOptions], qonnx: bool
+) -> tuple[_Files, dict[str, str], dict[str, tuple[Any, LoweringOptions]]]:
+    """(ONNX artifacts by file name, target -> file, targets whose artifact a builder makes): targets with
+    the same pass list share one lowered file."""
+    files: _Files = {}
     target_files: dict[str, str] = {}
     built: dict[str, tuple[Any, LoweringOptions]] = {}  # targets whose artifact is not a QDQ ONNX file
     for target, options in lowering.items():
@@ -121,45 +163,19 @@ def export(
         from export.qonnx_export import lower_qonnx
 
         files["model.qonnx.onnx"] = (lower_qonnx(traced), "qonnx", None)
+    return files, target_files, built
 
-    first = next(iter(files.values()))[0] if files else traced.lower(LoweringOptions())
-    out_dims = [d.dim_value or None for d in first.graph.output[0].type.tensor_type.shape.dim]
-    task, post = _task(qmodel, pre, postprocess or {})
-    classes = post["num_classes"] if post is not None else (out_dims[-1] if out_dims else None)
-    label_list = _labels(labels, classes)
 
-    tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir(parents=True)
-    try:
-        entries = {}
-        for file, (model, fmt, made_by) in files.items():
-            _write_artifact(model, tmp / file)
-            lowering_dict = made_by.to_dict() if made_by is not None else {"opset": onnx_opset(model)}
-            entries[file] = ArtifactEntry(
-                sha256_file(tmp / file), (tmp / file).stat().st_size, fmt, lowering_dict
-            )
-        example_np = example_input.detach().cpu().numpy().astype("float32")
-        for target, (builder, options) in built.items():
-            file, entry = builder(traced, options, example_np, tmp)
-            entries[file], target_files[target] = entry, file
-        manifest = _manifest(
-            traced, example_input, dest, name, pre, label_list, out_dims, entries, target_files
+def _write_artifacts(tmp: Path, files: _Files) -> dict[str, ArtifactEntry]:
+    """Write each ONNX artifact into the bundle's temp dir; its manifest entry (checksum, size, lowering)."""
+    entries = {}
+    for file, (model, fmt, made_by) in files.items():
+        _write_artifact(model, tmp / file)
+        lowering_dict = made_by.to_dict() if made_by is not None else {"opset": onnx_opset(model)}
+        entries[file] = ArtifactEntry(
+            sha256_file(tmp / file), (tmp / file).stat().st_size, fmt, lowering_dict
         )
-        manifest = dataclasses.replace(manifest, task=task, postprocess=post)
-        write_manifest(manifest, tmp / MANIFEST_NAME)
-        if inspect:
-            from export.verify import inspect_targets
-
-            example = example_input.detach().cpu().numpy().astype("float32")
-            records = inspect_targets(tmp, target_files, example, final_name=dest.name)
-            if records:
-                manifest = dataclasses.replace(manifest, effective_precision=records)
-                write_manifest(manifest, tmp / MANIFEST_NAME)
-        _replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Bundle(dest, read_manifest(dest))
+    return entries
 
 
 #: engine -> "module:function" building its artifact in the bundle's temp dir, for engines that do not read

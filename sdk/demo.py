@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ def run_demo(
         from sdk.demo_detect import run_detect_demo
 
         if epochs is not None:
-            raise ValueError(
+            raise InputError(
                 "--epochs applies to the classification demo; the detection demo uses its preset."
             )
         return run_detect_demo(
@@ -65,20 +66,29 @@ def run_demo(
         )
     if task != "classify":
         raise InputError(f"task must be 'classify' or 'detect', got {task!r}.")
-    out_dir = "runs/demo" if out_dir is None else out_dir
-    b_max = 3.0 if b_max is None else b_max
-    import calibration
     import sdk
-    from sdk.training import evaluate, train
 
+    b_max = 3.0 if b_max is None else b_max
     preset = QUICK if quick else FULL
     if epochs is not None:
         preset = DemoPreset(epochs, preset.qat_epochs, preset.search_epochs, preset.profile_runs)
-    out = Path(out_dir)
+    out = Path("runs/demo" if out_dir is None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     data = sdk.data.digits(seed=seed)
-    shape = data.input_shape
+    model, float_acc, rows = _float_and_uniform(data, preset, seed)
+    qmodel, mp_row = _search_and_retrain(model, data, preset, b_max, seed)
+    rows.append(mp_row)
+    _print_accuracy_table(float_acc, rows)
+    bench = _export_and_bench(qmodel, data, preset, out)
+    return {"float_acc": float_acc, "rows": rows, "bench": bench}
+
+
+def _float_and_uniform(data: Any, preset: DemoPreset, seed: int) -> tuple[Any, float, list[tuple]]:
+    """Float training, then every uniform pair by PTQ and QAT: (float model, its accuracy, table rows)."""
+    import calibration
+    import sdk
+    from sdk.training import evaluate, train
 
     _section(f"float training: digits_cnn on sklearn digits, {preset.float_epochs} epochs, reshaping k=2")
     model = sdk.models.digits_cnn(num_classes=data.num_classes)
@@ -97,10 +107,19 @@ def run_demo(
             model, cfg, data.train, data.val, epochs=preset.qat_epochs, progress=False, seed=seed
         )
         qat_acc = evaluate(qat, data.test)
-        rep = sdk.bops(model, cfg, input_shape=shape)
+        rep = sdk.bops(model, cfg, input_shape=data.input_shape)
         print(f"\n({w},{a}):  PTQ {100 * ptq_acc:.2f}%  QAT {100 * qat_acc:.2f}%")
         print(rep.table())
         rows.append((f"uniform ({w},{a})", ptq_acc, qat_acc, rep))
+    return model, float_acc, rows
+
+
+def _search_and_retrain(
+    model: Any, data: Any, preset: DemoPreset, b_max: float, seed: int
+) -> tuple[Any, tuple]:
+    """BP-NAS at ``b_max`` with the paper's candidates, then QAT of its config: (qmodel, table row)."""
+    import sdk
+    from sdk.training import evaluate
 
     _section(f"BP-NAS search: b_max = {b_max} bits, the paper's 8 candidates")
     weights_loader, arch_loader = data.search_split()
@@ -121,8 +140,10 @@ def run_demo(
         model, result.config, data.train, data.val, epochs=preset.qat_epochs, progress=False, seed=seed
     )
     mp_acc = evaluate(qmodel, data.test)
-    rows.append((f"BP-NAS b_max={b_max}", float("nan"), mp_acc, result.certificate))
+    return qmodel, (f"BP-NAS b_max={b_max}", float("nan"), mp_acc, result.certificate)
 
+
+def _print_accuracy_table(float_acc: float, rows: list[tuple]) -> None:
     print(f"\n{'model':<22} {'PTQ acc':>8} {'QAT acc':>8} {'avg bits':>9} {'B-Comp':>8} {'W-Comp':>8}")
     print(f"{'float':<22} {100 * float_acc:>7.2f}% {'':>8} {32:>9.2f} {1:>7.2f}x {1:>7.2f}x")
     for name, p_acc, q_acc, rep in rows:
@@ -132,9 +153,13 @@ def run_demo(
             f"{rep.b_comp:>7.2f}x {rep.w_comp:>7.2f}x"
         )
 
-    _section("export and run on every installed target")
+
+def _export_and_bench(qmodel: Any, data: Any, preset: DemoPreset, out: Path) -> list[tuple]:
+    """Export to every installed target, then accuracy, agreement with torch and latency per target."""
+    import sdk
     import targets
 
+    _section("export and run on every installed target")
     # targets that need power-of-two scales (hls4ml: docs/fpga.md) cannot take this calibrated model
     avail = [t for t in targets.available() if "power_of_two_check" not in targets.get(t).lowering]
     x_test, y_test = _stack(data.test)
@@ -163,4 +188,4 @@ def run_demo(
             f"{name:<12} {100 * acc:>8.2f}% {100 * agree:>7.2f}% {prof.p50_ms:>8.3f} {prof.p90_ms:>8.3f} "
             f"{prof.fps:>9.1f} {prof.deployed_bits:>14.2f} {upcast:>7}"
         )
-    return {"float_acc": float_acc, "rows": rows, "bench": bench}
+    return bench
