@@ -240,6 +240,12 @@ class Target:
         bits = {r.name: self.deployed_pair(r.w_bits, r.a_bits) for r in report.layers}
         return report_from_layers(shapes, bits)
 
+    @property
+    def power_of_two_scales(self) -> bool:
+        """Whether the lowering refuses scales that are not powers of two (FPGA toolchains that shift): such a
+        target takes models calibrated or trained with power-of-two alphas only."""
+        return "power_of_two_check" in self.lowering
+
     # -- environment -----------------------------------------------------------------------------------
     @property
     def distribution(self) -> str:
