@@ -1,0 +1,54 @@
+"""`bpnas demo --quick` end to end, as a user runs it: the CLI in a fresh process, then its bundle."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import targets
+from runtimes.bundle import read_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_demo_runs_and_every_target_agrees_with_torch(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "sdk.cli", "demo", "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+
+    inside = re.search(r"inside budget: avg bits ([\d.]+) <= ([\d.]+)", out)
+    assert inside is not None, out[-3000:]
+    assert float(inside.group(1)) <= float(inside.group(2)) == 3.0
+
+    manifest = read_manifest(tmp_path / "digits.bpnas")
+    assert manifest.bops.avg_bits <= 3.0 + 1e-9
+
+    served = [t for t in targets.available() if not targets.get(t).power_of_two_scales]
+    assert served, "no CPU engine installed"
+    for name in served:
+        row = re.search(rf"^{re.escape(name)}\s+([\d.]+)%\s+([\d.]+)%", out, flags=re.MULTILINE)
+        assert row is not None, f"no table row for {name}:\n{out[-2000:]}"
+        test_acc, agree = float(row.group(1)), float(row.group(2))
+        assert test_acc > 50.0, f"{name}: test accuracy {test_acc}%"
+        assert agree >= 99.0, f"{name}: agrees with torch on {agree}% of test images"
+
+
+@pytest.mark.parametrize("argv", [["--task", "segment"], ["--task", "detect", "--epochs", "2"]])
+def test_demo_refuses_bad_arguments_by_name(argv: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "sdk.cli", "demo", *argv, "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert ("segment" in run.stderr) or ("--epochs" in run.stderr), run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
