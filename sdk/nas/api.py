@@ -43,7 +43,10 @@ from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside, init_t
 from sdk.quant.convert import is_quantized, set_unsigned_act_bits, target_unsigned_act_bits
 from sdk.quant.layers import quantizable_layer_names
 
-__all__ = ["search", "run_search", "prepare_space", "peek_batch"]
+__all__ = ["search", "run_search", "prepare_space", "peek_batch", "check_search_budget", "BUDGET_KEYWORDS"]
+
+#: the keywords of ``sdk.search`` that :func:`check_search_budget` takes
+BUDGET_KEYWORDS = ("b_max", "budget", "target", "candidates", "groups")
 
 
 def search(
@@ -140,6 +143,24 @@ def prepare_space(
     cands = restrict_to_target(normalize_candidates(candidates), target)
     rows = layer_shapes(model, input_shape)
     return build_space(rows, find_groups(model, quantizable_layer_names(model), groups), cands)
+
+
+def check_search_budget(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    b_max: float,
+    budget: Mapping[str, float] | None = None,
+    target: Any = None,
+    candidates: Iterable[Any] = PAPER_CANDIDATES,
+    groups: Any = "layer",
+) -> None:
+    """What ``sdk.search`` checks before it trains (the CLI runs it before float training): the budget's keys
+    and limits, the target, and that some config of the candidates meets b_max and every limit
+    (``sdk.BudgetInfeasible`` naming the binding constraint otherwise)."""
+    limits = check_budget(budget)
+    space = prepare_space(model, tuple(input_shape), candidates, groups, target)
+    check_feasible(space, build_constraints(space, float(b_max), limits, target))
 
 
 def run_search(
