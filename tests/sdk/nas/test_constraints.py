@@ -174,3 +174,14 @@ def test_repair_and_knapsack_honour_every_constraint(tiny):
 def test_greedy_baseline_takes_a_budget(tiny):
     res = greedy_config(tiny, 6.0, SHAPE, target="integer", budget={"weight_kb": 0.15})
     assert res.within and res.certificate["weight_kb"].value <= 0.15
+
+
+def test_a_target_object_prices_the_search(tiny, loaders):
+    # a 2-bit-unit array: (3, 3) and (4, 4) cost the same 4 element-cycles per MAC, (2, 3) and (2, 4) 2
+    t = targets.get("integer").replace(cost=targets.CostModel(16, 16, 200.0, w_unit=2, a_unit=2))
+    res = sdk.search(tiny, *loaders, b_max=6.0, epochs=1, progress=False, budget={"cycles": 120}, target=t)
+    assert res.certificate["cycles"].value <= 120 and res.target == "integer"
+    cfg = res.config
+    assert res.certificate["cycles"].value == sum(
+        math.ceil(MACS[n] * math.ceil(w / 2) * math.ceil(a / 2) / 256) for n, (w, a) in cfg.items()
+    )
