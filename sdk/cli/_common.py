@@ -21,6 +21,8 @@ __all__ = [
     "check_device",
     "pair",
     "floats",
+    "add_budget_args",
+    "search_keywords",
 ]
 
 
@@ -149,3 +151,44 @@ def read_config(path: str | os.PathLike[str]) -> Any:
     if isinstance(data, dict) and isinstance(data.get("config"), dict):  # a search's result.json
         data = data["config"]
     return MixedPrecisionConfig.from_dict(data)
+
+
+# -- bpnas search (and its torchrun entry, sdk.nas.command) ---------------------------------------------
+def add_budget_args(p: argparse.ArgumentParser) -> None:
+    """``--target``, ``--weight-kb`` and ``--cycles``: the flags of ``sdk.search(target=, budget=)``."""
+    p.add_argument(
+        "--target",
+        default=None,
+        help="restrict candidates to a target's native pairs; prices --weight-kb and --cycles",
+    )
+    p.add_argument(
+        "--weight-kb",
+        type=float,
+        default=None,
+        help="weight memory limit in KB (1024 bytes) at the bits --target stores (packed on integer)",
+    )
+    p.add_argument(
+        "--cycles", type=float, default=None, help="limit on cycles per sample on --target's MAC array"
+    )
+
+
+def search_keywords(args: argparse.Namespace, *, progress: bool) -> dict[str, Any]:
+    """The keywords of ``sdk.search`` from parsed ``bpnas search`` arguments (both entry points)."""
+    from sdk.nas.space import PAPER_CANDIDATES
+
+    budget = {k: v for k, v in (("weight_kb", args.weight_kb), ("cycles", args.cycles)) if v is not None}
+    kw: dict[str, Any] = {
+        "b_max": args.b_max,
+        "candidates": args.candidates or PAPER_CANDIDATES,
+        "epochs": args.epochs,
+        "groups": args.groups,
+        "target": args.target,
+        "seed": args.seed,
+        "progress": progress,
+        "steps_per_epoch": args.steps_per_epoch,
+        "budget": budget or None,
+    }
+    for name in ("checkpoint_dir", "mode", "device"):
+        if getattr(args, name, None) is not None:
+            kw[name] = getattr(args, name)
+    return kw

@@ -14,6 +14,7 @@ from typing import Any
 
 from sdk.cli._common import (
     Formatter,
+    add_budget_args,
     add_data_args,
     add_model_args,
     check_device,
@@ -23,6 +24,7 @@ from sdk.cli._common import (
     progress,
     read_config,
     say,
+    search_keywords,
 )
 from sdk.errors import InputError
 
@@ -43,7 +45,7 @@ def add_parsers(sub: Any) -> None:
     )
     s.add_argument("--epochs", type=int, default=20, help="search epochs")
     s.add_argument("--groups", choices=("layer", "block"), default="layer")
-    s.add_argument("--target", default=None, help="restrict candidates to a target's native pairs")
+    add_budget_args(s)
     s.add_argument(
         "--float-epochs", type=int, default=20, help="float pre-training epochs (0: use --weights as is)"
     )
@@ -185,7 +187,6 @@ def _float_train(args: argparse.Namespace, model: Any, data: Any, epochs: int) -
 # -- verbs ---------------------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from sdk.nas.api import search
-    from sdk.nas.space import PAPER_CANDIDATES
     from sdk.outputs import dir_out, write_text_atomic
 
     check_device(args.device)
@@ -194,25 +195,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     model, data = start.model, start.data
     if args.float_epochs == 0 and not args.weights:
         raise InputError("--float-epochs 0 needs --weights (the float model to search on).")
-    _check_search(args, model, data, args.candidates or PAPER_CANDIDATES)
+    _check_search(args, model, data)
     float_acc = _float_train(args, model, data, args.float_epochs)
     say(args, f"float test accuracy {100 * float_acc:.2f}%")
     start.save(out / "float.pt", model)
     weights, arch = data.search_split()
-    result = search(
-        model,
-        weights,
-        arch,
-        b_max=args.b_max,
-        candidates=args.candidates or PAPER_CANDIDATES,
-        epochs=args.epochs,
-        groups=args.groups,
-        target=args.target,
-        seed=args.seed,
-        progress=progress(args),
-        steps_per_epoch=args.steps_per_epoch,
-        device=args.device,
-    )
+    result = search(model, weights, arch, **search_keywords(args, progress=progress(args)))
     write_text_atomic(out / "config.json", json.dumps(result.config.to_dict(), indent=1))
     result.to_json(out / "result.json")
     metrics = _metrics(args, model, data, result.config, float_acc)
@@ -230,21 +218,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_search(args: argparse.Namespace, model: Any, data: Any, candidates: Any) -> None:
-    """Refuse an unknown --target or a budget no candidate config meets, before any training."""
-    import sdk
+def _check_search(args: argparse.Namespace, model: Any, data: Any) -> None:
+    """Refuse an unknown --target or a budget (--b-max, --weight-kb, --cycles) no candidate config meets,
+    before any training: the checks ``sdk.search`` makes first."""
+    from sdk.nas.api import BUDGET_KEYWORDS, check_search_budget
 
     if args.target:
         import targets
 
         targets.resolve(args.target)
-    w, a = min(candidates, key=lambda p: p[0] * p[1])
-    cheapest = sdk.bops(model, sdk.MixedPrecisionConfig.uniform(model, w, a), input_shape=data.input_shape)
-    if cheapest.avg_bits > args.b_max + 1e-9:
-        raise sdk.BudgetInfeasible(
-            f"--b-max {args.b_max:g} is below {cheapest.avg_bits:.3f} avg bits, the cheapest configuration "
-            f"of the candidates (every layer {w}/{a}); raise --b-max or add cheaper --candidates."
-        )
+    kw = search_keywords(args, progress=False)
+    check_search_budget(model, data.input_shape, **{k: kw[k] for k in BUDGET_KEYWORDS})
 
 
 def _acc(qmodel: Any, data: Any) -> float:

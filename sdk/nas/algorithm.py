@@ -307,7 +307,8 @@ def _theta_step(
     constraints: Sequence[Constraint] | None = None,
 ) -> list[float]:
     """One architecture step; returns [val loss, barrier, prob1, backtracks, 1]. The barrier is the sum of
-    Eq. 12 over ``constraints`` (default: the BOPs budget b_max alone)."""
+    Eq. 12 over ``constraints`` (default: the BOPs budget b_max alone), each on ``expected / scale`` against
+    ``limit / scale`` (weight bytes and cycles as a fraction of their limit, so each is scaled like bits)."""
     cons = constraints if constraints is not None else [BopsBudget(sn.space, s.b_max)]
     sn.set_mode(s.mode, 2 if s.mode == "sampled" else 1)
     thetas = sn.theta_params()
@@ -318,7 +319,7 @@ def _theta_step(
         bar = torch.zeros((), dtype=torch.float64, device=val_ce.device)
         for c in cons:
             expected = c.expected(probs)
-            term = barrier(expected, c.limit, mu)
+            term = barrier(expected / c.scale, c.limit / c.scale, mu)  # bits, or a fraction of the limit
             if not torch.isfinite(term):
                 raise RuntimeError(
                     f"internal error: expected {c.name}={float(expected):.6f} left the barrier domain "

@@ -4,7 +4,8 @@ certificate). Also the engine of the DNAS baseline, which shares everything but 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -19,13 +20,16 @@ from sdk.loop import LossFn, default_loss, to_device
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
 from sdk.nas.algorithm import INSIDE_TOL, SearchSettings, run_supernet, snapshot_record
-from sdk.nas.constraints import BopsBudget
+from sdk.nas.budget import build_constraints, check_budget, check_feasible, pricing_target
+from sdk.nas.budget import floor as budget_floor
+from sdk.nas.certificate import certify, recount
+from sdk.nas.constraints import Constraint, all_inside
 from sdk.nas.fill import FILL_BATCHES, FillMove, affordable_upgrades, fill, path_losses
 from sdk.nas.heuristics import knapsack
 from sdk.nas.history import SearchHistory
 from sdk.nas.mixed import Mode
 from sdk.nas.result import SearchResult
-from sdk.nas.sampling import argmax_choice, certify, repair
+from sdk.nas.sampling import argmax_choice, repair
 from sdk.nas.schedule import MuSchedule
 from sdk.nas.space import (
     PAPER_CANDIDATES,
@@ -35,11 +39,14 @@ from sdk.nas.space import (
     normalize_candidates,
     restrict_to_target,
 )
-from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside
+from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside, init_theta_within
 from sdk.quant.convert import is_quantized, set_unsigned_act_bits, target_unsigned_act_bits
 from sdk.quant.layers import quantizable_layer_names
 
-__all__ = ["search", "run_search", "prepare_space", "peek_batch"]
+__all__ = ["search", "run_search", "prepare_space", "peek_batch", "check_search_budget", "BUDGET_KEYWORDS"]
+
+#: the keywords of ``sdk.search`` that :func:`check_search_budget` takes
+BUDGET_KEYWORDS = ("b_max", "budget", "target", "candidates", "groups")
 
 
 def search(
@@ -71,6 +78,7 @@ def search(
     loss_fn: LossFn | None = None,
     fill: bool = True,
     finish: str = "fill",
+    budget: Mapping[str, float] | None = None,
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -90,42 +98,25 @@ def search(
     the order of measured val-loss drop per BOP (``result.fill_moves``; ``sdk.nas.fill``).
     ``finish="knapsack"`` first re-chooses every group by an exact knapsack over the measured val loss of each
     single-group switch on the trained supernet (``sdk.nas.heuristics.knapsack``), then fills.
+    ``budget={"weight_kb": KB, "cycles": N}`` adds limits guaranteed like b_max, each with its own barrier,
+    priced by ``target`` (``sdk.nas.budget``; weight bytes at the searched bits without one);
+    ``result.certificate.checks`` recounts every limit on the model.
     """
     mu_s = (
-        MuSchedule() if mu is None else (mu if isinstance(mu, MuSchedule) else MuSchedule.constant(float(mu)))
+        mu if isinstance(mu, MuSchedule) else (MuSchedule() if mu is None else MuSchedule.constant(float(mu)))
     )
+    warmup = epochs // 4 if warmup_epochs is None else warmup_epochs
     settings = SearchSettings(
-        b_max=float(b_max),
-        epochs=epochs,
-        seed=seed,
-        mode=mode,
-        mu=mu_s,
-        prob1_weight=prob1_weight,
-        prob1_ramp=prob1_ramp,
-        w_lr=w_lr,
-        theta_lr=theta_lr,
-        warmup_epochs=epochs // 4 if warmup_epochs is None else warmup_epochs,
-        weight_paths=weight_paths,  # type: ignore[arg-type]
-        reshape_k=reshape_k,
-        steps_per_epoch=steps_per_epoch,
-        fill=fill,
-        finish=finish,  # type: ignore[arg-type]
-    )
+        b_max=float(b_max), epochs=epochs, seed=seed, mode=mode, mu=mu_s, prob1_weight=prob1_weight,
+        prob1_ramp=prob1_ramp, w_lr=w_lr, theta_lr=theta_lr, warmup_epochs=warmup, reshape_k=reshape_k,
+        steps_per_epoch=steps_per_epoch, fill=fill,
+        weight_paths=weight_paths, finish=finish,  # type: ignore[arg-type]
+    )  # fmt: skip
     return run_search(
-        model,
-        train_loader,
-        val_loader,
-        settings,
-        candidates=candidates,
-        groups=groups,
-        target=target,
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
-        input_shape=input_shape,
-        device=device,
-        init_margin=init_margin,
-        loss_fn=loss_fn,
-    )
+        model, train_loader, val_loader, settings, candidates=candidates, groups=groups, target=target,
+        checkpoint_dir=checkpoint_dir, progress=progress, input_shape=input_shape, device=device,
+        init_margin=init_margin, loss_fn=loss_fn, budget=budget,
+    )  # fmt: skip
 
 
 def peek_batch(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,6 +145,24 @@ def prepare_space(
     return build_space(rows, find_groups(model, quantizable_layer_names(model), groups), cands)
 
 
+def check_search_budget(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    b_max: float,
+    budget: Mapping[str, float] | None = None,
+    target: Any = None,
+    candidates: Iterable[Any] = PAPER_CANDIDATES,
+    groups: Any = "layer",
+) -> None:
+    """What ``sdk.search`` checks before it trains (the CLI runs it before float training): the budget's keys
+    and limits, the target, and that some config of the candidates meets b_max and every limit
+    (``sdk.BudgetInfeasible`` naming the binding constraint otherwise)."""
+    limits = check_budget(budget)
+    space = prepare_space(model, tuple(input_shape), candidates, groups, target)
+    check_feasible(space, build_constraints(space, float(b_max), limits, target))
+
+
 def run_search(
     model: nn.Module,
     train_loader: DataLoader,
@@ -170,44 +179,44 @@ def run_search(
     init_margin: float | None = None,
     method: str = "bp-nas",
     loss_fn: LossFn | None = None,
+    budget: Mapping[str, float] | None = None,
 ) -> SearchResult:
-    """The shared engine; ``settings.objective == "barrier"`` carries the budget guarantee."""
+    """The shared engine; ``settings.objective == "barrier"`` guarantees b_max and ``budget``."""
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if is_quantized(model):
         raise InputError(
             "search needs the float model (it builds its own quantized supernet), not a quantized one."
         )
-    b_max = settings.b_max
+    limits = check_budget(budget)
     guarantee = settings.objective == "barrier"
+    if limits and not guarantee:
+        raise InputError(
+            "budget= needs the barrier objective (sdk.search); the DNAS baseline has no guarantee."
+        )
     if ddp.is_distributed():
         train_loader = ddp.shard_loader(train_loader, seed=settings.seed)
         val_loader = ddp.shard_loader(val_loader, seed=settings.seed + 1)
     x0, _ = peek_batch(train_loader)
     shape = tuple(input_shape) if input_shape is not None else (1, *x0.shape[1:])
     space = prepare_space(model, shape, candidates, groups, target)
-    if guarantee:
-        space.check_feasible(b_max)
+    cons = build_constraints(space, settings.b_max, limits, target)
+    floor_choice = check_feasible(space, cons) if guarantee else space.cheapest_choice()
     _seed_everything(settings.seed)
     sn = build_supernet(model, space, seed=settings.seed).to(check_device(device))
     if isinstance(target, str):  # train under the codes the target runs (7-bit unsigned on TensorRT)
         set_unsigned_act_bits(sn, target_unsigned_act_bits(target))
     sn.calibrate(x0.to(device))
-    gap = b_max - space.min_avg_bits()
-    if guarantee and gap <= 2 * INSIDE_TOL:
-        # The budget admits (almost) only the all-cheapest config; there is nothing to search.
-        history = _trivial_history(sn, settings)
-        return _finish(
-            model, sn, settings, history, space.cheapest_choice(), method, (shape, None, None, device)
-        )
-    if guarantee:
-        margin = min(init_margin if init_margin is not None else 0.1, 0.5 * gap)
-        init_theta_inside(sn, b_max, max(margin, 2 * INSIDE_TOL))
+    ends = _Ends(model, shape, cons, limits, target, method)
+    if guarantee and not _start_inside(sn, cons, init_margin):
+        # A limit admits (almost) only the floor config; there is nothing to search.
+        return _finish(sn, settings, _trivial_history(sn, settings, floor_choice), floor_choice, ends)
     extra = {
         "groups": [(g.name, g.layers, g.candidates, g.macs) for g in space.groups],
         "shape": shape,
         "margin": init_margin,
         "params": sum(p.numel() for p in model.parameters()),
+        **({"budget": limits, "target": _target_name(target)} if limits else {}),
     }
     history = run_supernet(
         sn,
@@ -219,46 +228,80 @@ def run_search(
         progress=progress,
         device=device,
         loss_fn=loss_fn,
+        constraints=cons,
     )
-    where = (shape, val_loader, loss_fn, device)
-    return _finish(model, sn, settings, history, argmax_choice(sn.probs()), method, where)
+    where = (val_loader, loss_fn, device)
+    return _finish(sn, settings, history, argmax_choice(sn.probs()), ends, where)
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """What the end of a search certifies against: the model, its input shape, the constraints, and the
+    user's budget and target (for the independent recount)."""
+
+    model: nn.Module
+    shape: tuple[int, ...]
+    constraints: list[Constraint]
+    limits: dict[str, float]
+    target: Any
+    method: str
+
+
+def _target_name(target: Any) -> str | None:
+    priced = pricing_target(target)
+    return None if priced is None else str(priced.name)
+
+
+def _start_inside(sn: Supernet, cons: Sequence[Constraint], init_margin: float | None) -> bool:
+    """Start theta strictly inside every constraint (the barrier's domain); False when a limit leaves no room
+    above its floor (within 2 * INSIDE_TOL in barrier units) or no start gets inside."""
+    lows = budget_floor(cons)
+    gaps = [(c.limit - lows[c.name]) / c.scale for c in cons]
+    if any(gap <= 2 * INSIDE_TOL for gap in gaps):
+        return False
+    bops = cons[0]
+    margin = min(init_margin if init_margin is not None else 0.1, 0.5 * gaps[0])
+    margin = max(margin, 2 * INSIDE_TOL)
+    init_theta_inside(sn, bops.limit, margin)
+    if len(cons) == 1:
+        return True
+    targets = [bops.limit - margin] + [
+        c.limit - c.scale * max(min(0.05, 0.5 * gap), 2 * INSIDE_TOL) for c, gap in zip(cons[1:], gaps[1:])
+    ]
+    return init_theta_within(sn, cons, targets)
 
 
 def _finish(
-    model: nn.Module,
     sn: Supernet,
     settings: SearchSettings,
     history: SearchHistory,
     choice: list[int],
-    method: str,
-    where: tuple[Sequence[int], DataLoader | None, LossFn | None, Any],
+    ends: _Ends,
+    where: tuple[DataLoader | None, LossFn | None, Any] = (None, None, "cpu"),
 ) -> SearchResult:
     """Eq. 8 argmax -> repair (if outside) -> fill (to a maximal config) -> certificate."""
-    shape, val_loader, loss_fn, device = where
-    space = sn.space
+    val_loader, loss_fn, device = where
+    space, cons = sn.space, ends.constraints
     probs = [[float(v) for v in p.detach().cpu()] for p in sn.probs()]
     pre = space.config(choice)
     pre_bits = space.avg_bits(choice)
     moves: list[Any] = []
     fills: list[FillMove] = []
-    constraints = [BopsBudget(space, settings.b_max)]
-    if settings.objective == "barrier" and not space.report(choice).within(settings.b_max):
-        choice, moves = repair(space, choice, probs, settings.b_max)
-    if settings.objective == "barrier" and settings.finish == "knapsack" and val_loader is not None:
-        losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device, every_pair=True)
+    barrier = settings.objective == "barrier"
+    if barrier and not all_inside(cons, choice):
+        choice, moves = repair(space, choice, probs, settings.b_max, cons)
+    losses: dict[tuple[int, int], float] = {}
+    if barrier and settings.finish == "knapsack" and val_loader is not None:
+        losses = _fill_losses(sn, choice, cons, val_loader, loss_fn, device, every_pair=True)
         delta = [[losses[(gi, j)] for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
-        choice = knapsack(space, delta, settings.b_max)
-    if settings.objective == "barrier" and settings.fill:
+        choice = knapsack(space, delta, cons) or choice
+    if barrier and settings.fill:
         if settings.finish != "knapsack" or val_loader is None:
-            losses = _fill_losses(sn, choice, constraints, val_loader, loss_fn, device)
-        choice, fills = fill(space, choice, constraints, (lambda g, j: losses[(g, j)]) if losses else None)
+            losses = _fill_losses(sn, choice, cons, val_loader, loss_fn, device)
+        choice, fills = fill(space, choice, cons, (lambda g, j: losses[(g, j)]) if losses else None)
     config = space.config(choice)
-    if settings.objective == "barrier":
-        cert = certify(model, config, shape, settings.b_max)
-    else:
-        from sdk.counting import bops
-
-        cert = bops(model, config, input_shape=shape)
+    count = certify if barrier else recount
+    cert = count(ends.model, config, ends.shape, settings.b_max, ends.limits, ends.target)
     return SearchResult(
         config=config,
         certificate=cert,
@@ -272,14 +315,16 @@ def _finish(
         theta={g.name: tuple(float(v) for v in t.detach().cpu()) for g, t in zip(space.groups, sn.theta)},
         groups={g.name: g.layers for g in space.groups},
         seed=settings.seed,
-        method=method,
+        method=ends.method,
+        budget=dict(ends.limits),
+        target=_target_name(ends.target) if ends.limits else None,
     )
 
 
 def _fill_losses(
     sn: Supernet,
     choice: Sequence[int],
-    constraints: Sequence[BopsBudget],
+    constraints: Sequence[Constraint],
     val_loader: DataLoader | None,
     loss_fn: LossFn | None,
     device: Any,
@@ -310,11 +355,11 @@ def _fill_losses(
     return {k: float(v) for k, v in zip(keys, packed)}
 
 
-def _trivial_history(sn: Supernet, settings: SearchSettings) -> SearchHistory:
+def _trivial_history(sn: Supernet, settings: SearchSettings, choice: Sequence[int]) -> SearchHistory:
     with torch.no_grad():
-        for t, g in zip(sn.theta, sn.space.groups):
+        for t, j in zip(sn.theta, choice):
             t.fill_(0.0)
-            t[g.cheapest] = 1.0
+            t[j] = 1.0
     cands = {g.name: g.candidates for g in sn.space.groups}
     return SearchHistory((snapshot_record(sn, 0, {}, settings.mu(0.0), 0.0),), cands)
 

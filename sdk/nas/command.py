@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sdk.cli._common import add_budget_args, search_keywords
+
 __all__ = ["run_search_command", "build_parser"]
 
 
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=20, help="search epochs")
     p.add_argument("--groups", choices=("layer", "block"), default="layer")
-    p.add_argument("--target", default=None, help="restrict candidates to a target's native pairs")
+    add_budget_args(p)
     p.add_argument("--mode", choices=("full", "sampled"), default="full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", default=None, help="resume/checkpoint directory")
@@ -64,7 +66,6 @@ def run_search_command(argv: Sequence[str]) -> int:
     from sdk.nas import distributed as ddp
     from sdk.nas.api import search
     from sdk.nas.qat import retrain
-    from sdk.nas.space import PAPER_CANDIDATES
     from sdk.training import evaluate
 
     ddp.init_from_env()
@@ -77,19 +78,7 @@ def run_search_command(argv: Sequence[str]) -> int:
     _broadcast_(model)
     weights, arch = data.search_split()
     result = search(
-        model,
-        weights,
-        arch,
-        b_max=args.b_max,
-        candidates=args.candidates or PAPER_CANDIDATES,
-        epochs=args.epochs,
-        groups=args.groups,
-        target=args.target,
-        seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir,
-        progress=not args.no_progress and rank == 0,
-        mode=args.mode,
-        steps_per_epoch=args.steps_per_epoch,
+        model, weights, arch, **search_keywords(args, progress=not args.no_progress and rank == 0)
     )
     summary: dict[str, Any] = {"avg_bits": result.avg_bits, "repaired": result.repaired}
     if args.retrain_epochs > 0:

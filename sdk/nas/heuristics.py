@@ -27,45 +27,47 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sdk.config import MixedPrecisionConfig
-from sdk.cost import BopsReport
 from sdk.errors import InputError
 from sdk.loop import LossFn, default_loss, to_device
-from sdk.nas.constraints import BopsBudget
-from sdk.nas.sampling import certify
+from sdk.nas.certificate import Certificate, Certified, certify
+from sdk.nas.constraints import BopsBudget, Constraint, all_inside
 from sdk.nas.space import PAPER_CANDIDATES, SearchSpace
 
 __all__ = ["HeuristicResult", "greedy_config", "sensitivity_config", "knapsack"]
 
 
 @dataclass(frozen=True)
-class HeuristicResult:
-    """A baseline's config with its certificate (recounted by ``sdk.bops``) and cost in seconds;
-    ``sensitivity`` holds the measured loss increase per group and candidate (sensitivity_config only)."""
+class HeuristicResult(Certified):
+    """A baseline's config with its certificate (every constraint recounted on the model) and cost in
+    seconds; ``sensitivity`` holds the measured loss increase per group and candidate (sensitivity_config)."""
 
     method: str
     config: MixedPrecisionConfig
-    certificate: BopsReport
+    certificate: Certificate
     b_max: float
     seconds: float
     sensitivity: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
-    @property
-    def avg_bits(self) -> float:
-        return self.certificate.avg_bits
-
-    @property
-    def within(self) -> bool:
-        return self.certificate.within(self.b_max)
-
 
 def _space(
-    model: nn.Module, shape: Sequence[int], candidates: Iterable[Any], groups: Any, target: Any
-) -> SearchSpace:
+    model: nn.Module,
+    shape: Sequence[int],
+    candidates: Iterable[Any],
+    groups: Any,
+    target: Any,
+    b_max: float,
+    budget: Mapping[str, float] | None,
+) -> tuple[SearchSpace, list[Constraint], list[int]]:
+    """The space, its constraints (BOPs plus ``budget``, priced by ``target``) and a config inside them."""
     from sdk.nas.api import prepare_space
+    from sdk.nas.budget import build_constraints, check_budget, check_feasible
 
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    return prepare_space(model, tuple(shape), candidates, groups, target)
+    limits = check_budget(budget)
+    space = prepare_space(model, tuple(shape), candidates, groups, target)
+    cons = build_constraints(space, float(b_max), limits, target)
+    return space, cons, check_feasible(space, cons)
 
 
 def greedy_config(
@@ -76,21 +78,20 @@ def greedy_config(
     candidates: Iterable[Any] = PAPER_CANDIDATES,
     groups: Any = "layer",
     target: Any = None,
+    budget: Mapping[str, float] | None = None,
 ) -> HeuristicResult:
-    """Smallest groups first, each takes the dearest candidate that fits (the others as set so far)."""
+    """Smallest groups first, each takes the dearest candidate that fits (the others as set so far).
+    ``budget``/``target`` add weight-memory and cycle limits as in ``sdk.search``."""
     t0 = time.perf_counter()
-    space = _space(model, input_shape, candidates, groups, target)
-    space.check_feasible(b_max)
-    budget = BopsBudget(space, float(b_max))
-    choice = space.cheapest_choice()
+    space, cons, choice = _space(model, input_shape, candidates, groups, target, b_max, budget)
     for gi in sorted(range(len(space.groups)), key=lambda i: (space.groups[i].macs, i)):
         g = space.groups[gi]
         for j in sorted(range(len(g.candidates)), key=lambda j: (-g.cost(j), -g.candidates[j][0], j)):
-            if budget.inside([*choice[:gi], j, *choice[gi + 1 :]]):
+            if all_inside(cons, [*choice[:gi], j, *choice[gi + 1 :]]):
                 choice[gi] = j
                 break
     config = space.config(choice)
-    cert = certify(model, config, tuple(input_shape), float(b_max))
+    cert = certify(model, config, tuple(input_shape), float(b_max), budget, target)
     return HeuristicResult("greedy", config, cert, float(b_max), time.perf_counter() - t0)
 
 
@@ -102,11 +103,13 @@ def sensitivity_config(
     candidates: Iterable[Any] = PAPER_CANDIDATES,
     groups: Any = "layer",
     target: Any = None,
+    budget: Mapping[str, float] | None = None,
     batches: int = 8,
     loss_fn: LossFn | None = None,
     device: str | torch.device = "cpu",
 ) -> HeuristicResult:
-    """Measured per-group loss increase of each candidate, then the exact min-sum knapsack under b_max."""
+    """Measured per-group loss increase of each candidate, then the exact min-sum knapsack under b_max (and
+    ``budget``, priced by ``target``, as in ``sdk.search``)."""
     from sdk.nas.fill import path_losses
     from sdk.nas.supernet import build_supernet
 
@@ -115,8 +118,7 @@ def sensitivity_config(
     if not data:
         raise InputError("sensitivity_config needs a non-empty val_loader of (x, y) batches.")
     shape = (1, *data[0][0].shape[1:])
-    space = _space(model, shape, candidates, groups, target)
-    space.check_feasible(b_max)
+    space, cons, floor = _space(model, shape, candidates, groups, target, b_max, budget)
     sn = build_supernet(model, space).to(device)
     sn.calibrate(data[0][0])
     dearest = [max(range(len(g.candidates)), key=lambda j: (g.cost(j), j)) for g in space.groups]
@@ -124,32 +126,39 @@ def sensitivity_config(
     losses = path_losses(sn, dearest, pairs, data, loss_fn if loss_fn is not None else default_loss)
     base = losses[(0, dearest[0])]
     delta = [[losses[(gi, j)] - base for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
-    choice = knapsack(space, delta, float(b_max))
+    choice = knapsack(space, delta, cons) or floor
     config = space.config(choice)
-    cert = certify(model, config, shape, float(b_max))
+    cert = certify(model, config, shape, float(b_max), budget, target)
     sens = {g.name: tuple(d) for g, d in zip(space.groups, delta)}
     return HeuristicResult("sensitivity", config, cert, float(b_max), time.perf_counter() - t0, sens)
 
 
-def knapsack(space: SearchSpace, delta: Sequence[Sequence[float]], b_max: float) -> list[int]:
-    """min sum delta_gj x_gj s.t. sum BOPs_gj x_gj <= b_max^2 * MACs, one candidate per group, x binary.
-    Costs are scaled to the budget so the solver's tolerances are relative; a solution the exact count
-    rejects (rounding at the boundary) is re-solved with the budget shrunk by 1e-6 relative."""
+def knapsack(
+    space: SearchSpace, delta: Sequence[Sequence[float]], budget: float | Sequence[Constraint]
+) -> list[int] | None:
+    """min sum delta_gj x_gj s.t. every constraint's sum table_gj x_gj <= cap, one candidate per group, x
+    binary (``budget``: b_max alone, or the constraints). Costs are scaled to each cap so the solver's
+    tolerances are relative; a solution the exact count rejects (rounding at the boundary) is re-solved with
+    the caps shrunk by 1e-6 relative. None when no solution is found."""
     from scipy.optimize import Bounds as bounds
     from scipy.optimize import LinearConstraint as lin
     from scipy.optimize import milp
 
+    if isinstance(budget, (int, float)):
+        if not math.isfinite(budget):
+            raise InputError(f"b_max must be finite, got {budget!r}.")
+        budget = [BopsBudget(space, float(budget))]
+    cons = list(budget)
     index = [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
     c = np.array([delta[gi][j] for gi, j in index])
-    limit = b_max**2 * space.total_macs
-    cost = np.array([space.groups[gi].cost(j) / limit for gi, j in index])
+    cost = np.array([[k.table[gi][j] / k.cap for gi, j in index] for k in cons])
     one = np.zeros((len(space.groups), len(index)))
     for k, (gi, _) in enumerate(index):
         one[gi, k] = 1.0
     for shrink in (1.0, 1 - 1e-6, 1 - 1e-4):
         res = milp(
             c,
-            constraints=[lin(cost[None, :], -np.inf, shrink), lin(one, 1.0, 1.0)],
+            constraints=[lin(cost, -np.inf, shrink), lin(one, 1.0, 1.0)],
             integrality=np.ones(len(index)),
             bounds=bounds(0, 1),
         )
@@ -159,8 +168,6 @@ def knapsack(space: SearchSpace, delta: Sequence[Sequence[float]], b_max: float)
         for k, (gi, j) in enumerate(index):
             if res.x[k] > 0.5:
                 choice[gi] = j
-        if BopsBudget(space, b_max).inside(choice):
+        if all_inside(cons, choice):
             return choice
-    if not math.isfinite(b_max):
-        raise InputError(f"b_max must be finite, got {b_max!r}.")
-    return space.cheapest_choice()
+    return None

@@ -79,22 +79,9 @@ def retrain(
     from sdk.nas.api import peek_batch
     from sdk.quant import quantize
 
-    check_epochs(epochs)
-    if freeze_bn_epochs is None:
-        freeze_bn_epochs = 1 if epochs >= 2 else 0
-    if isinstance(freeze_bn_epochs, bool) or not isinstance(freeze_bn_epochs, int):
-        raise InputError(f"freeze_bn_epochs must be an int or None, got {freeze_bn_epochs!r}.")
-    if not 0 <= freeze_bn_epochs <= epochs:
-        raise InputError(f"freeze_bn_epochs must be in [0, epochs={epochs}], got {freeze_bn_epochs}.")
-    options = LoopOptions(
-        epochs=epochs,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        reshape_k=reshape_k,
-        progress=progress,
-        desc="retraining",
-    )
+    frozen = _frozen_epochs(epochs, freeze_bn_epochs)
+    options = LoopOptions(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                          reshape_k=reshape_k, progress=progress, desc="retraining")  # fmt: skip
     torch.manual_seed(seed)
     qmodel = quantize(model, config, residual_bits=residual_bits, output_bits=output_bits, target=target)
     qmodel.to(check_device(device))
@@ -110,25 +97,28 @@ def retrain(
 
     def before_epoch(epoch: int) -> None:
         ddp.set_epoch([train_loader], epoch)
-        if epoch >= epochs - freeze_bn_epochs:
+        if epoch >= epochs - frozen:
             _freeze_bn_stats(qmodel)
 
     start = time.perf_counter()
-    stats = run_loop(
-        qmodel,
-        train_loader,
-        options,
-        state,
-        val_loader=val_loader,
-        forward=net,
-        loss_fn=loss_fn,
-        metric_fn=metric_fn,
-        hooks=LoopHooks(before_epoch=before_epoch),
-        device=device,
-    )
+    hooks = LoopHooks(before_epoch=before_epoch)
+    stats = run_loop(qmodel, train_loader, options, state, val_loader=val_loader, forward=net,
+                     loss_fn=loss_fn, metric_fn=metric_fn, hooks=hooks, device=device)  # fmt: skip
     qmodel.eval()
     qmodel.__dict__["retrain_history"] = history_of(stats, time.perf_counter() - start)  # not a submodule
     return qmodel
+
+
+def _frozen_epochs(epochs: int, freeze_bn_epochs: int | None) -> int:
+    """The checked number of final epochs with frozen BN statistics (None: 1 when epochs >= 2, else 0)."""
+    check_epochs(epochs)
+    if freeze_bn_epochs is None:
+        return 1 if epochs >= 2 else 0
+    if isinstance(freeze_bn_epochs, bool) or not isinstance(freeze_bn_epochs, int):
+        raise InputError(f"freeze_bn_epochs must be an int or None, got {freeze_bn_epochs!r}.")
+    if not 0 <= freeze_bn_epochs <= epochs:
+        raise InputError(f"freeze_bn_epochs must be in [0, epochs={epochs}], got {freeze_bn_epochs}.")
+    return freeze_bn_epochs
 
 
 @torch.no_grad()

@@ -1,16 +1,17 @@
-"""SearchResult: the searched config, its BOPs certificate, the repair record and the history."""
+"""SearchResult: the searched config, its certificate (every constraint recounted), the repair record and
+the history."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sdk.config import MixedPrecisionConfig
-from sdk.cost import BopsReport
+from sdk.nas.certificate import Certificate, Certified
 from sdk.nas.fill import FillMove
 from sdk.nas.history import SearchHistory
 from sdk.nas.sampling import RepairMove
@@ -19,19 +20,21 @@ __all__ = ["SearchResult"]
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class SearchResult(Certified):
     """What a search returns.
 
-    ``config`` is the final config; ``certificate`` its BopsReport recomputed by ``sdk.bops`` on the model
-    (``certificate.within(b_max)`` holds for every ``sdk.search`` result; DNAS baselines may be outside, see
-    ``within``). ``repaired`` says whether the Eq. 8 argmax config (``pre_repair_config``, at
-    ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``. ``fill_moves`` then
-    raised groups to dearer candidates until none fits (``sdk.nas.fill``: the config is maximal under the
-    budget), in the order of their measured validation-loss drop per BOP.
+    ``config`` is the final config; ``certificate`` its ``sdk.bops`` report recounted on the model plus one
+    check per active constraint (``certificate.checks``: avg_bits and each ``budget`` key, each with its
+    limit, recounted value and ``inside``; ``sdk.nas.certificate``). Every check holds for every
+    ``sdk.search`` result; DNAS baselines may be outside, see ``within``. ``budget`` and ``target`` are the
+    extra limits and the target (name) that priced them. ``repaired`` says whether the Eq. 8 argmax config
+    (``pre_repair_config``, at ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``.
+    ``fill_moves`` then raised groups to dearer candidates until none fits (``sdk.nas.fill``: the config is
+    maximal under every constraint), in the order of their measured validation-loss drop per BOP.
     """
 
     config: MixedPrecisionConfig
-    certificate: BopsReport
+    certificate: Certificate
     b_max: float
     repaired: bool
     pre_repair_config: MixedPrecisionConfig
@@ -43,14 +46,8 @@ class SearchResult:
     groups: Mapping[str, tuple[str, ...]]
     seed: int
     method: str = "bp-nas"
-
-    @property
-    def avg_bits(self) -> float:
-        return self.certificate.avg_bits
-
-    @property
-    def within(self) -> bool:
-        return self.certificate.within(self.b_max)
+    budget: Mapping[str, float] = field(default_factory=dict)
+    target: str | None = None
 
     @property
     def probs(self) -> Mapping[str, tuple[float, ...]]:
@@ -60,8 +57,13 @@ class SearchResult:
     def summary(self) -> str:
         rep = f"repaired from {self.pre_repair_avg_bits:.3f}" if self.repaired else "no repair"
         rep += f", {len(self.fill_moves)} fill moves" if self.fill_moves else ""
+        extra = "".join(
+            f", {c.name} {c.value:,.4g} <= {c.limit:,.4g}"
+            for c in self.certificate.checks
+            if c.name in self.budget
+        )
         return (
-            f"{self.method}: avg bits {self.avg_bits:.3f} (b_max {self.b_max:g}, {rep}), "
+            f"{self.method}: avg bits {self.avg_bits:.3f} (b_max {self.b_max:g}, {rep}){extra}, "
             f"B-Comp {self.certificate.b_comp:.1f}x, {len(self.config)} layers"
         )
 
@@ -69,6 +71,8 @@ class SearchResult:
         return {
             "method": self.method,
             "b_max": self.b_max,
+            "budget": dict(self.budget),
+            "target": self.target,
             "seed": self.seed,
             "config": self.config.to_dict(),
             "certificate": self.certificate.to_dict(),
@@ -116,7 +120,7 @@ class SearchResult:
         )
         return cls(
             config=MixedPrecisionConfig.from_dict(d["config"]),
-            certificate=BopsReport.from_dict(d["certificate"]),
+            certificate=Certificate.from_dict(d["certificate"]),
             b_max=float(d["b_max"]),
             repaired=bool(d["repaired"]),
             pre_repair_config=MixedPrecisionConfig.from_dict(d["pre_repair_config"]),
@@ -137,6 +141,8 @@ class SearchResult:
             groups={k: tuple(v) for k, v in d["groups"].items()},
             seed=int(d["seed"]),
             method=str(d.get("method", "bp-nas")),
+            budget={str(k): float(v) for k, v in d.get("budget", {}).items()},
+            target=d.get("target"),
         )
 
     @classmethod

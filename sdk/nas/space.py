@@ -131,12 +131,14 @@ def normalize_candidates(candidates: Iterable[Any]) -> tuple[BitPair, ...]:
 
 
 def restrict_to_target(candidates: tuple[BitPair, ...], target: Any) -> tuple[BitPair, ...]:
-    """Keep the candidates ``target`` runs natively: a target name (``targets.get(name).native_pairs``) or an
-    explicit iterable of allowed (w, a) pairs. Raises ConfigError when none remain."""
+    """Keep the candidates ``target`` runs natively: a target name (``targets.get(name).native_pairs``), a
+    ``targets.Target``, or an explicit iterable of allowed (w, a) pairs. ConfigError when none remain."""
     if target is None:
         return candidates
     if isinstance(target, str):
         allowed, where = _target_pairs(target), f"target {target!r}"
+    elif hasattr(target, "native_pairs"):  # a targets.Target (e.g. with its cost model replaced)
+        allowed, where = {tuple(p) for p in target.native_pairs}, f"target {target.name!r}"
     else:
         allowed, where = set(normalize_candidates(target)), "the allowed pairs"
     kept = tuple(c for c in candidates if c in allowed)

@@ -7,7 +7,8 @@ all layers of a group read the same p_g (or, in sampled mode, the same drawn pat
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from sdk.nas.space import SearchSpace
 from sdk.quant.convert import quantize_residual_adds
 from sdk.quant.layers import quantizable_layers
 
-__all__ = ["Supernet", "build_supernet", "init_theta_inside"]
+__all__ = ["Supernet", "build_supernet", "init_theta_inside", "init_theta_within"]
 
 
 class Supernet(nn.Module):
@@ -167,34 +168,71 @@ def init_theta_inside(supernet: Supernet, b_max: float, margin: float) -> float:
     share = [g.macs / total for g in supernet.space.groups]
     target = b_max - margin
     hinge = [s * (c - b_max**2).clamp(min=0.0) for s, c in zip(share, costs)]
-    beta = _solve_beta(supernet, hinge, target, beta_max=1e12)
+
+    def ok() -> bool:
+        return float(supernet.expected_bits()) <= target
+
+    beta = _solve_beta(supernet, hinge, ok, beta_max=1e12)
     if beta is None:  # the affordable candidates alone are too dear: tilt every candidate by its cost
-        beta = _solve_beta(supernet, [c - c.min() for c in costs], target, beta_max=1e6)
+        beta = _solve_beta(supernet, [c - c.min() for c in costs], ok, beta_max=1e6)
     assert beta is not None, "the all-cheapest config is inside the target by construction"
     return beta
 
 
-def _solve_beta(supernet: Supernet, tilt: list[torch.Tensor], target: float, beta_max: float) -> float | None:
-    """Set theta_ij = -beta * tilt_ij with the smallest beta >= 0 giving E(SN) <= target (bisection; E falls
-    monotonically in beta); None (theta left at beta_max) when even beta_max is not inside."""
+def _solve_beta(
+    supernet: Supernet, tilt: list[torch.Tensor], ok: Callable[[], bool], beta_max: float
+) -> float | None:
+    """Set theta_ij = -beta * tilt_ij with the smallest beta >= 0 for which ``ok()`` holds (bisection; it is
+    monotone in beta for the BOPs budget, and the beta kept is always one tested inside); None (theta left at
+    beta_max) when even beta_max is not inside."""
 
-    def set_beta(beta: float) -> float:
+    def set_beta(beta: float) -> bool:
         for t, c in zip(supernet.theta, tilt):
             t.copy_((-beta * c).to(t.dtype))
-        return float(supernet.expected_bits())
+        return ok()
 
-    if set_beta(0.0) <= target:
+    if set_beta(0.0):
         return 0.0
-    if set_beta(beta_max) > target:
+    if not set_beta(beta_max):
         return None
     lo, hi = 0.0, 1.0
-    while set_beta(hi) > target:
+    while not set_beta(hi):
         lo, hi = hi, 2 * hi
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        if set_beta(mid) > target:
+        if not set_beta(mid):
             lo = mid
         else:
             hi = mid
     set_beta(hi)  # the inside end of the bracket
     return hi
+
+
+@torch.no_grad()
+def init_theta_within(supernet: Supernet, constraints: Sequence[Any], targets: Sequence[float]) -> bool:
+    """Put theta inside every constraint's target (``c.expected <= target``), starting from the BOPs start
+    (:func:`init_theta_inside`) and changing nothing when that is inside already. Otherwise the same hinge
+    start summed over the constraints: candidate j of group g is tilted by its share of the uniform-j config's
+    cost times how far that config overshoots the cap, ``sum_c t_cgj / T_cj * max(0, T_cj / cap_c - 1)`` (for
+    BOPs alone the hinge above, up to a constant); then a plain cost tilt. False when neither gets inside (the
+    caller then returns its feasible floor config)."""
+
+    def ok() -> bool:
+        probs = supernet.probs()
+        return all(float(c.expected(probs)) <= t for c, t in zip(constraints, targets))
+
+    if ok():
+        return True
+    tables = [torch.tensor(c.table, dtype=torch.float64) for c in constraints]
+    hinge = sum(
+        (t / t.sum(0) * (t.sum(0) / c.cap - 1).clamp(min=0.0) for c, t in zip(constraints, tables)),
+        torch.zeros_like(tables[0]),
+    )
+    cost = sum(
+        ((t - t.min(1, keepdim=True).values) / c.cap for c, t in zip(constraints, tables)),
+        torch.zeros_like(tables[0]),
+    )
+    for tilt in (hinge, cost):
+        if _solve_beta(supernet, list(tilt), ok, beta_max=1e12) is not None:
+            return True
+    return False
