@@ -230,6 +230,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         write_atomic(out / file, partial(Path.write_bytes, data=png))
         data = base64.b64encode(png).decode()
         parts.append(f'<img alt="{title}" src="data:image/png;base64,{data}">')
+    parts.append(_certificate_table(result))
     parts.append("<h2>Effective precision per engine</h2>")
     parts.append(
         _precision_table(manifest) if manifest is not None else '<p class="missing">needs a bundle.</p>'
@@ -248,6 +249,19 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     )
     page += f"</head><body>{''.join(parts)}</body></html>\n"
     return write_text_atomic(out / "index.html", page)
+
+
+def _certificate_table(result: Mapping[str, Any] | None) -> str:
+    """The search's certificate: every active constraint (avg bits, weight KB, cycles) recounted."""
+    checks = ((result or {}).get("certificate") or {}).get("constraints") or []
+    if not checks:
+        return '<h2>Budget certificate</h2><p class="missing">not available: needs a search result.json.</p>'
+    keys = ["name", "value", "limit", "unit", "inside", "basis"]
+    head = "".join(f"<th>{k}</th>" for k in keys)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(c.get(k)))}</td>" for k in keys) + "</tr>" for c in checks
+    )
+    return f"<h2>Budget certificate</h2><table><tr>{head}</tr>{body}</table>"
 
 
 def _cell(v: Any) -> str:

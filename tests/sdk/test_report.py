@@ -30,6 +30,26 @@ def _run_dir(root):
         "b_max": 3.0,
         "config": {"layers": {n: [4, 4] for n in LAYERS}},
         "history": {"candidates": {"conv1": [[2, 4], [4, 4]]}, "records": records},
+        "certificate": {
+            "constraints": [
+                {
+                    "name": "avg_bits",
+                    "limit": 3.0,
+                    "value": 2.98,
+                    "inside": True,
+                    "unit": "bits",
+                    "basis": "sdk.bops",
+                },
+                {
+                    "name": "weight_kb",
+                    "limit": 4.0,
+                    "value": 3.5,
+                    "inside": True,
+                    "unit": "KB",
+                    "basis": "integer",
+                },
+            ]
+        },
     }
     (run / "result.json").write_text(json.dumps(result))
     uniform = [{"bits": [b, b], "avg_bits": b, "ptq_acc": 0.5 + 0.05 * b} for b in (3, 4, 8)]
@@ -48,6 +68,7 @@ def test_report_of_a_run_has_every_figure_inline(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "not available" not in page
     assert "Effective precision per engine" in page and "<td>onnxruntime</td>" in page
+    assert "<h2>Budget certificate</h2>" in page and "<td>weight_kb</td><td>3.500</td><td>4.000</td>" in page
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         "accuracy.png", "barrier.png", "bits.png", "importance.png", "index.html", "latency.png"
     ]  # fmt: skip
@@ -57,7 +78,7 @@ def test_report_of_a_bundle_says_what_it_lacks(tmp_path):
     bundle = make_bundle(tmp_path, targets=("onnxruntime",))
     assert main(["report", str(bundle), "-q"]) == 0
     page = (tmp_path / "tiny.report" / "index.html").read_text()
-    assert page.count("data:image/png") == 2 and page.count("not available") == 3
+    assert page.count("data:image/png") == 2 and page.count("not available") == 4
     assert main(["report", str(tmp_path / "nothing")]) == 2
 
 
