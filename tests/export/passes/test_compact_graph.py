@@ -1,0 +1,82 @@
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from export.passes import Prune, run_passes
+from export.passes.compact_graph import CompactGraph, drops_shapes
+from tests.export._graphs import INT8, UINT8, Builder, copy, data, run
+
+
+def _net(signed_zp: int = 0) -> onnx.ModelProto:
+    """x -> QCDQ(u8, 4 bits) -> conv a -> QCDQ(i8) -> conv b (stride 2) -> QCDQ(u8, 4 bits) -> y."""
+    b = Builder()
+    x = b.qcdq("x", 0.05, UINT8, 0, 15)
+    x = b.qconv(x, "a", 4, 4, 0.05, seed=1)
+    x = b.qcdq(x, 0.1, INT8, -7, 7, zp=signed_zp)
+    x = b.qconv(x, "b", 4, 4, 0.1, stride=2, seed=2)
+    b.qcdq(x, 0.2, UINT8, 0, 15, out="y")
+    return b.model(out_shape=["N", 4, 4, 4])
+
+
+def _compact(model: onnx.ModelProto) -> onnx.ModelProto:
+    return run_passes(copy(model), [CompactGraph(), Prune()])
+
+
+def test_the_compact_graph_computes_the_same_codes_with_fewer_bytes():
+    before = _net()
+    after = _compact(before)
+    x = data(scale=3.0)
+    np.testing.assert_array_equal(run(after, x), run(before, x))
+    assert after.ByteSize() < 0.8 * before.ByteSize()
+    onnx.checker.check_model(after)
+
+
+def test_zero_points_go_where_the_default_means_the_same_and_int8_quantizers_keep_one():
+    after = _compact(_net())
+    zps = {n.op_type: [] for n in after.graph.node}
+    for n in after.graph.node:
+        zps[n.op_type].append(n.input[2] if len(n.input) > 2 else None)
+    assert set(zps["DequantizeLinear"]) == {None}  # weights, biases and activations
+    inits = {t.name: t for t in after.graph.initializer}
+    kept = [z for z in zps["QuantizeLinear"] if z is not None]
+    assert len(kept) == 1 and inits[kept[0]].data_type == INT8  # the signed quantizer's
+
+
+def test_a_nonzero_zero_point_is_kept():
+    after = _compact(_net(signed_zp=1))
+    dq_zps = [n.input[2] for n in after.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
+    assert len(dq_zps) == 1
+    assert numpy_helper.to_array(next(t for t in after.graph.initializer if t.name == dq_zps[0])) == 1
+
+
+def test_identical_constants_are_stored_once():
+    after = _compact(_net())
+    keys = [
+        (t.data_type, tuple(t.dims), numpy_helper.to_array(t).tobytes()) for t in after.graph.initializer
+    ]
+    assert len(keys) == len(set(keys))
+    # the two 4-bit unsigned quantizers share their clip bounds
+    clips = [tuple(n.input[1:]) for n in after.graph.node if n.op_type == "Clip"]
+    assert clips[0] == clips[2]
+
+
+def test_names_are_short_except_layers_and_the_graph_io_and_conv_defaults_go():
+    after = _compact(_net())
+    g = after.graph
+    tensors = {i for n in g.node for i in (*n.input, *n.output)} - {"x", "y"}
+    assert tensors and all(len(t) <= 2 for t in tensors)
+    assert {n.name for n in g.node} == {"", "a", "b"}
+    assert [v.name for v in g.input] == ["x"] and [v.name for v in g.output] == ["y"]
+    attrs = {n.name: {a.name for a in n.attribute} for n in g.node if n.op_type == "Conv"}
+    assert attrs == {"a": {"pads"}, "b": {"pads", "strides"}}
+
+
+def test_it_reaches_a_fixed_point_at_once():
+    after = _compact(_net())
+    again, changed = CompactGraph().apply(copy(after))
+    assert not changed and again == after
+
+
+def test_only_a_lowering_listing_it_drops_shape_annotations():
+    assert drops_shapes(("pack_weights", "compact_graph"))
+    assert not drops_shapes(("pack_weights",))
