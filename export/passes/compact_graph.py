@@ -25,9 +25,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export._graph import prune
+from export._graph import Graph, prune
 from export.passes.name_layers import LAYER_OPS
 from export.passes.registry import register_pass
+from runtimes.integer.packing import DOMAIN, OP, PACKED_DQ, QCDQ
 
 __all__ = ["NAMED_OPS", "CompactGraph", "drops_shapes"]
 
@@ -113,6 +114,75 @@ def _values(a: onnx.AttributeProto) -> list[int]:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
+def _fused(op: str, inputs: Sequence[str], y: str, **attrs: object) -> onnx.NodeProto:
+    return onnx.helper.make_node(op, list(inputs), [y], domain=DOMAIN, **attrs)
+
+
+def _only_reader(graph: Graph, name: str, op: str) -> onnx.NodeProto | None:
+    reader = graph.single_consumer(name)
+    return reader if reader is not None and reader.op_type == op and not reader.domain else None
+
+
+def _dequantizer(graph: Graph, x: str) -> onnx.NodeProto | None:
+    """The one DequantizeLinear reading ``x`` as its data, without a zero point; else None."""
+    dq = _only_reader(graph, x, "DequantizeLinear")
+    return dq if dq is not None and dq.input[0] == x and len(dq.input) == 2 else None
+
+
+def _packed(graph: Graph, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.NodeProto]] | None:
+    """``UnpackCodes -> DequantizeLinear`` as one PACKED_DQ node, and the nodes it replaces."""
+    dq = _dequantizer(graph, n.output[0])
+    if dq is None:
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in (*n.attribute, *dq.attribute)}
+    if attrs.get("axis") == 0:
+        del attrs["axis"]  # PACKED_DQ's default: per output channel
+    return _fused(PACKED_DQ, [n.input[0], dq.input[1]], dq.output[0], **attrs), [n, dq]
+
+
+def _quantizer(graph: Graph, q: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.NodeProto]] | None:
+    """``QuantizeLinear -> [Clip ->] DequantizeLinear`` on one scale as one QCDQ node, and the nodes it
+    replaces; None when the pattern differs (another reader, other scales, non-constant bounds)."""
+    clip = _only_reader(graph, q.output[0], "Clip")
+    last = clip.output[0] if clip is not None else q.output[0]
+    dq = _dequantizer(graph, last)
+    if dq is None or dq.input[1] != q.input[1]:
+        return None
+    if clip is None:
+        return _fused(QCDQ, q.input, dq.output[0]), [q, dq]
+    bounds = [graph.const(i) for i in clip.input[1:3] if i]
+    if len(bounds) != 2 or any(b is None or b.size != 1 for b in bounds):
+        return None
+    lo, hi = (int(np.asarray(b).reshape(-1)[0]) for b in bounds)
+    attrs = {"lo": lo, "hi": hi} if lo else {"hi": hi}  # QCDQ's default lo: 0
+    return _fused(QCDQ, q.input, dq.output[0], **attrs), [q, clip, dq]
+
+
+def fuse_nodes(model: onnx.ModelProto) -> bool:
+    """Spell ``UnpackCodes -> DequantizeLinear`` and ``QuantizeLinear -> [Clip ->] DequantizeLinear`` as one
+    node each (``runtimes.integer.packing`` expands them back at load)."""
+    graph = Graph(model)
+    fused: dict[int, onnx.NodeProto] = {}  # id of a pattern's first node -> the fused node
+    gone: set[int] = set()
+    for n in model.graph.node:
+        found = None
+        if n.op_type == OP and n.domain == DOMAIN:
+            found = _packed(graph, n)
+        elif n.op_type == "QuantizeLinear" and not n.domain:
+            found = _quantizer(graph, n)
+        if found is not None:
+            fused[id(n)] = found[0]
+            gone.update(id(m) for m in found[1])
+    if not fused:
+        return False
+    nodes = [fused.get(id(n), n) for n in model.graph.node if id(n) in fused or id(n) not in gone]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if not any(o.domain == DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, 1))
+    return True
+
+
 def shorten_names(model: onnx.ModelProto) -> bool:
     """Rename every inner tensor to a short id (in order of first use) and clear non-layer node names."""
     g = model.graph
@@ -134,12 +204,10 @@ def shorten_names(model: onnx.ModelProto) -> bool:
                 if name and new[name] != name:
                     field[k] = new[name]
                     changed = True
-        if node.name and node.op_type not in NAMED_OPS:
-            node.name = ""
-            changed = True
-        if node.doc_string:
-            node.doc_string = ""
-            changed = True
+        for field, keep in (("name", node.op_type in NAMED_OPS), ("doc_string", False)):
+            if node.HasField(field) and not (keep and getattr(node, field)):
+                node.ClearField(field)  # absent, not an empty string: 2 bytes less per node
+                changed = True
     return changed
 
 
@@ -151,6 +219,7 @@ class CompactGraph:
         changed = drop_zero_points(model)
         changed = dedupe_constants(model) or changed
         changed = drop_conv_defaults(model) or changed
+        changed = fuse_nodes(model) or changed
         if changed:
             prune(model)  # unread constants go before naming, so ids follow the graph as it stays
         changed = shorten_names(model) or changed

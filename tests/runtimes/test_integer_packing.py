@@ -48,7 +48,10 @@ def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None
     assert len(compact.SerializeToString()) < 0.85 * len(plain.SerializeToString())
     assert {n.name for n in compact.graph.node if n.op_type in ("Conv", "Gemm")} == set(pairs)
     opts = RuntimeOptions(threads=1)
-    a, b = load_model(compact, layer_bits=pairs, options=opts), load_model(plain, layer_bits=pairs, options=opts)
+    a, b = (
+        load_model(compact, layer_bits=pairs, options=opts),
+        load_model(plain, layer_bits=pairs, options=opts),
+    )
     x = np.random.default_rng(3).normal(size=(8, *zoo_input_shape(name))).astype(np.float32)
     np.testing.assert_array_equal(a.run(x)["logits"], b.run(x)["logits"])
     got, want = list(a.run_codes(x).values()), list(b.run_codes(x).values())
@@ -59,3 +62,17 @@ def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None
     assert [(lay.name, lay.w_bits, lay.a_bits) for lay in a.layers()] == [
         (lay.name, lay.w_bits, lay.a_bits) for lay in b.layers()
     ]
+
+
+def test_a_fused_node_missing_its_attributes_is_refused():
+    import onnx
+    from onnx import helper
+
+    from runtimes.integer.packing import DOMAIN, PACKED_DQ, unpack_initializers
+
+    node = helper.make_node(PACKED_DQ, ["w", "s"], ["y"], domain=DOMAIN, bits=3)  # no shape
+    graph = helper.make_graph(
+        [node], "g", [], [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
+    )
+    with pytest.raises(BundleError, match="lacks 'shape'"):
+        unpack_initializers(helper.make_model(graph))

@@ -4,6 +4,7 @@ from onnx import numpy_helper
 
 from export.passes import Prune, run_passes
 from export.passes.compact_graph import CompactGraph, drops_shapes
+from runtimes.integer.packing import DOMAIN, QCDQ, unpack_initializers
 from tests.export._graphs import INT8, UINT8, Builder, copy, data, run
 
 
@@ -26,38 +27,40 @@ def test_the_compact_graph_computes_the_same_codes_with_fewer_bytes():
     before = _net()
     after = _compact(before)
     x = data(scale=3.0)
-    np.testing.assert_array_equal(run(after, x), run(before, x))
+    np.testing.assert_array_equal(run(unpack_initializers(after), x), run(before, x))
     assert after.ByteSize() < 0.8 * before.ByteSize()
     onnx.checker.check_model(after)
 
 
-def test_zero_points_go_where_the_default_means_the_same_and_int8_quantizers_keep_one():
+def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
     after = _compact(_net())
-    zps = {n.op_type: [] for n in after.graph.node}
-    for n in after.graph.node:
-        zps[n.op_type].append(n.input[2] if len(n.input) > 2 else None)
-    assert set(zps["DequantizeLinear"]) == {None}  # weights, biases and activations
+    assert [n.op_type for n in after.graph.node] == [
+        "QCDQ", "DequantizeLinear", "DequantizeLinear", "Conv", "QCDQ",
+        "DequantizeLinear", "DequantizeLinear", "Conv", "QCDQ",
+    ]  # fmt: skip
+    quant = [n for n in after.graph.node if n.op_type == QCDQ]
+    assert all(n.domain == DOMAIN for n in quant)
+    attrs = [{a.name: a.i for a in n.attribute} for n in quant]
+    assert attrs == [{"hi": 15}, {"lo": -7, "hi": 7}, {"hi": 15}]
     inits = {t.name: t for t in after.graph.initializer}
-    kept = [z for z in zps["QuantizeLinear"] if z is not None]
-    assert len(kept) == 1 and inits[kept[0]].data_type == INT8  # the signed quantizer's
+    assert [len(n.input) for n in quant] == [2, 3, 2] and inits[quant[1].input[2]].data_type == INT8
+    dqs = [n for n in after.graph.node if n.op_type == "DequantizeLinear"]
+    assert all(len(n.input) == 2 for n in dqs)  # weights and biases: zero points dropped
 
 
-def test_a_nonzero_zero_point_is_kept():
+def test_a_nonzero_zero_point_is_kept_and_its_quantizer_left_unfused():
     after = _compact(_net(signed_zp=1))
     dq_zps = [n.input[2] for n in after.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
     assert len(dq_zps) == 1
     assert numpy_helper.to_array(next(t for t in after.graph.initializer if t.name == dq_zps[0])) == 1
+    assert sum(n.op_type == QCDQ for n in after.graph.node) == 2
 
 
 def test_identical_constants_are_stored_once():
-    after = _compact(_net())
-    keys = [
-        (t.data_type, tuple(t.dims), numpy_helper.to_array(t).tobytes()) for t in after.graph.initializer
-    ]
-    assert len(keys) == len(set(keys))
-    # the two 4-bit unsigned quantizers share their clip bounds
-    clips = [tuple(n.input[1:]) for n in after.graph.node if n.op_type == "Clip"]
-    assert clips[0] == clips[2]
+    before = _net()
+    after = _compact(before)
+    keys = [(t.data_type, tuple(t.dims), numpy_helper.to_array(t).tobytes()) for t in after.graph.initializer]
+    assert len(keys) == len(set(keys)) and len(keys) < len(before.graph.initializer) - 8
 
 
 def test_names_are_short_except_layers_and_the_graph_io_and_conv_defaults_go():
@@ -69,6 +72,7 @@ def test_names_are_short_except_layers_and_the_graph_io_and_conv_defaults_go():
     assert [v.name for v in g.input] == ["x"] and [v.name for v in g.output] == ["y"]
     attrs = {n.name: {a.name for a in n.attribute} for n in g.node if n.op_type == "Conv"}
     assert attrs == {"a": {"pads"}, "b": {"pads", "strides"}}
+    assert all(not n.HasField("name") for n in g.node if n.op_type != "Conv")
 
 
 def test_it_reaches_a_fixed_point_at_once():
