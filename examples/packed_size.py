@@ -72,6 +72,7 @@ def random_bn(model: torch.nn.Module) -> None:
         if isinstance(m, torch.nn.BatchNorm2d):
             m.weight.uniform_(0.5, 1.5)
             m.bias.normal_(0.0, 0.1)
+            assert m.running_mean is not None and m.running_var is not None
             m.running_mean.normal_(0.0, 0.1)
             m.running_var.uniform_(0.5, 1.5)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -114,7 +115,7 @@ def _values(a: onnx.AttributeProto) -> list[int]:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
-def _fused(op: str, inputs: Sequence[str], y: str, **attrs: object) -> onnx.NodeProto:
+def _fused(op: str, inputs: Sequence[str], y: str, **attrs: Any) -> onnx.NodeProto:
     return onnx.helper.make_node(op, list(inputs), [y], domain=DOMAIN, **attrs)
 
 
