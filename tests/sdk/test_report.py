@@ -48,6 +48,7 @@ def test_report_of_a_run_has_every_figure_inline(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "not available" not in page
     assert "Effective precision per engine" in page and "<td>onnxruntime</td>" in page
+    assert "<h2>Artifacts</h2>" in page and "<td>onnx-qdq</td>" in page  # each artifact's bytes
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         "accuracy.png", "barrier.png", "bits.png", "importance.png", "index.html", "latency.png"
     ]  # fmt: skip
