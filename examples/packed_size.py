@@ -35,7 +35,7 @@ import sdk
 import targets
 from export.onnx_qdq import Traced
 from export.options import LoweringOptions
-from runtimes.integer.packing import OP, unpack_initializers
+from runtimes.integer.packing import OP, PACKED_DQ, unpack_initializers
 
 MIXED = [(2, 4), (3, 3), (4, 4), (3, 5), (6, 4), (5, 6), (8, 8)]
 CONFIGS = ("(8,8)", "(4,4)", "mixed", "searched")
@@ -79,13 +79,13 @@ def random_bn(model: torch.nn.Module) -> None:
 
 def weight_sources(model: onnx.ModelProto) -> list[str]:
     """Initializers holding layer weight codes, in graph order: int8 codes a DequantizeLinear reads, or the
-    packed bytes an ``UnpackCodes`` reads."""
+    packed bytes an ``UnpackCodes`` or a ``DequantizePacked`` reads."""
     inits = {t.name: t for t in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     out = []
     for dq in model.graph.node:
-        src = dq.input[0] if dq.op_type == "DequantizeLinear" else ""
-        if src in inits and inits[src].data_type == onnx.TensorProto.INT8:
+        src = dq.input[0] if dq.op_type in ("DequantizeLinear", PACKED_DQ) else ""
+        if dq.op_type == PACKED_DQ or (src in inits and inits[src].data_type == onnx.TensorProto.INT8):
             out.append(src)
         elif src in producer and producer[src].op_type == OP:
             out.append(producer[src].input[0])
