@@ -8,6 +8,10 @@ integer target's lowering, keeps the computation and every value bit for bit and
   QuantizeLinear when uint8 (its default output type); an int8 QuantizeLinear keeps one shared scalar;
 - identical constants (clip bounds, shared zero points and scales) stored once;
 - Conv attributes at their ONNX defaults, and ``kernel_shape`` (the weight's shape says it);
+- each activation quantizer ``QuantizeLinear -> [Clip ->] DequantizeLinear`` and each packed weight
+  ``UnpackCodes -> DequantizeLinear`` one ``ai.bpnas`` node (``QCDQ``, ``DequantizePacked``);
+- a layer's bias scale, where it is exactly the float32 product of its input's and weight's scales: a
+  ``DequantizeBias`` node recomputes it from those (``runtimes.integer.packing`` expands all three at load);
 - tensor names: short base-36 ids, except the graph's input and output;
 - node names: only layers keep theirs (conv/linear nodes carry the bpnas layer name the config, the manifest
   and per-layer reports key on; Add nodes the residual sum's, which quantizers report as their readers).
@@ -29,7 +33,7 @@ from onnx import numpy_helper
 from export._graph import Graph, prune
 from export.passes.name_layers import LAYER_OPS
 from export.passes.registry import register_pass
-from runtimes.integer.packing import DOMAIN, OP, PACKED_DQ, QCDQ
+from runtimes.integer.packing import BIAS_DQ, DOMAIN, OP, PACKED_DQ, QCDQ, bias_scale
 
 __all__ = ["NAMED_OPS", "CompactGraph", "drops_shapes"]
 
@@ -184,6 +188,41 @@ def fuse_nodes(model: onnx.ModelProto) -> bool:
     return True
 
 
+def _scale_of(graph: Graph, name: str) -> str | None:
+    """The constant scale input of the (fused or plain) dequantizer producing ``name``, else None."""
+    n = graph.producer.get(name)
+    ok = n is not None and (
+        (n.domain == DOMAIN and n.op_type in (QCDQ, PACKED_DQ))
+        or (not n.domain and n.op_type == "DequantizeLinear")
+    )
+    return n.input[1] if n is not None and ok and graph.const(n.input[1]) is not None else None
+
+
+def fuse_biases(model: onnx.ModelProto) -> bool:
+    """A layer's bias ``DequantizeLinear`` whose stored scale is exactly ``bias_scale(input scale, weight
+    scale)`` becomes a BIAS_DQ node reading those two scales instead (the stored one goes)."""
+    graph = Graph(model)
+    changed = False
+    for layer in model.graph.node:
+        if layer.op_type not in LAYER_OPS or layer.domain or len(layer.input) < 3:
+            continue
+        dq = graph.producer.get(layer.input[2])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.domain or len(dq.input) != 2:
+            continue
+        scales = [_scale_of(graph, layer.input[0]), _scale_of(graph, layer.input[1])]
+        stored = graph.const(dq.input[1])
+        if stored is None or graph.const_type(dq.input[0]) != onnx.TensorProto.INT32 or None in scales:
+            continue
+        x_scale, w_scale = (graph.const(str(s)) for s in scales)
+        derived = bias_scale(np.asarray(x_scale), np.asarray(w_scale))
+        if derived.shape != stored.shape or derived.tobytes() != stored.astype(np.float32).tobytes():
+            continue  # not the float32 product: keep the stored scale
+        fused = _fused(BIAS_DQ, [dq.input[0], str(scales[0]), str(scales[1])], dq.output[0])
+        dq.CopyFrom(fused)
+        changed = True
+    return changed
+
+
 def shorten_names(model: onnx.ModelProto) -> bool:
     """Rename every inner tensor to a short id (in order of first use) and clear non-layer node names."""
     g = model.graph
@@ -221,6 +260,7 @@ class CompactGraph:
         changed = dedupe_constants(model) or changed
         changed = drop_conv_defaults(model) or changed
         changed = fuse_nodes(model) or changed
+        changed = fuse_biases(model) or changed
         if changed:
             prune(model)  # unread constants go before naming, so ids follow the graph as it stays
         changed = shorten_names(model) or changed

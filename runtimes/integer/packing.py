@@ -3,11 +3,13 @@
 Bit-packed weight codes: a w-bit layer stores w bits per weight. A packed weight is a ``uint8`` initializer
 read by one ``UnpackCodes`` node (domain :data:`DOMAIN`, attributes ``bits`` and ``shape``) whose output,
 the int8 codes, feeds the layer's ``DequantizeLinear`` as before; codes are two's complement in ``bits`` bits,
-little-endian bit order, the last byte zero-padded. Two fused nodes (written by
+little-endian bit order, the last byte zero-padded. Fused nodes (written by
 ``export/passes/compact_graph.py``) spell a common pattern as one node: :data:`PACKED_DQ` is ``UnpackCodes``
 then ``DequantizeLinear(scale, axis)`` (``axis`` 0 unless given), and :data:`QCDQ` an activation quantizer's
 ``QuantizeLinear(x, scale[, zero point]) -> Clip(lo, hi) -> DequantizeLinear(scale)`` (``lo`` 0 unless
-given; no Clip without ``hi``).
+given; no Clip without ``hi``). :data:`BIAS_DQ` is a layer's ``DequantizeLinear(int32 bias codes, scale,
+axis 0)`` whose scale is not stored but recomputed from its input's and its weight's scales
+(:func:`bias_scale`, lossless: the pass checks it gives the stored one bit for bit).
 :func:`unpack_initializers` expands them all back, so the executor compiles exactly the graph a plain QDQ
 artifact has.
 """
@@ -20,11 +22,22 @@ from onnx import helper, numpy_helper
 
 from sdk.errors import BundleError
 
-__all__ = ["DOMAIN", "OP", "PACKED_DQ", "QCDQ", "pack_codes", "unpack_codes", "unpack_initializers"]
+__all__ = [
+    "BIAS_DQ",
+    "DOMAIN",
+    "OP",
+    "PACKED_DQ",
+    "QCDQ",
+    "bias_scale",
+    "pack_codes",
+    "unpack_codes",
+    "unpack_initializers",
+]
 
 DOMAIN = "ai.bpnas"
 OP = "UnpackCodes"
 PACKED_DQ = "DequantizePacked"
+BIAS_DQ = "DequantizeBias"
 QCDQ = "QCDQ"
 
 
@@ -54,33 +67,60 @@ def unpack_codes(packed: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.nd
     return signed.astype(np.int8).reshape(shape)
 
 
+def bias_scale(x_scale: np.ndarray, w_scale: np.ndarray) -> np.ndarray:
+    """A layer's bias scale as :data:`BIAS_DQ` recomputes it: the float32 product of its input's and its
+    weight's scales (the exporter's ``s_in * s_w``; the pass fuses only where the stored one equals it)."""
+    return np.multiply(np.asarray(x_scale, np.float32), np.asarray(w_scale, np.float32), dtype=np.float32)
+
+
+_Inits = dict[str, onnx.TensorProto]
+
+
+def _packed_dq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    unpack = helper.make_node(
+        OP, [n.input[0]], [f"{y}/codes"], domain=DOMAIN, bits=at["bits"], shape=at["shape"]
+    )
+    axis = int(at.get("axis", 0))  # per output channel unless said
+    return [unpack, helper.make_node("DequantizeLinear", [f"{y}/codes", n.input[1]], [y], axis=axis)]
+
+
+def _bias_dq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    x_scale, w_scale = (numpy_helper.to_array(inits[i]) for i in n.input[1:3])
+    model.graph.initializer.append(numpy_helper.from_array(bias_scale(x_scale, w_scale), f"{y}/scale"))
+    return [helper.make_node("DequantizeLinear", [n.input[0], f"{y}/scale"], [y], axis=0)]
+
+
+def _qcdq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    zp = n.input[2] if len(n.input) > 2 and n.input[2] else None
+    dtype = numpy_helper.to_array(inits[zp]).dtype if zp in inits else np.dtype(np.uint8)
+    codes = f"{y}/q"
+    nodes = [helper.make_node("QuantizeLinear", list(n.input[:3]), [codes])]
+    if "hi" in at:
+        bounds = [f"{y}/lo", f"{y}/hi"]
+        for name, v in zip(bounds, (at.get("lo", 0), at["hi"])):
+            model.graph.initializer.append(numpy_helper.from_array(np.array(v, dtype=dtype), name))
+        nodes.append(helper.make_node("Clip", [codes, *bounds], [f"{y}/c"]))
+        codes = f"{y}/c"
+    return [*nodes, helper.make_node("DequantizeLinear", [codes, n.input[1]], [y])]
+
+
+_EXPAND = {PACKED_DQ: _packed_dq, BIAS_DQ: _bias_dq, QCDQ: _qcdq}
+
+
 def _expand_fused(model: onnx.ModelProto) -> None:
-    """Replace every :data:`PACKED_DQ` and :data:`QCDQ` node by the standard nodes it stands for, in place."""
+    """Replace every fused node (:data:`PACKED_DQ`, :data:`BIAS_DQ`, :data:`QCDQ`) by the standard nodes it
+    stands for, in place."""
     inits = {t.name: t for t in model.graph.initializer}
     nodes: list[onnx.NodeProto] = []
     for n in model.graph.node:
-        if n.domain != DOMAIN or n.op_type not in (PACKED_DQ, QCDQ):
+        expand = _EXPAND.get(n.op_type) if n.domain == DOMAIN else None
+        if expand is None:
             nodes.append(n)
             continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        y = n.output[0]
-        if n.op_type == PACKED_DQ:
-            unpack = {k: attrs[k] for k in ("bits", "shape")}
-            nodes.append(helper.make_node(OP, [n.input[0]], [f"{y}/codes"], domain=DOMAIN, **unpack))
-            axis = int(attrs.get("axis", 0))  # per output channel unless said
-            nodes.append(helper.make_node("DequantizeLinear", [f"{y}/codes", n.input[1]], [y], axis=axis))
-            continue
-        zp = n.input[2] if len(n.input) > 2 and n.input[2] else None
-        dtype = numpy_helper.to_array(inits[zp]).dtype if zp in inits else np.dtype(np.uint8)
-        codes = f"{y}/q"
-        nodes.append(helper.make_node("QuantizeLinear", list(n.input[:3]), [codes]))
-        if "hi" in attrs:
-            bounds = [f"{y}/lo", f"{y}/hi"]
-            for name, v in zip(bounds, (attrs.get("lo", 0), attrs["hi"])):
-                model.graph.initializer.append(numpy_helper.from_array(np.array(v, dtype=dtype), name))
-            nodes.append(helper.make_node("Clip", [codes, *bounds], [f"{y}/c"]))
-            codes = f"{y}/c"
-        nodes.append(helper.make_node("DequantizeLinear", [codes, n.input[1]], [y]))
+        nodes += expand(model, inits, n, {a.name: helper.get_attribute_value(a) for a in n.attribute})
     del model.graph.node[:]
     model.graph.node.extend(nodes)
 
@@ -94,7 +134,7 @@ def unpack_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(model)
     try:
         _expand_fused(out)
-    except (KeyError, IndexError) as e:
+    except (KeyError, IndexError, ValueError) as e:
         raise BundleError(f"integer artifact: a fused {DOMAIN} node lacks {e}; re-export the bundle.") from e
     inits = {t.name: t for t in out.graph.initializer}
     drop = set()

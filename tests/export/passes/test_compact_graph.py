@@ -4,7 +4,7 @@ from onnx import numpy_helper
 
 from export.passes import Prune, run_passes
 from export.passes.compact_graph import CompactGraph, drops_shapes
-from runtimes.integer.packing import DOMAIN, QCDQ, unpack_initializers
+from runtimes.integer.packing import BIAS_DQ, DOMAIN, QCDQ, unpack_initializers
 from tests.export._graphs import INT8, UINT8, Builder, copy, data, run
 
 
@@ -35,8 +35,8 @@ def test_the_compact_graph_computes_the_same_codes_with_fewer_bytes():
 def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
     after = _compact(_net())
     assert [n.op_type for n in after.graph.node] == [
-        "QCDQ", "DequantizeLinear", "DequantizeLinear", "Conv", "QCDQ",
-        "DequantizeLinear", "DequantizeLinear", "Conv", "QCDQ",
+        "QCDQ", "DequantizeLinear", "DequantizeBias", "Conv", "QCDQ",
+        "DequantizeLinear", "DequantizeBias", "Conv", "QCDQ",
     ]  # fmt: skip
     quant = [n for n in after.graph.node if n.op_type == QCDQ]
     assert all(n.domain == DOMAIN for n in quant)
@@ -45,7 +45,28 @@ def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
     inits = {t.name: t for t in after.graph.initializer}
     assert [len(n.input) for n in quant] == [2, 3, 2] and inits[quant[1].input[2]].data_type == INT8
     dqs = [n for n in after.graph.node if n.op_type == "DequantizeLinear"]
-    assert all(len(n.input) == 2 for n in dqs)  # weights and biases: zero points dropped
+    assert all(len(n.input) == 2 for n in dqs)  # weights: zero points dropped
+
+
+def test_a_bias_scale_is_recomputed_only_where_it_is_the_float32_product():
+    before = _net()
+    after = _compact(before)
+    biases = [n for n in after.graph.node if n.op_type == BIAS_DQ]
+    quant = [n for n in after.graph.node if n.op_type == QCDQ]
+    weights = [n for n in after.graph.node if n.op_type == "DequantizeLinear"]
+    assert [list(n.input[1:]) for n in biases] == [[q.input[1], w.input[1]] for q, w in zip(quant, weights)]
+    nudged = copy(before)  # one channel's stored bias scale one ulp off the product: kept as stored
+    t = next(t for t in nudged.graph.initializer if t.name == _bias_scale_name(nudged, "b"))
+    v = numpy_helper.to_array(t).copy()
+    v[0] = np.nextafter(v[0], np.float32(1))
+    t.CopyFrom(numpy_helper.from_array(v, t.name))
+    kinds = [n.op_type for n in _compact(nudged).graph.node]
+    assert kinds.count(BIAS_DQ) == 1 and kinds.count("DequantizeLinear") == 3
+
+
+def _bias_scale_name(model: onnx.ModelProto, layer: str) -> str:
+    conv = next(n for n in model.graph.node if n.name == layer)
+    return next(n.input[1] for n in model.graph.node if n.output[0] == conv.input[2])
 
 
 def test_a_nonzero_zero_point_is_kept_and_its_quantizer_left_unfused():
