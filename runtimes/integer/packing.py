@@ -76,7 +76,9 @@ def bias_scale(x_scale: np.ndarray, w_scale: np.ndarray) -> np.ndarray:
 _Inits = dict[str, onnx.TensorProto]
 
 
-def _packed_dq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+def _packed_dq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
     y = n.output[0]
     unpack = helper.make_node(
         OP, [n.input[0]], [f"{y}/codes"], domain=DOMAIN, bits=at["bits"], shape=at["shape"]
@@ -85,18 +87,22 @@ def _packed_dq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dic
     return [unpack, helper.make_node("DequantizeLinear", [f"{y}/codes", n.input[1]], [y], axis=axis)]
 
 
-def _bias_dq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+def _bias_dq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
     y = n.output[0]
     x_scale, w_scale = (numpy_helper.to_array(inits[i]) for i in n.input[1:3])
     model.graph.initializer.append(numpy_helper.from_array(bias_scale(x_scale, w_scale), f"{y}/scale"))
     return [helper.make_node("DequantizeLinear", [n.input[0], f"{y}/scale"], [y], axis=0)]
 
 
-def _qcdq(model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict) -> list[onnx.NodeProto]:
+def _qcdq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
     y = n.output[0]
     zp = n.input[2] if len(n.input) > 2 and n.input[2] else None
     dtype = numpy_helper.to_array(inits[zp]).dtype if zp in inits else np.dtype(np.uint8)
-    codes = f"{y}/q"
+    codes = f"{reader}:{y}/q" if reader else f"{y}/q"  # the quantizer's name: per-layer times map it back
     nodes = [helper.make_node("QuantizeLinear", list(n.input[:3]), [codes])]
     if "hi" in at:
         bounds = [f"{y}/lo", f"{y}/hi"]
@@ -114,13 +120,22 @@ def _expand_fused(model: onnx.ModelProto) -> None:
     """Replace every fused node (:data:`PACKED_DQ`, :data:`BIAS_DQ`, :data:`QCDQ`) by the standard nodes it
     stands for, in place."""
     inits = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, str] = {}  # tensor -> the first named node (a layer) reading it, else producing it
+    for n in model.graph.node:
+        for i in n.input if n.name else ():
+            readers.setdefault(i, n.name)
+    producers = {o: n.name for n in model.graph.node if n.name for o in n.output}
+    for n in model.graph.node:
+        if n.domain == DOMAIN and n.op_type == QCDQ and n.output[0] not in readers:
+            readers[n.output[0]] = producers.get(n.input[0], "")
     nodes: list[onnx.NodeProto] = []
     for n in model.graph.node:
         expand = _EXPAND.get(n.op_type) if n.domain == DOMAIN else None
         if expand is None:
             nodes.append(n)
             continue
-        nodes += expand(model, inits, n, {a.name: helper.get_attribute_value(a) for a in n.attribute})
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        nodes += expand(model, inits, n, at, readers.get(n.output[0], ""))
     del model.graph.node[:]
     model.graph.node.extend(nodes)
 

@@ -34,6 +34,7 @@ def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None
     import targets
     from export.onnx_qdq import to_onnx
     from export.options import LoweringOptions
+    from runtimes.bundle import map_layer
     from runtimes.base import RuntimeOptions
     from runtimes.integer import load_model
     from tests.runtimes._integer_reference import build_quantized, torch_quantizer_for, zoo_input_shape
@@ -59,6 +60,11 @@ def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None
     last = a.layers()[-1].name
     mapped = [torch_quantizer_for(q, last) for q in a.quantizers()]
     assert all(mapped) and mapped == [torch_quantizer_for(q, last) for q in b.quantizers()]
+    # per-layer times name a quantizer's ops after it: they map to the same layers as the plain artifact's
+    assert [map_layer(q.name, pairs) for q in a.quantizers()] == [
+        map_layer(q.name, pairs) for q in b.quantizers()
+    ]
+    assert sum(map_layer(q.name, pairs) is not None for q in a.quantizers()) > len(pairs) // 2
     assert [(lay.name, lay.w_bits, lay.a_bits) for lay in a.layers()] == [
         (lay.name, lay.w_bits, lay.a_bits) for lay in b.layers()
     ]
