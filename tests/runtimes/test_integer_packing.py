@@ -34,8 +34,8 @@ def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None
     import targets
     from export.onnx_qdq import to_onnx
     from export.options import LoweringOptions
-    from runtimes.bundle import map_layer
     from runtimes.base import RuntimeOptions
+    from runtimes.bundle import map_layer
     from runtimes.integer import load_model
     from tests.runtimes._integer_reference import build_quantized, torch_quantizer_for, zoo_input_shape
 
