@@ -48,7 +48,6 @@ def test_report_of_a_run_has_every_figure_inline(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "not available" not in page
     assert "Effective precision per engine" in page and "<td>onnxruntime</td>" in page
-    assert "<h2>Artifacts</h2>" in page and "<td>onnx-qdq</td>" in page  # each artifact's bytes
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         "accuracy.png", "barrier.png", "bits.png", "importance.png", "index.html", "latency.png"
     ]  # fmt: skip
@@ -80,3 +79,14 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert float(img.std()) > 20 and len(colors) > 30  # text, axes and coloured plots, not a blank page
     blue = (img[:, :, 0] > 150) & (img[:, :, 2] < 100)  # matplotlib's default blue bars are drawn
     assert blue.sum() > 1000
+
+
+def test_report_of_a_bundle_lists_every_artifact_with_its_bytes(tmp_path):
+    from runtimes.bundle import read_manifest
+
+    bundle = make_bundle(tmp_path, targets=("onnxruntime", "integer"))
+    assert main(["report", str(bundle), "--out", str(tmp_path / "rep"), "-q"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    size = read_manifest(bundle).artifacts["model.onnx"].bytes
+    row = f"<td>model.onnx</td><td>onnx-qdq</td><td>{size:,}</td><td>integer, onnxruntime</td>"
+    assert "<h2>Artifacts</h2>" in page and row in page
