@@ -150,7 +150,7 @@ def unpack_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         _expand_fused(out)
     except (KeyError, IndexError, ValueError) as e:
-        raise BundleError(f"integer artifact: a fused {DOMAIN} node lacks {e}; re-export the bundle.") from e
+        raise BundleError(f"integer artifact: a fused {DOMAIN} node is malformed ({e!r}); re-export.") from e
     inits = {t.name: t for t in out.graph.initializer}
     drop = set()
     keep = []
