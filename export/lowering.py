@@ -59,8 +59,14 @@ def lower(model: onnx.ModelProto, options: LoweringOptions, layers: Sequence[str
     return out
 
 
-def finalize(model: onnx.ModelProto, opset: int, metadata: Mapping[str, Any]) -> onnx.ModelProto:
-    """Convert to ``opset``, write ``metadata`` (values JSON-encoded unless str) and check the model."""
+def finalize(
+    model: onnx.ModelProto, opset: int, metadata: Mapping[str, Any], *, shapes: bool = True
+) -> onnx.ModelProto:
+    """Convert to ``opset``, write ``metadata`` (values JSON-encoded unless str) and check the model.
+
+    ``shapes=False`` drops the shape annotations (``value_info``) the opset converter infers: the compact
+    integer artifact goes without them (``export.passes.compact_graph``).
+    """
     current = onnx_opset(model)
     if opset != current:
         for (
@@ -75,6 +81,8 @@ def finalize(model: onnx.ModelProto, opset: int, metadata: Mapping[str, Any]) ->
         ir = model.ir_version
         model = version_converter.convert_version(model, opset)
         model.ir_version = min(ir, model.ir_version) if model.ir_version else ir
+    if not shapes:
+        del model.graph.value_info[:]
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()

@@ -14,6 +14,7 @@ from export._fx_emit import Unsupported, emit
 from export._standin import check_ready, fold_bn_if_needed
 from export.lowering import QUANT_SCHEME, finalize, lower
 from export.options import LoweringOptions
+from export.passes.compact_graph import drops_shapes
 from sdk.errors import InputError
 from sdk.quant.convert import config_of, quant_layers
 
@@ -57,7 +58,8 @@ class Traced:
 
     def lower(self, options: LoweringOptions) -> onnx.ModelProto:
         model = lower(self.graph, options, self.layers)
-        return finalize(model, options.opset, metadata_for(self.qmodel, options))
+        shapes = not drops_shapes(options.passes)
+        return finalize(model, options.opset, metadata_for(self.qmodel, options), shapes=shapes)
 
 
 def _emit(qmodel: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:

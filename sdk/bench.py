@@ -125,9 +125,7 @@ def bench(
         if target.name not in manifest.targets:
             rows.append(BenchRow(target.name, "skipped: not in the bundle (re-export with it)"))
             continue
-        size = (
-            (manifest.path / manifest.targets[target.name]).stat().st_size / 1024 if manifest.path else None
-        )
+        size = manifest.artifacts[manifest.targets[target.name]].bytes / 1024  # as the manifest records it
         if target.name not in registry.available():
             reason = registry.unavailable().get(target.name, "engine not installed")
             rows.append(BenchRow(target.name, f"skipped: {reason}", size_kb=size))

@@ -179,6 +179,17 @@ def _precision_table(manifest: Any) -> str:
     return f"<table><tr><th>layer</th><th>searched W/A</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _artifact_table(manifest: Any) -> str:
+    """One row per artifact file: format, bytes as the manifest records them, the targets it serves."""
+    rows = []
+    for file, entry in manifest.artifacts.items():
+        users = ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))
+        cells = (file, entry.format, f"{entry.bytes:,}", users)
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "<tr><th>artifact</th><th>format</th><th>bytes</th><th>targets</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """Write ``out_dir/index.html`` (+ its PNGs) for a run folder or a bundle; returns the page's path."""
     from sdk.outputs import dir_out, write_atomic, write_text_atomic
@@ -235,6 +246,8 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     parts.append(
         _precision_table(manifest) if manifest is not None else '<p class="missing">needs a bundle.</p>'
     )
+    if manifest is not None:
+        parts.append(f"<h2>Artifacts</h2>{_artifact_table(manifest)}")
     if bench_rows:
         keys = ["target", "status", "size_kb", "searched_bits", "deployed_bits", "upcast_layers", "accuracy",
                 "agreement", "p50_ms", "p99_ms", "fps"]  # fmt: skip

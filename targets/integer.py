@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from targets.base import DEFAULT_LOWERING, INT_BITS, CostModel, Target, all_pairs, register_target
 
-#: weight codes stored at each layer's bits (a 3-bit layer: 3 bits per weight; ``runtimes.integer.packing``)
-LOWERING = (*DEFAULT_LOWERING, "pack_weights")
+#: weight codes stored at each layer's bits (a 3-bit layer: 3 bits per weight; ``runtimes.integer.packing``),
+#: then the graph around them without what the executor does not read (``export/passes/compact_graph.py``)
+LOWERING = (*DEFAULT_LOWERING, "pack_weights", "compact_graph")
 #: lowering for toolchains that rescale by shifts (hls4ml, FINN): per-tensor weights, power-of-two scales
-POW2 = (*DEFAULT_LOWERING, "per_tensor_weights", "power_of_two_check", "pack_weights")
+POW2 = (*DEFAULT_LOWERING, "per_tensor_weights", "power_of_two_check", "pack_weights", "compact_graph")
 
 TARGET = register_target(
     Target(

@@ -1,10 +1,17 @@
-"""Bit-packed weight codes: a w-bit layer stores w bits per weight, read back bit-exactly. Torch-free.
+"""The integer artifact's compact encoding, decoded bit-exactly at load. Torch-free.
 
-In the integer artifact a packed weight is a ``uint8`` initializer read by one ``UnpackCodes`` node (domain
-:data:`DOMAIN`, attributes ``bits`` and ``shape``) whose output, the int8 codes, feeds the layer's
-``DequantizeLinear`` as before. Codes are two's complement in ``bits`` bits, little-endian bit order, the
-last byte zero-padded. :func:`unpack_initializers` turns every such node back into its int8 initializer, so
-the executor compiles exactly the graph an unpacked artifact has.
+Bit-packed weight codes: a w-bit layer stores w bits per weight. A packed weight is a ``uint8`` initializer
+read by one ``UnpackCodes`` node (domain :data:`DOMAIN`, attributes ``bits`` and ``shape``) whose output,
+the int8 codes, feeds the layer's ``DequantizeLinear`` as before; codes are two's complement in ``bits`` bits,
+little-endian bit order, the last byte zero-padded. Fused nodes (written by
+``export/passes/compact_graph.py``) spell a common pattern as one node: :data:`PACKED_DQ` is ``UnpackCodes``
+then ``DequantizeLinear(scale, axis)`` (``axis`` 0 unless given), and :data:`QCDQ` an activation quantizer's
+``QuantizeLinear(x, scale[, zero point]) -> Clip(lo, hi) -> DequantizeLinear(scale)`` (``lo`` 0 unless
+given; no Clip without ``hi``). :data:`BIAS_DQ` is a layer's ``DequantizeLinear(int32 bias codes, scale,
+axis 0)`` whose scale is not stored but recomputed from its input's and its weight's scales
+(:func:`bias_scale`, lossless: the pass checks it gives the stored one bit for bit).
+:func:`unpack_initializers` expands them all back, so the executor compiles exactly the graph a plain QDQ
+artifact has.
 """
 
 from __future__ import annotations
@@ -15,10 +22,23 @@ from onnx import helper, numpy_helper
 
 from sdk.errors import BundleError
 
-__all__ = ["DOMAIN", "OP", "pack_codes", "unpack_codes", "unpack_initializers"]
+__all__ = [
+    "BIAS_DQ",
+    "DOMAIN",
+    "OP",
+    "PACKED_DQ",
+    "QCDQ",
+    "bias_scale",
+    "pack_codes",
+    "unpack_codes",
+    "unpack_initializers",
+]
 
 DOMAIN = "ai.bpnas"
 OP = "UnpackCodes"
+PACKED_DQ = "DequantizePacked"
+BIAS_DQ = "DequantizeBias"
+QCDQ = "QCDQ"
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -47,13 +67,90 @@ def unpack_codes(packed: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.nd
     return signed.astype(np.int8).reshape(shape)
 
 
+def bias_scale(x_scale: np.ndarray, w_scale: np.ndarray) -> np.ndarray:
+    """A layer's bias scale as :data:`BIAS_DQ` recomputes it: the float32 product of its input's and its
+    weight's scales (the exporter's ``s_in * s_w``; the pass fuses only where the stored one equals it)."""
+    return np.multiply(np.asarray(x_scale, np.float32), np.asarray(w_scale, np.float32), dtype=np.float32)
+
+
+_Inits = dict[str, onnx.TensorProto]
+
+
+def _packed_dq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    unpack = helper.make_node(
+        OP, [n.input[0]], [f"{y}/codes"], domain=DOMAIN, bits=at["bits"], shape=at["shape"]
+    )
+    axis = int(at.get("axis", 0))  # per output channel unless said
+    return [unpack, helper.make_node("DequantizeLinear", [f"{y}/codes", n.input[1]], [y], axis=axis)]
+
+
+def _bias_dq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    x_scale, w_scale = (numpy_helper.to_array(inits[i]) for i in n.input[1:3])
+    model.graph.initializer.append(numpy_helper.from_array(bias_scale(x_scale, w_scale), f"{y}/scale"))
+    return [helper.make_node("DequantizeLinear", [n.input[0], f"{y}/scale"], [y], axis=0)]
+
+
+def _qcdq(
+    model: onnx.ModelProto, inits: _Inits, n: onnx.NodeProto, at: dict, reader: str
+) -> list[onnx.NodeProto]:
+    y = n.output[0]
+    zp = n.input[2] if len(n.input) > 2 and n.input[2] else None
+    dtype = numpy_helper.to_array(inits[zp]).dtype if zp in inits else np.dtype(np.uint8)
+    codes = f"{reader}:{y}/q" if reader else f"{y}/q"  # the quantizer's name: per-layer times map it back
+    nodes = [helper.make_node("QuantizeLinear", list(n.input[:3]), [codes])]
+    if "hi" in at:
+        bounds = [f"{y}/lo", f"{y}/hi"]
+        for name, v in zip(bounds, (at.get("lo", 0), at["hi"])):
+            model.graph.initializer.append(numpy_helper.from_array(np.array(v, dtype=dtype), name))
+        nodes.append(helper.make_node("Clip", [codes, *bounds], [f"{y}/c"]))
+        codes = f"{y}/c"
+    return [*nodes, helper.make_node("DequantizeLinear", [codes, n.input[1]], [y])]
+
+
+_EXPAND = {PACKED_DQ: _packed_dq, BIAS_DQ: _bias_dq, QCDQ: _qcdq}
+
+
+def _expand_fused(model: onnx.ModelProto) -> None:
+    """Replace every fused node (:data:`PACKED_DQ`, :data:`BIAS_DQ`, :data:`QCDQ`) by the standard nodes it
+    stands for, in place."""
+    inits = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, str] = {}  # tensor -> the first named node (a layer) reading it, else producing it
+    for n in model.graph.node:
+        for i in n.input if n.name else ():
+            readers.setdefault(i, n.name)
+    producers = {o: n.name for n in model.graph.node if n.name for o in n.output}
+    for n in model.graph.node:
+        if n.domain == DOMAIN and n.op_type == QCDQ and n.output[0] not in readers:
+            readers[n.output[0]] = producers.get(n.input[0], "")
+    nodes: list[onnx.NodeProto] = []
+    for n in model.graph.node:
+        expand = _EXPAND.get(n.op_type) if n.domain == DOMAIN else None
+        if expand is None:
+            nodes.append(n)
+            continue
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        nodes += expand(model, inits, n, at, readers.get(n.output[0], ""))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
 def unpack_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` with every ``UnpackCodes`` of a constant replaced by its int8 initializer."""
-    nodes = [n for n in model.graph.node if n.op_type == OP and n.domain == DOMAIN]
-    if not nodes:
+    """A copy of ``model`` in plain QDQ form: fused nodes expanded, every ``UnpackCodes`` of a constant
+    replaced by its int8 initializer (``model`` itself when it has none of them)."""
+    if not any(n.domain == DOMAIN for n in model.graph.node):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    try:
+        _expand_fused(out)
+    except (KeyError, IndexError, ValueError) as e:
+        raise BundleError(f"integer artifact: a fused {DOMAIN} node is malformed ({e!r}); re-export.") from e
     inits = {t.name: t for t in out.graph.initializer}
     drop = set()
     keep = []

@@ -23,3 +23,62 @@ def test_out_of_range_codes_and_short_data_are_refused():
         pack_codes(np.array([4]), 3)
     with pytest.raises(BundleError, match="want 2"):
         unpack_codes(np.zeros(1, np.uint8), 3, (5,))
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "resnet20"])
+def test_the_integer_artifact_is_packed_compact_and_bit_exact(name: str) -> None:
+    """The integer target's own lowering (packed weights, compact graph) against the same graph without both:
+    the same logits and codes at every quantizer, every quantizer still mapped back to its torch module."""
+    import torch
+
+    import targets
+    from export.onnx_qdq import to_onnx
+    from export.options import LoweringOptions
+    from runtimes.base import RuntimeOptions
+    from runtimes.bundle import map_layer
+    from runtimes.integer import load_model
+    from tests.runtimes._integer_reference import build_quantized, torch_quantizer_for, zoo_input_shape
+
+    qmodel, pairs = build_quantized(name, seed=0, calib=8)
+    example = torch.zeros(1, *zoo_input_shape(name))
+    passes = targets.get("integer").lowering
+    plain_passes = tuple(p for p in passes if p not in ("pack_weights", "compact_graph"))
+    compact = to_onnx(qmodel, None, example, options=LoweringOptions(passes))
+    plain = to_onnx(qmodel, None, example, options=LoweringOptions(plain_passes))
+    assert not compact.graph.value_info and plain.graph.value_info
+    assert len(compact.SerializeToString()) < 0.85 * len(plain.SerializeToString())
+    assert {n.name for n in compact.graph.node if n.op_type in ("Conv", "Gemm")} == set(pairs)
+    opts = RuntimeOptions(threads=1)
+    a, b = (
+        load_model(compact, layer_bits=pairs, options=opts),
+        load_model(plain, layer_bits=pairs, options=opts),
+    )
+    x = np.random.default_rng(3).normal(size=(8, *zoo_input_shape(name))).astype(np.float32)
+    np.testing.assert_array_equal(a.run(x)["logits"], b.run(x)["logits"])
+    got, want = list(a.run_codes(x).values()), list(b.run_codes(x).values())
+    assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+    last = a.layers()[-1].name
+    mapped = [torch_quantizer_for(q, last) for q in a.quantizers()]
+    assert all(mapped) and mapped == [torch_quantizer_for(q, last) for q in b.quantizers()]
+    # per-layer times name a quantizer's ops after it: they map to the same layers as the plain artifact's
+    assert [map_layer(q.name, pairs) for q in a.quantizers()] == [
+        map_layer(q.name, pairs) for q in b.quantizers()
+    ]
+    assert sum(map_layer(q.name, pairs) is not None for q in a.quantizers()) > len(pairs) // 2
+    assert [(lay.name, lay.w_bits, lay.a_bits) for lay in a.layers()] == [
+        (lay.name, lay.w_bits, lay.a_bits) for lay in b.layers()
+    ]
+
+
+def test_a_fused_node_missing_its_attributes_is_refused():
+    import onnx
+    from onnx import helper
+
+    from runtimes.integer.packing import DOMAIN, PACKED_DQ, unpack_initializers
+
+    node = helper.make_node(PACKED_DQ, ["w", "s"], ["y"], domain=DOMAIN, bits=3)  # no shape
+    graph = helper.make_graph(
+        [node], "g", [], [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
+    )
+    with pytest.raises(BundleError, match="malformed.*'shape'"):
+        unpack_initializers(helper.make_model(graph))

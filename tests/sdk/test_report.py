@@ -100,3 +100,14 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert float(img.std()) > 20 and len(colors) > 30  # text, axes and coloured plots, not a blank page
     blue = (img[:, :, 0] > 150) & (img[:, :, 2] < 100)  # matplotlib's default blue bars are drawn
     assert blue.sum() > 1000
+
+
+def test_report_of_a_bundle_lists_every_artifact_with_its_bytes(tmp_path):
+    from runtimes.bundle import read_manifest
+
+    bundle = make_bundle(tmp_path, targets=("onnxruntime", "integer"))
+    assert main(["report", str(bundle), "--out", str(tmp_path / "rep"), "-q"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    size = read_manifest(bundle).artifacts["model.onnx"].bytes
+    row = f"<td>model.onnx</td><td>onnx-qdq</td><td>{size:,}</td><td>integer, onnxruntime</td>"
+    assert "<h2>Artifacts</h2>" in page and row in page
