@@ -31,6 +31,7 @@ TARGET = register_target(
             "signed_float_clip",
             "slice_strided_pointwise",
             "split_add",
+            "unfused_residual_add",
         ),
         extra="openvino",
         engine_modules=("openvino",),

@@ -26,6 +26,7 @@ from export.passes.remove_identity import RemoveIdentity
 from export.passes.split_add import SplitAddPerQuantizer
 from export.passes.split_pool import SplitConvPerQuantizer, SplitMaxPoolPerQuantizer
 from export.passes.strided_pointwise import SliceStridedPointwise
+from export.passes.unfused_residual_add import UnfusedResidualAdd
 
 __all__ = [
     "ActivationContainers",
@@ -51,6 +52,7 @@ __all__ = [
     "SplitAddPerQuantizer",
     "SplitConvPerQuantizer",
     "SplitMaxPoolPerQuantizer",
+    "UnfusedResidualAdd",
     "check_lowering",
     "pass_names",
     "register_pass",
