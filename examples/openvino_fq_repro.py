@@ -6,11 +6,15 @@ One QDQ residual block, nothing from bpnas: ``a = Q/DQ_int8(conv(x))`` plus ``b 
 summed and quantized to 4 bits. The spec (numpy, float64) rounds ``a`` to its int8 grid before the sum, as
 ONNX QuantizeLinear says. OpenVINO fuses the conv, a's FakeQuantize, the Add and the 4-bit FakeQuantize into
 one convolution with post-ops, and builds a's FakeQuantize there without its rounding (intel_cpu, conv
-post-ops: "drop rounding one special residual pattern"; the FQ must be the conv's first post-op and a sum
-and another FQ must follow). Its codes then equal the spec computed with ``a`` unrounded, to the element.
-With a 1x1 MaxPool (the identity) between a's DequantizeLinear and the Add, the Add has no Convolution
-parent, nothing is fused into a sum, and OpenVINO equals the spec. bpnas's OpenVINO lowering does exactly
-that (export/passes/unfused_residual_add.py).
+post-ops: "drop rounding one special residual pattern", applied when the FakeQuantize is the conv's first
+post-op and a sum and another FakeQuantize follow). Its codes then equal the spec computed with ``a``
+unrounded, up to float32 near-ties. Two identity rewrites restore the spec:
+
+- ``LeakyRelu(alpha=1)`` between the conv and a's quantizer: fused as the conv's first post-op, so the
+  FakeQuantize is second and keeps its rounding; the conv still fuses everything (bpnas's OpenVINO lowering,
+  export/passes/residual_rounding.py);
+- a 1x1 MaxPool between a's DequantizeLinear and the Add: the Add has no Convolution parent, so nothing is
+  fused into a sum (an extra pooling node and a separate Add at run time).
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ SX, SA, SB, SQ = 0.05, 0.0531, 0.0173, 0.377  # no common factors: the sums neve
 C = 8
 
 
-def block(rng: np.random.Generator, pool: bool) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
+VARIANTS = ("plain QDQ block", "LeakyRelu(alpha=1) between the conv and its quantizer",
+            "1x1 MaxPool between a's DequantizeLinear and the Add")  # fmt: skip
+
+
+def block(rng: np.random.Generator, variant: int) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
     """The residual block as QDQ ONNX; also its int8 weight codes and int32 bias codes (1x1 conv)."""
     w = rng.integers(-7, 8, (C, C, 1, 1)).astype(np.int8)
     bias = rng.integers(-50, 50, C).astype(np.int32)
@@ -43,14 +51,17 @@ def block(rng: np.random.Generator, pool: bool) -> tuple[onnx.ModelProto, np.nda
         n("QuantizeLinear", ["x", "sx", "u0"], ["xq"]), n("DequantizeLinear", ["xq", "sx", "u0"], ["xd"]),
         n("DequantizeLinear", ["w", "ws", "i0"], ["wd"]), n("DequantizeLinear", ["b", "bs", "z32"], ["bd"]),
         n("Conv", ["xd", "wd", "bd"], ["conv"]),
-        n("QuantizeLinear", ["conv", "sa", "i0"], ["aq"]), n("DequantizeLinear", ["aq", "sa", "i0"], ["ad"]),
+        n("QuantizeLinear", ["conv1" if variant == 1 else "conv", "sa", "i0"], ["aq"]),
+        n("DequantizeLinear", ["aq", "sa", "i0"], ["ad"]),
         n("Relu", ["x"], ["r"]),
         n("QuantizeLinear", ["r", "sb", "u0"], ["bq"]), n("DequantizeLinear", ["bq", "sb", "u0"], ["bdq"]),
-        n("Add", ["ap" if pool else "ad", "bdq"], ["s"]),
+        n("Add", ["ap" if variant == 2 else "ad", "bdq"], ["s"]),
         n("QuantizeLinear", ["s", "sq", "u0"], ["sq8"]), n("Clip", ["sq8", "u0", "hi"], ["s4"]),
         n("DequantizeLinear", ["s4", "sq", "u0"], ["y"]),
     ]  # fmt: skip
-    if pool:
+    if variant == 1:
+        nodes.insert(5, n("LeakyRelu", ["conv"], ["conv1"], alpha=1.0))
+    if variant == 2:
         nodes.insert(7, n("MaxPool", ["ad"], ["ap"], kernel_shape=[1, 1]))
     graph = helper.make_graph(
         nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, C, 16, 16])],
@@ -73,18 +84,18 @@ def spec_values(x: np.ndarray, w: np.ndarray, bias: np.ndarray, round_a: bool) -
 
 
 def openvino_codes(model: onnx.ModelProto, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """OpenVINO's output codes (f32 inference precision) and the conv's fused original layers."""
+    """OpenVINO's output codes (f32 inference precision) and the original layers of its runtime nodes."""
     import openvino as ov
 
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
     compiled = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU", config)
-    fused = ""
+    nodes = []
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
-        if info["layerType"].astype(str) == "Convolution":
-            fused = info["originalLayersNames"].astype(str)
-    return np.rint(compiled(x)[compiled.outputs[0]] / np.float32(SQ)), fused
+        if info["layerType"].astype(str) not in ("Input", "Output", "Const", "Reorder", "Reshape"):
+            nodes.append(f"{info['layerType'].astype(str)}[{info['originalLayersNames'].astype(str)}]")
+    return np.rint(compiled(x)[compiled.outputs[0]] / np.float32(SQ)), " ".join(nodes)
 
 
 def main() -> None:
@@ -98,16 +109,16 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     x = (rng.standard_normal((args.n, C, 16, 16)) * 2).astype(np.float32)
     print(f"OpenVINO {openvino.__version__}, ONNX Runtime {ort.__version__}; {x.size} output codes per row")
-    for pool in (False, True):
-        model, w, bias = block(np.random.default_rng(args.seed), pool)
+    for variant, title in enumerate(VARIANTS):
+        model, w, bias = block(np.random.default_rng(args.seed), variant)
         spec = np.clip(np.rint(spec_values(x, w, bias, True)), 0, 15)
         v = spec_values(x, w, bias, False)
         unrounded, ties = np.clip(np.rint(v), 0, 15), int((np.abs(v - np.floor(v) - 0.5) < 1e-6).sum())
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         ort_codes = np.rint(sess.run(None, {"x": x})[0] / np.float32(SQ))
-        got, fused = openvino_codes(model, x)
-        print(f"\n{'with a 1x1 MaxPool before the Add' if pool else 'plain QDQ block'}")
-        print(f"  OpenVINO conv fused with: {fused}")
+        got, nodes = openvino_codes(model, x)
+        print(f"\n{title}")
+        print(f"  OpenVINO runs: {nodes}")
         print(f"  codes equal to the spec:          OpenVINO {100 * (got == spec).mean():7.3f}%   "
               f"ONNX Runtime {100 * (ort_codes == spec).mean():7.3f}%")  # fmt: skip
         print(f"  codes equal to 'a not rounded':   OpenVINO {100 * (got == unrounded).mean():7.3f}%   "

@@ -31,7 +31,7 @@ TARGET = register_target(
             "signed_float_clip",
             "slice_strided_pointwise",
             "split_add",
-            "unfused_residual_add",
+            "keep_residual_rounding",
         ),
         extra="openvino",
         engine_modules=("openvino",),

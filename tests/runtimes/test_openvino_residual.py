@@ -1,7 +1,7 @@
 """OpenVINO on a residual block lowered for target "openvino": every code equals the QDQ graph's.
 
 OpenVINO's CPU plugin fuses ``conv -> quantizer -> Add -> quantizer`` into one conv with a sum post-op and
-drops the first quantizer's rounding there (export/passes/unfused_residual_add.py); without that pass in the
+drops the first quantizer's rounding there (export/passes/residual_rounding.py); without that pass in the
 target's lowering, 2.2% of this block's 4-bit codes differ (measured with OpenVINO 2026.4).
 """
 

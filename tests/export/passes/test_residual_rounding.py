@@ -1,7 +1,7 @@
 import numpy as np
 
 from export._graph import toposort
-from export.passes import UnfusedResidualAdd
+from export.passes import KeepResidualRounding
 from tests.export._graphs import INT8, UINT8, Builder, copy, data, ops, run
 
 
@@ -19,21 +19,21 @@ def _residual(conv_readers: int = 1):
     return b.model()
 
 
-def test_the_conv_operand_of_a_quantized_add_goes_through_an_identity_pool():
+def test_the_conv_behind_a_residual_operand_gets_an_identity_first_post_op():
     model = _residual()
     xs = data(scale=2.0)
     before = run(copy(model), xs)
-    out, changed = UnfusedResidualAdd().apply(model)
+    out, changed = KeepResidualRounding().apply(model)
     assert changed
     toposort(out)
-    add = next(n for n in out.graph.node if n.name == "add")
-    pools = [n for n in out.graph.node if n.op_type == "MaxPool"]
-    assert len(pools) == 1 and list(add.input)[0] == pools[0].output[0]  # the conv operand only
-    assert [a.ints for a in pools[0].attribute if a.name == "kernel_shape"] == [[1, 1]]
+    (relu,) = [n for n in out.graph.node if n.op_type == "LeakyRelu"]  # the conv operand only, not the skip
+    assert relu.input[0] == next(n for n in out.graph.node if n.name == "conv").output[0]
+    assert [a.f for a in relu.attribute] == [1.0]
+    assert [n.op_type for n in out.graph.node if relu.output[0] in n.input] == ["QuantizeLinear"]
     np.testing.assert_array_equal(run(out, xs), before)
-    assert UnfusedResidualAdd().apply(out)[1] is False
+    assert KeepResidualRounding().apply(out)[1] is False
 
 
 def test_a_conv_whose_output_is_read_twice_is_left_alone():
-    out, changed = UnfusedResidualAdd().apply(_residual(conv_readers=2))
-    assert not changed and "MaxPool" not in ops(out)
+    out, changed = KeepResidualRounding().apply(_residual(conv_readers=2))
+    assert not changed and "LeakyRelu" not in ops(out)
