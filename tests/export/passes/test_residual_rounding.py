@@ -1,18 +1,22 @@
 import numpy as np
+import pytest
 
 from export._graph import toposort
 from export.passes import KeepResidualRounding
 from tests.export._graphs import INT8, UINT8, Builder, copy, data, ops, run
 
 
-def _residual(conv_readers: int = 1):
+def _residual(conv_readers: int = 1, sum_readers: int = 1):
     """x -> conv -> int8 QCDQ, plus a ReLU skip -> uint8 QCDQ, summed and re-quantized to 4 bits."""
     b = Builder()
     x = b.qcdq("x", 0.05, UINT8, 0, 255)
     conv = b.qconv(x, "conv", 4, 4, 0.05)
     a = b.qcdq(conv, 0.0531, INT8, -127, 127)
     skip = b.qcdq(b.node("Relu", ["x"]), 0.0173, UINT8, 0, 255)
-    s = b.qcdq(b.node("Add", [a, skip], name="add"), 0.377, UINT8, 0, 15)
+    total = b.node("Add", [a, skip], name="add")
+    s = b.qcdq(total, 0.377, UINT8, 0, 15)
+    if sum_readers == 2:  # a second quantizer reads the sum: OpenVINO does not quantize it inside the conv
+        s = b.node("Add", [s, b.qcdq(total, 0.031, INT8, -127, 127)])
     if conv_readers == 2:  # the conv's float output is read twice: OpenVINO cannot fuse its quantizer
         s = b.node("Add", [s, b.node("Relu", [conv])])
     b.node("Identity", [s], out="y")
@@ -34,6 +38,7 @@ def test_the_conv_behind_a_residual_operand_gets_an_identity_first_post_op():
     assert KeepResidualRounding().apply(out)[1] is False
 
 
-def test_a_conv_whose_output_is_read_twice_is_left_alone():
-    out, changed = KeepResidualRounding().apply(_residual(conv_readers=2))
+@pytest.mark.parametrize("readers", [{"conv_readers": 2}, {"sum_readers": 2}])
+def test_where_openvino_does_not_fuse_the_sum_the_graph_is_left_alone(readers):
+    out, changed = KeepResidualRounding().apply(_residual(**readers))
     assert not changed and "LeakyRelu" not in ops(out)
