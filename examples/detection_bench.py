@@ -116,7 +116,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("runs/detection_bench"))
-    ap.add_argument("--targets", nargs="+", default=None, help="targets to compare (default: every one here)")
+    ap.add_argument(
+        "--targets", nargs="+", default=None, help="default: every available target taking calibrated scales"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     train, val = sdk.data.shapes(n_train=256, n_val=args.n_val, size=args.size, seed=0)
