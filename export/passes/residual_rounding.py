@@ -27,7 +27,7 @@ from export.passes.registry import register_pass
 
 __all__ = ["KeepResidualRounding"]
 
-_CONVS = ("Conv", "ConvTranspose")
+_CONVS = ("Conv",)  # OpenVINO merges sums into Convolution nodes only (not Deconvolution)
 
 
 def _conv_reader(graph: Graph, dq_out: str) -> onnx.NodeProto | None:
