@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("runs/detection_bench"))
+    ap.add_argument(
+        "--targets", nargs="+", default=None, help="default: every available target taking calibrated scales"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     train, val = sdk.data.shapes(n_train=256, n_val=args.n_val, size=args.size, seed=0)
@@ -128,7 +131,7 @@ def main() -> None:
     )
     q = calibration.calibrate(sdk.quantize(model, cfg), train.loader(32), method="percentile")
     q = calibration.fold_bn(q).eval()
-    names = targets.available()
+    names = args.targets or [t for t in targets.available() if not targets.get(t).power_of_two_scales]
     args.out.mkdir(parents=True, exist_ok=True)
     x0 = torch.from_numpy(val[0][0][None])
     bundle = sdk.export(q, args.out / "det.bpnas", example_input=x0, targets=names,

@@ -22,6 +22,10 @@ plugin default) to trade that for speed.
 
 Thread safety: each calling thread gets its own InferRequest (and queue); the compiled model is shared.
 
+Fused residual sums: where the CPU plugin fuses ``conv -> FakeQuantize -> Add -> FakeQuantize`` into one
+convolution it builds the first FakeQuantize without rounding; the target's lowering keeps it
+(``keep_residual_rounding``, export/passes/residual_rounding.py; ``examples/openvino_fq_repro.py``).
+
 Exact rounding ties: OpenVINO's FakeQuantize rescales in float32, so a value exactly halfway between two codes
 rounds either way (measured: up on some elements, down on others), where the spec rounds half to even. With
 calibrated scales such ties are rare and OpenVINO agrees with the spec on >= 99.6% top-1 (tests/export/

@@ -23,6 +23,7 @@ from export.passes.prune import Prune
 from export.passes.quantize_before_maxpool import QuantizeBeforeMaxPool
 from export.passes.registry import PassSpec, check_lowering, pass_names, register_pass
 from export.passes.remove_identity import RemoveIdentity
+from export.passes.residual_rounding import KeepResidualRounding
 from export.passes.split_add import SplitAddPerQuantizer
 from export.passes.split_pool import SplitConvPerQuantizer, SplitMaxPoolPerQuantizer
 from export.passes.strided_pointwise import SliceStridedPointwise
@@ -37,6 +38,7 @@ __all__ = [
     "FoldActivationIntoQuantize",
     "IntegerOps",
     "IoContract",
+    "KeepResidualRounding",
     "MergeClips",
     "NameLayers",
     "Pass",
