@@ -131,7 +131,7 @@ def main() -> None:
     )
     q = calibration.calibrate(sdk.quantize(model, cfg), train.loader(32), method="percentile")
     q = calibration.fold_bn(q).eval()
-    names = args.targets or [t for t in targets.available() if not targets.get(t).power_of_two_scales]
+    names = args.targets or targets.available(any_scales=True)
     args.out.mkdir(parents=True, exist_ok=True)
     x0 = torch.from_numpy(val[0][0][None])
     bundle = sdk.export(q, args.out / "det.bpnas", example_input=x0, targets=names,

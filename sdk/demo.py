@@ -161,7 +161,7 @@ def _export_and_bench(qmodel: Any, data: Any, preset: DemoPreset, out: Path) -> 
 
     _section("export and run on every installed target")
     # targets that need power-of-two scales (hls4ml: docs/fpga.md) cannot take this calibrated model
-    avail = [t for t in targets.available() if not targets.get(t).power_of_two_scales]
+    avail = targets.available(any_scales=True)
     x_test, y_test = _stack(data.test)
     bundle = sdk.export(
         qmodel.eval(), out / "digits.bpnas", example_input=x_test[:1], targets=avail, labels=list(data.labels)

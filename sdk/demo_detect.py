@@ -113,7 +113,7 @@ def run_detect_demo(
         print(f"{name:<22} {m['map']:>6.3f} {m['map50']:>7.3f} {rep.avg_bits:>9.2f} {rep.b_comp:>7.2f}x")
 
     _section("export and run on every installed target (frames in, boxes out)")
-    avail = targets.available()
+    avail = targets.available(any_scales=True)  # hls4ml needs power-of-two scales (docs/fpga.md)
     x0 = torch.from_numpy(val[0][0][None])
     bundle = sdk.export(qmp.eval(), out / "shapes.bpnas", example_input=x0, targets=avail,
                         labels=list(train.class_names), preprocess=train.preprocess())  # fmt: skip

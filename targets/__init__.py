@@ -54,9 +54,12 @@ def aliases() -> dict[str, str]:
     return registry.aliases()
 
 
-def available() -> list[str]:
-    """Registered targets whose engine is importable and whose hardware requirements hold here."""
-    return [n for n in names() if registry.get(n).available()]
+def available(*, any_scales: bool = False) -> list[str]:
+    """Registered targets whose engine is importable and whose hardware requirements hold here.
+    ``any_scales=True`` keeps only those that take a calibrated model's arbitrary float scales (it drops
+    targets needing power-of-two scales, e.g. hls4ml: docs/fpga.md)."""
+    found = [n for n in names() if registry.get(n).available()]
+    return [n for n in found if not registry.get(n).power_of_two_scales] if any_scales else found
 
 
 def unavailable() -> dict[str, str]:

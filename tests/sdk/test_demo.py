@@ -32,7 +32,7 @@ def test_quick_demo_runs_and_every_target_agrees_with_torch(tmp_path: Path) -> N
     manifest = read_manifest(tmp_path / "digits.bpnas")
     assert manifest.bops.avg_bits <= 3.0 + 1e-9
 
-    served = [t for t in targets.available() if not targets.get(t).power_of_two_scales]
+    served = targets.available(any_scales=True)
     assert served, "no CPU engine installed"
     for name in served:
         row = re.search(rf"^{re.escape(name)}\s+([\d.]+)%\s+([\d.]+)%", out, flags=re.MULTILINE)
@@ -40,6 +40,22 @@ def test_quick_demo_runs_and_every_target_agrees_with_torch(tmp_path: Path) -> N
         test_acc, agree = float(row.group(1)), float(row.group(2))
         assert test_acc > 50.0, f"{name}: test accuracy {test_acc}%"
         assert agree >= 99.0, f"{name}: agrees with torch on {agree}% of test images"
+
+
+def test_quick_detection_demo_serves_boxes_on_every_target(tmp_path: Path) -> None:
+    pytest.importorskip("pycocotools")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "sdk.cli", "demo", "--task", "detect", "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = read_manifest(tmp_path / "shapes.bpnas")
+    assert manifest.task == "detect" and manifest.bops.avg_bits <= 4.0 + 1e-9
+    for name in targets.available(any_scales=True):
+        row = re.search(rf"^{re.escape(name)}\s+([\d.]+)\s+([\d.]+)\s+\S+\s+([\d.]+)$", run.stdout, re.M)
+        assert row is not None, f"no table row for {name}:\n{run.stdout[-2000:]}"
+        assert 0.0 <= float(row.group(1)) <= float(row.group(2)) <= 1.0 and float(row.group(3)) > 0
 
 
 @pytest.mark.parametrize("argv", [["--task", "segment"], ["--task", "detect", "--epochs", "2"]])

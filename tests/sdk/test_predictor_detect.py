@@ -70,9 +70,8 @@ def test_frames_give_detections_in_frame_pixels(det, name, tmp_path):
         from_path = p.predict(str(path))
     for r, g, b in zip(ref, got, batch):
         assert len(g) == len(b)
-        if name in ("integer", "onnxruntime", "tvm"):  # OpenVINO: near-tie codes, see docs/detection.md
-            np.testing.assert_array_equal(g.labels, r.labels)
-            np.testing.assert_allclose(g.boxes, r.boxes, atol=1e-3)
+        np.testing.assert_array_equal(g.labels, r.labels)
+        np.testing.assert_allclose(g.boxes, r.boxes, atol=1e-3)
     np.testing.assert_array_equal(from_path.boxes, got[1].boxes)
     assert all(n in val.class_names for d in got for n in d.names)
 

@@ -252,3 +252,10 @@ def test_artifact_keys_follow_the_pass_lists():
     assert keys["jetson"] == keys["tensorrt"]  # same list, one artifact file
     assert len(set(keys.values())) == len({targets.get(n).lowering for n in ALL})
     assert keys["integer"] != LoweringOptions().key()  # its weights are packed (pack_weights), no other's are
+
+
+def test_available_any_scales_drops_only_power_of_two_targets():
+    every, any_scales = targets.available(), targets.available(any_scales=True)
+    assert set(any_scales) <= set(every)
+    assert {n for n in every if targets.get(n).power_of_two_scales} == set(every) - set(any_scales)
+    assert all(not targets.get(n).power_of_two_scales for n in any_scales)
