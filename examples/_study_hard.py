@@ -32,7 +32,8 @@ BPNAS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "bp-nas theta_lr 5e-3": ("mp", False, {"theta_lr": 5e-3}),
     "bp-nas+knapsack theta_lr 5e-3": ("mpk", False, {"theta_lr": 5e-3, "finish": "knapsack"}),
 }
-METHODS = (*BPNAS, "greedy", "sensitivity", "uniform")
+CEILING = "ceiling: (2,3), layers < 5% of MACs at (8,8)"  # outside b_max 2.5: what cheap layers can buy
+METHODS = (*BPNAS, "greedy", "sensitivity", "uniform", CEILING)
 THETA_LR = float(inspect.signature(sdk.search).parameters["theta_lr"].default)
 
 
@@ -104,6 +105,16 @@ class HardRunner:
                 "config": cfg.to_dict(),
                 "avg_bits": float(int(method[-2]) * int(method[-1])) ** 0.5,
             }
+        if method == CEILING:
+            cfg = sdk.MixedPrecisionConfig.uniform(self.model, 2, 3)
+            rep = sdk.bops(self.model, cfg, input_shape=shape)
+            for layer in rep.layers:
+                if layer.macs < 0.05 * rep.macs:
+                    cfg[layer.name] = (8, 8)
+            return "ceiling", {
+                "config": cfg.to_dict(),
+                "avg_bits": sdk.bops(self.model, cfg, input_shape=shape).avg_bits,
+            }
         if method == "greedy":
 
             def greedy() -> dict[str, Any]:
@@ -132,7 +143,8 @@ class HardRunner:
 
     def methods(self, b: float) -> list[str]:
         uni = [f"uniform{w}{a}" for w, a in uniform_inside(b)] if "uniform" in self.h.methods else []
-        return [m for m in METHODS if m in self.h.methods and m != "uniform"] + uni
+        picked = [m for m in METHODS if m in self.h.methods and m != "uniform" and (m != CEILING or b <= 2.5)]
+        return picked + uni
 
     def accuracy(self, key: str, config: dict[str, Any], seed: int) -> float:
         def make() -> dict[str, Any]:
