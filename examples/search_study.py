@@ -15,6 +15,9 @@ an interrupted study resumes), the tables to OUT/STUDY.md.
     .venv/bin/python examples/search_study.py                   # the full study (~15 min on 2 busy cores)
     .venv/bin/python examples/search_study.py --b-max 2.5 3.0 --only-grid   # split the grid over processes
     .venv/bin/python examples/search_study.py --hard --arch mobilenet    # noisy digits, two archs (HARD_*.md)
+    .venv/bin/python examples/search_study.py --hard --b-max 2.5 --methods bp-nas "bp-nas 16 epochs"
+    .venv/bin/python examples/search_study.py --hard --report-only       # the tables from the cached runs
+    .venv/bin/python examples/search_study.py --budget-use               # budget use, 160 searches
 """
 
 from __future__ import annotations
