@@ -15,6 +15,9 @@ an interrupted study resumes), the tables to OUT/STUDY.md.
     .venv/bin/python examples/search_study.py                   # the full study (~15 min on 2 busy cores)
     .venv/bin/python examples/search_study.py --b-max 2.5 3.0 --only-grid   # split the grid over processes
     .venv/bin/python examples/search_study.py --hard --arch mobilenet    # noisy digits, two archs (HARD_*.md)
+    .venv/bin/python examples/search_study.py --hard --b-max 2.5 --methods bp-nas "bp-nas 16 epochs"
+    .venv/bin/python examples/search_study.py --hard --report-only       # the tables from the cached runs
+    .venv/bin/python examples/search_study.py --budget-use               # budget use, 160 searches
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import torch
 
 import sdk
+from examples._study_hard import METHODS
 from sdk.nas import SearchResult, dnas_search, lambda_sweep
 from sdk.training import evaluate, train
 
@@ -156,6 +160,7 @@ def main() -> None:
     ap.add_argument("--only-grid", action="store_true", help="run the b_max x seed searches only")
     ap.add_argument("--hard", action="store_true", help="the study on noisy digits with two architectures")
     ap.add_argument("--arch", nargs="+", default=None, help="--hard: mobilenet and/or resnet")
+    ap.add_argument("--methods", nargs="+", default=None, help="--hard: a subset of " + ", ".join(METHODS))
     ap.add_argument("--report-only", action="store_true", help="--hard: tables from finished runs only")
     ap.add_argument("--budget-use", action="store_true", help="budget use: 10 seeds x b_max x {3, 16} epochs")
     args = ap.parse_args()
@@ -170,7 +175,13 @@ def main() -> None:
         b_maxes = tuple(args.b_max) if args.b_max else None
         out = Path(args.out or "runs/search_study_hard")
         hard_study(
-            out, args.arch, args.report_only, b_maxes=b_maxes, seeds=args.seeds, search_epochs=args.epochs
+            out,
+            args.arch,
+            args.report_only,
+            b_maxes=b_maxes,
+            seeds=args.seeds,
+            search_epochs=args.epochs,
+            methods=tuple(args.methods) if args.methods else None,
         )
         return
     study = QUICK if args.quick else Study()

@@ -80,7 +80,7 @@ class SearchSettings:
     w_lr: float = 0.05
     w_momentum: float = 0.9
     w_weight_decay: float = 5e-4
-    theta_lr: float = 5e-3
+    theta_lr: float = 0.05  # 10x the first default: short searches barely moved theta (docs/search.md)
     theta_weight_decay: float = 1e-3
     warmup_epochs: int = 0
     weight_paths: Literal["uniform", "mixture", "sampled"] = "uniform"

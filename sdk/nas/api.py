@@ -67,7 +67,7 @@ def search(
     prob1_weight: float = 0.2,
     prob1_ramp: float = 0.3,
     w_lr: float = 0.05,
-    theta_lr: float = 5e-3,
+    theta_lr: float = 0.05,
     warmup_epochs: int | None = None,
     weight_paths: str = "uniform",
     init_margin: float | None = None,
@@ -86,6 +86,8 @@ def search(
     60/40 split of the training set, ``DataSplits.search_split()``). ``model`` should be the float model
     pre-trained with distribution reshaping; it is not modified. ``mode="sampled"`` trains one drawn path
     per step (ProxylessNAS gates) instead of the exact mixture. ``mu`` is a MuSchedule or a constant.
+    ``theta_lr`` is Adam's step for the importance factors (0.05: at 5e-3 a short search barely moved
+    them; docs/search.md).
     The first ``warmup_epochs`` (default ``epochs // 4``) train only the weights, on uniformly drawn paths;
     theta starts tied among the affordable candidates (``init_theta_inside``). ``weight_paths`` chooses
     what the weight steps train after warm-up: ``"uniform"`` (default, one uniformly drawn candidate per group
