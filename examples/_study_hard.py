@@ -32,6 +32,7 @@ BPNAS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "bp-nas 16 epochs": ("mp", True, {}),
     "bp-nas theta_lr 5e-3": ("mp", False, {"theta_lr": 5e-3}),
     "bp-nas+knapsack theta_lr 5e-3": ("mpk", False, {"theta_lr": 5e-3, "finish": "knapsack"}),
+    "bp-nas sens-start": ("mps", False, {"start": "sensitivity"}),
 }
 CEILING = "ceiling: (2,3), layers < 5% of MACs at (8,8)"  # outside b_max 2.5: what cheap layers can buy
 METHODS = (*BPNAS, "greedy", "sensitivity", "uniform", CEILING)
@@ -138,7 +139,8 @@ class HardRunner:
         def mp() -> dict[str, Any]:
             r = sdk.search(self.model, w, a, b_max=b, epochs=epochs, seed=seed, progress=False, **kw)
             return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "fill_moves": len(r.fill_moves),
-                    "pre_fill_bits": r.pre_repair_avg_bits}  # fmt: skip
+                    "pre_fill_bits": r.pre_repair_avg_bits, "start": r.start,
+                    "start_seconds": r.start_seconds, "start_led": r.start_config is not None}  # fmt: skip
 
         return name, self.cached(name, mp)
 
