@@ -204,16 +204,39 @@ def cell_lines(b: float, cell: Cell) -> list[str]:
     return lines
 
 
+VERSUS = "bp-nas sens-start"  # the variant compared, paired, with bp-nas, sensitivity and best uniform
+
+
+def versus_lines(b: float, cell: Cell, variant: str = VERSUS) -> list[str]:
+    """``variant`` minus bp-nas, the sensitivity knapsack and the best uniform inside, paired per seed."""
+    runs = cell.get(variant, {})
+    uniforms = [m for m in cell if m.startswith("uniform")]
+    best_u = max(uniforms, key=lambda m: statistics.mean(v[0] for v in cell[m].values())) if uniforms else ""
+    parts = []
+    for other in ("bp-nas", "sensitivity", best_u):
+        common = sorted(set(runs) & set(cell.get(other, {})))
+        diff = [runs[s][0] - cell[other][s][0] for s in common]
+        won = f"{sum(d > 0 for d in diff)}/{len(diff)}"
+        parts.append(f"{_ms(diff)} ({won})" if diff else "-")
+    cost = statistics.mean(v[2] for v in runs.values())
+    return [f"| {b} | {len(runs)} | {' | '.join(parts)} | {best_u} | {cost:.1f} |"]
+
+
 def run_arch(h: Hard, arch: str, out: Path) -> list[str]:
     r = HardRunner(h, arch, out)
     lines = [f"### {arch} (float test accuracy {100 * r.float_acc:.2f}%)", "",
              "| b_max | method | avg bits | test acc % (mean ± std) | MP − method, paired (mean ± std) "
              "| MP wins | cost s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    versus = [f"{VERSUS} minus, paired (mean ± std, wins):", "",
+              "| b_max | seeds | − bp-nas | − sensitivity | − best uniform | best uniform | cost s |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for b in h.b_maxes:
         cell = measure(r, b)
         if cell:
             lines += cell_lines(b, cell)
-    return lines
+        if cell.get(VERSUS):
+            versus += versus_lines(b, cell)
+    return lines + ([""] + versus if len(versus) > 4 else [])
 
 
 def hard_study(out: Path, archs: Sequence[str] | None = None, report_only: bool = False, **over: Any) -> None:
