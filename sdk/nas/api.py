@@ -81,7 +81,7 @@ def search(
     fill: bool = True,
     finish: str = "fill",
     budget: Mapping[str, float] | None = None,
-    start: str = "hinge",
+    start: str = "sensitivity",
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -106,10 +106,11 @@ def search(
     ``budget={"weight_kb": KB, "cycles": N}`` adds limits guaranteed like b_max, each with its own barrier,
     priced by ``target`` (``sdk.nas.budget``; weight bytes at the searched bits without one);
     ``result.certificate.checks`` recounts every limit on the model.
-    ``start="sensitivity"`` (HAWQ-initialised BP-NAS) first measures each candidate's val-loss increase on the
-    untrained supernet and solves the knapsack, as ``sdk.nas.sensitivity_config`` does, and makes that config
-    every group's lead at the start (inside every barrier; ``result.start_config``, its cost in
-    ``result.start_seconds``); ``"hinge"`` (default) starts from the cost-only hinge.
+    ``start="sensitivity"`` (default; HAWQ-initialised BP-NAS) first measures each candidate's val-loss
+    increase on the untrained supernet and solves the knapsack, as ``sdk.nas.sensitivity_config`` does, and
+    makes that config every group's lead at the start (inside every barrier; ``result.start_config``, its
+    cost in ``result.start_seconds``); ``"hinge"`` starts from the cost-only hinge (the default until
+    session 6; docs/search.md).
     """
     mu_s = (
         mu if isinstance(mu, MuSchedule) else (MuSchedule() if mu is None else MuSchedule.constant(float(mu)))

@@ -27,9 +27,11 @@ def test_sensitivity_start_leads_with_the_knapsack_config_inside_the_budget(tiny
     assert (back.start, back.start_config, back.start_seconds) == (r.start, r.start_config, r.start_seconds)
 
 
-def test_default_start_is_the_hinge(tiny, loaders):
+def test_default_start_is_the_sensitivity_lead_and_hinge_is_an_option(tiny, loaders):
     r = sdk.search(tiny, *loaders, b_max=3.0, epochs=2, seed=1, progress=False)
-    assert (r.start, r.start_config, r.start_seconds) == ("hinge", None, 0.0)
+    assert r.start == "sensitivity" and r.start_config is not None
+    h = sdk.search(tiny, *loaders, b_max=3.0, epochs=2, seed=1, progress=False, start="hinge")
+    assert (h.start, h.start_config, h.start_seconds) == ("hinge", None, 0.0)
 
 
 def test_unknown_start_is_refused_with_the_choices(tiny, loaders):
