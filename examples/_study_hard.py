@@ -38,6 +38,7 @@ BPNAS: dict[str, tuple[str, bool, dict[str, Any]]] = {
         {"theta_lr": 5e-3, "finish": "knapsack", "start": "hinge"},
     ),
     "bp-nas sens-start": ("mps", False, {"start": "sensitivity"}),
+    "bp-nas sens-start 16 epochs": ("mps", True, {"start": "sensitivity"}),
 }
 CEILING = "ceiling: (2,3), layers < 5% of MACs at (8,8)"  # outside b_max 2.5: what cheap layers can buy
 METHODS = (*BPNAS, "greedy", "sensitivity", "uniform", CEILING)
