@@ -1,6 +1,7 @@
 """The search study on tasks harder than digits (``search_study.py --hard``): for each architecture, b_max and
-seed, BP-NAS (the default 4-epoch search from the float model, the paper's longer 16-epoch one, and the
-previous default theta_lr 5e-3) vs every uniform config inside the budget vs the greedy and the
+seed, BP-NAS (the 4-epoch search from the float model with the hinge start, the paper's longer 16-epoch
+one, the previous theta_lr 5e-3, and the measured-sensitivity start, the default since session 6, at 4 and 16
+epochs) vs every uniform config inside the budget vs the greedy and the
 measured-sensitivity knapsack baselines, every config retrained with the same recipe and seed.
 Every search and retrain is cached as JSON under OUT/<arch>/, so the study resumes and can be split over
 processes (``--arch``); the tables go to OUT/HARD.md (means, stds, paired differences, search cost).

@@ -17,6 +17,7 @@ an interrupted study resumes), the tables to OUT/STUDY.md.
     .venv/bin/python examples/search_study.py --hard --arch mobilenet    # noisy digits, two archs (HARD_*.md)
     .venv/bin/python examples/search_study.py --hard --b-max 2.5 --methods bp-nas "bp-nas 16 epochs"
     .venv/bin/python examples/search_study.py --hard --report-only       # the tables from the cached runs
+    .venv/bin/python examples/search_study.py --hard --arch resnet --methods "bp-nas sens-start"
     .venv/bin/python examples/search_study.py --budget-use               # budget use, 160 searches
 """
 
