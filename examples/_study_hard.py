@@ -1,6 +1,7 @@
 """The search study on tasks harder than digits (``search_study.py --hard``): for each architecture, b_max and
-seed, BP-NAS (the default 4-epoch search from the float model, the paper's longer 16-epoch one, and the
-previous default theta_lr 5e-3) vs every uniform config inside the budget vs the greedy and the
+seed, BP-NAS (the 4-epoch search from the float model with the hinge start, the paper's longer 16-epoch
+one, the previous theta_lr 5e-3, and the measured-sensitivity start, the default since session 6, at 4 and 16
+epochs) vs every uniform config inside the budget vs the greedy and the
 measured-sensitivity knapsack baselines, every config retrained with the same recipe and seed.
 Every search and retrain is cached as JSON under OUT/<arch>/, so the study resumes and can be split over
 processes (``--arch``); the tables go to OUT/HARD.md (means, stds, paired differences, search cost).
@@ -25,13 +26,20 @@ from sdk.data import split_loader
 from sdk.nas import greedy_config, sensitivity_config
 from sdk.training import evaluate, train
 
-# BP-NAS variants: label -> (cache prefix, long search?, extra sdk.search keywords). "bp-nas" is the default
-# search (theta_lr 0.05 since issue 12); the 5e-3 rows are the previous default, kept for comparison.
+# BP-NAS variants: label -> (cache prefix, long search?, extra sdk.search keywords). "bp-nas" is the search
+# with the hinge start (theta_lr 0.05 since issue 12; the default until "bp-nas sens-start", the measured-
+# sensitivity start, became it in session 6); the 5e-3 rows are the previous theta_lr, kept for comparison.
 BPNAS: dict[str, tuple[str, bool, dict[str, Any]]] = {
-    "bp-nas": ("mp", False, {}),
-    "bp-nas 16 epochs": ("mp", True, {}),
-    "bp-nas theta_lr 5e-3": ("mp", False, {"theta_lr": 5e-3}),
-    "bp-nas+knapsack theta_lr 5e-3": ("mpk", False, {"theta_lr": 5e-3, "finish": "knapsack"}),
+    "bp-nas": ("mp", False, {"start": "hinge"}),
+    "bp-nas 16 epochs": ("mp", True, {"start": "hinge"}),
+    "bp-nas theta_lr 5e-3": ("mp", False, {"theta_lr": 5e-3, "start": "hinge"}),
+    "bp-nas+knapsack theta_lr 5e-3": (
+        "mpk",
+        False,
+        {"theta_lr": 5e-3, "finish": "knapsack", "start": "hinge"},
+    ),
+    "bp-nas sens-start": ("mps", False, {"start": "sensitivity"}),
+    "bp-nas sens-start 16 epochs": ("mps", True, {"start": "sensitivity"}),
 }
 CEILING = "ceiling: (2,3), layers < 5% of MACs at (8,8)"  # outside b_max 2.5: what cheap layers can buy
 METHODS = (*BPNAS, "greedy", "sensitivity", "uniform", CEILING)
@@ -138,7 +146,8 @@ class HardRunner:
         def mp() -> dict[str, Any]:
             r = sdk.search(self.model, w, a, b_max=b, epochs=epochs, seed=seed, progress=False, **kw)
             return {"config": r.config.to_dict(), "avg_bits": r.avg_bits, "fill_moves": len(r.fill_moves),
-                    "pre_fill_bits": r.pre_repair_avg_bits}  # fmt: skip
+                    "pre_fill_bits": r.pre_repair_avg_bits, "start": r.start,
+                    "start_seconds": r.start_seconds, "start_led": r.start_config is not None}  # fmt: skip
 
         return name, self.cached(name, mp)
 
@@ -202,16 +211,39 @@ def cell_lines(b: float, cell: Cell) -> list[str]:
     return lines
 
 
+VERSUS = "bp-nas sens-start"  # the variant compared, paired, with bp-nas, sensitivity and best uniform
+
+
+def versus_lines(b: float, cell: Cell, variant: str = VERSUS) -> list[str]:
+    """``variant`` minus bp-nas, the sensitivity knapsack and the best uniform inside, paired per seed."""
+    runs = cell.get(variant, {})
+    uniforms = [m for m in cell if m.startswith("uniform")]
+    best_u = max(uniforms, key=lambda m: statistics.mean(v[0] for v in cell[m].values())) if uniforms else ""
+    parts = []
+    for other in ("bp-nas", "sensitivity", best_u):
+        common = sorted(set(runs) & set(cell.get(other, {})))
+        diff = [runs[s][0] - cell[other][s][0] for s in common]
+        won = f"{sum(d > 0 for d in diff)}/{len(diff)}"
+        parts.append(f"{_ms(diff)} ({won})" if diff else "-")
+    cost = statistics.mean(v[2] for v in runs.values())
+    return [f"| {b} | {len(runs)} | {' | '.join(parts)} | {best_u} | {cost:.1f} |"]
+
+
 def run_arch(h: Hard, arch: str, out: Path) -> list[str]:
     r = HardRunner(h, arch, out)
     lines = [f"### {arch} (float test accuracy {100 * r.float_acc:.2f}%)", "",
              "| b_max | method | avg bits | test acc % (mean ± std) | MP − method, paired (mean ± std) "
              "| MP wins | cost s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    versus = [f"{VERSUS} minus, paired (mean ± std, wins):", "",
+              "| b_max | seeds | − bp-nas | − sensitivity | − best uniform | best uniform | cost s |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for b in h.b_maxes:
         cell = measure(r, b)
         if cell:
             lines += cell_lines(b, cell)
-    return lines
+        if cell.get(VERSUS):
+            versus += versus_lines(b, cell)
+    return lines + ([""] + versus if len(versus) > 4 else [])
 
 
 def hard_study(out: Path, archs: Sequence[str] | None = None, report_only: bool = False, **over: Any) -> None:

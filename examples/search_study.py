@@ -17,6 +17,7 @@ an interrupted study resumes), the tables to OUT/STUDY.md.
     .venv/bin/python examples/search_study.py --hard --arch mobilenet    # noisy digits, two archs (HARD_*.md)
     .venv/bin/python examples/search_study.py --hard --b-max 2.5 --methods bp-nas "bp-nas 16 epochs"
     .venv/bin/python examples/search_study.py --hard --report-only       # the tables from the cached runs
+    .venv/bin/python examples/search_study.py --hard --arch resnet --methods "bp-nas sens-start"
     .venv/bin/python examples/search_study.py --budget-use               # budget use, 160 searches
 """
 
@@ -160,7 +161,8 @@ def main() -> None:
     ap.add_argument("--only-grid", action="store_true", help="run the b_max x seed searches only")
     ap.add_argument("--hard", action="store_true", help="the study on noisy digits with two architectures")
     ap.add_argument("--arch", nargs="+", default=None, help="--hard: mobilenet and/or resnet")
-    ap.add_argument("--methods", nargs="+", default=None, help="--hard: a subset of " + ", ".join(METHODS))
+    methods = ", ".join(METHODS).replace("%", "%%")  # argparse %-formats help strings
+    ap.add_argument("--methods", nargs="+", default=None, help="--hard: a subset of " + methods)
     ap.add_argument("--report-only", action="store_true", help="--hard: tables from finished runs only")
     ap.add_argument("--budget-use", action="store_true", help="budget use: 10 seeds x b_max x {3, 16} epochs")
     args = ap.parse_args()

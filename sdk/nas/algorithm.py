@@ -61,7 +61,10 @@ from sdk.nas.sampling import argmax_choice
 from sdk.nas.schedule import MuSchedule
 from sdk.nas.supernet import Supernet
 
-__all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record"]
+__all__ = ["SearchSettings", "INSIDE_TOL", "run_supernet", "snapshot_record", "START_CHOICES"]
+
+#: how theta starts: the cost-only hinge (``init_theta_inside``) or led by the measured-sensitivity knapsack
+START_CHOICES = ("hinge", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class SearchSettings:
     steps_per_epoch: int | None = None
     fill: bool = True
     finish: Literal["fill", "knapsack"] = "fill"
+    start: Literal["hinge", "sensitivity"] = "hinge"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.b_max, (int, float)) and math.isfinite(self.b_max) and self.b_max > 0):
@@ -106,6 +110,10 @@ class SearchSettings:
             )
         if self.finish not in ("fill", "knapsack"):
             raise InputError(f"finish must be 'fill' or 'knapsack', got {self.finish!r}.")
+        if self.start not in START_CHOICES:
+            raise InputError(
+                f"start must be one of {', '.join(map(repr, START_CHOICES))}, got {self.start!r}."
+            )
         if self.objective not in ("barrier", "dnas"):
             raise InputError(f"objective must be 'barrier' or 'dnas', got {self.objective!r}.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

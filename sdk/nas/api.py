@@ -4,8 +4,9 @@ certificate). Also the engine of the DNAS baseline, which shares everything but 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from sdk.config import MixedPrecisionConfig
 from sdk.device import check_device
 from sdk.errors import InputError
 from sdk.loop import LossFn, default_loss, to_device
@@ -25,7 +27,7 @@ from sdk.nas.budget import floor as budget_floor
 from sdk.nas.certificate import certify, recount
 from sdk.nas.constraints import Constraint, all_inside
 from sdk.nas.fill import FILL_BATCHES, FillMove, affordable_upgrades, fill, path_losses
-from sdk.nas.heuristics import knapsack
+from sdk.nas.heuristics import dearest_choice, knapsack, sensitivity_choice
 from sdk.nas.history import SearchHistory
 from sdk.nas.mixed import Mode
 from sdk.nas.result import SearchResult
@@ -39,7 +41,7 @@ from sdk.nas.space import (
     normalize_candidates,
     restrict_to_target,
 )
-from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside, init_theta_within
+from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside, init_theta_lead, init_theta_within
 from sdk.quant.convert import is_quantized, set_unsigned_act_bits, target_unsigned_act_bits
 from sdk.quant.layers import quantizable_layer_names
 
@@ -79,6 +81,7 @@ def search(
     fill: bool = True,
     finish: str = "fill",
     budget: Mapping[str, float] | None = None,
+    start: str = "sensitivity",
 ) -> SearchResult:
     """Search per-layer (w, a) bits for ``model`` under avg bits <= ``b_max`` (BP-NAS, Algorithm 1).
 
@@ -103,6 +106,11 @@ def search(
     ``budget={"weight_kb": KB, "cycles": N}`` adds limits guaranteed like b_max, each with its own barrier,
     priced by ``target`` (``sdk.nas.budget``; weight bytes at the searched bits without one);
     ``result.certificate.checks`` recounts every limit on the model.
+    ``start="sensitivity"`` (default; HAWQ-initialised BP-NAS) first measures each candidate's val-loss
+    increase on the untrained supernet and solves the knapsack, as ``sdk.nas.sensitivity_config`` does, and
+    makes that config every group's lead at the start (inside every barrier; ``result.start_config``, its
+    cost in ``result.start_seconds``); ``"hinge"`` starts from the cost-only hinge (the default until
+    session 6; docs/search.md).
     """
     mu_s = (
         mu if isinstance(mu, MuSchedule) else (MuSchedule() if mu is None else MuSchedule.constant(float(mu)))
@@ -112,7 +120,7 @@ def search(
         b_max=float(b_max), epochs=epochs, seed=seed, mode=mode, mu=mu_s, prob1_weight=prob1_weight,
         prob1_ramp=prob1_ramp, w_lr=w_lr, theta_lr=theta_lr, warmup_epochs=warmup, reshape_k=reshape_k,
         steps_per_epoch=steps_per_epoch, fill=fill,
-        weight_paths=weight_paths, finish=finish,  # type: ignore[arg-type]
+        weight_paths=weight_paths, finish=finish, start=start,  # type: ignore[arg-type]
     )  # fmt: skip
     return run_search(
         model, train_loader, val_loader, settings, candidates=candidates, groups=groups, target=target,
@@ -210,9 +218,12 @@ def run_search(
         set_unsigned_act_bits(sn, target_unsigned_act_bits(target))
     sn.calibrate(x0.to(device))
     ends = _Ends(model, shape, cons, limits, target, method)
-    if guarantee and not _start_inside(sn, cons, init_margin):
+    targets = _start_inside(sn, cons, init_margin) if guarantee else []
+    if guarantee and targets is None:
         # A limit admits (almost) only the floor config; there is nothing to search.
         return _finish(sn, settings, _trivial_history(sn, settings, floor_choice), floor_choice, ends)
+    if guarantee and targets and settings.start == "sensitivity":
+        ends = _sensitivity_start(sn, ends, targets, floor_choice, (val_loader, loss_fn, device))
     extra = {
         "groups": [(g.name, g.layers, g.candidates, g.macs) for g in space.groups],
         "shape": shape,
@@ -247,6 +258,7 @@ class _Ends:
     limits: dict[str, float]
     target: Any
     method: str
+    start: tuple[str, MixedPrecisionConfig | None, float] = ("hinge", None, 0.0)  # start, its lead, seconds
 
 
 def _target_name(target: Any) -> str | None:
@@ -254,23 +266,49 @@ def _target_name(target: Any) -> str | None:
     return None if priced is None else str(priced.name)
 
 
-def _start_inside(sn: Supernet, cons: Sequence[Constraint], init_margin: float | None) -> bool:
-    """Start theta strictly inside every constraint (the barrier's domain); False when a limit leaves no room
-    above its floor (within 2 * INSIDE_TOL in barrier units) or no start gets inside."""
+def _start_inside(sn: Supernet, cons: Sequence[Constraint], init_margin: float | None) -> list[float] | None:
+    """Start theta strictly inside every constraint (the barrier's domain); returns each constraint's start
+    target (expected <= target), None when a limit leaves no room above its floor (within 2 * INSIDE_TOL in
+    barrier units) or no start gets inside."""
     lows = budget_floor(cons)
     gaps = [(c.limit - lows[c.name]) / c.scale for c in cons]
     if any(gap <= 2 * INSIDE_TOL for gap in gaps):
-        return False
+        return None
     bops = cons[0]
     margin = min(init_margin if init_margin is not None else 0.1, 0.5 * gaps[0])
     margin = max(margin, 2 * INSIDE_TOL)
     init_theta_inside(sn, bops.limit, margin)
-    if len(cons) == 1:
-        return True
     targets = [bops.limit - margin] + [
         c.limit - c.scale * max(min(0.05, 0.5 * gap), 2 * INSIDE_TOL) for c, gap in zip(cons[1:], gaps[1:])
     ]
-    return init_theta_within(sn, cons, targets)
+    return targets if len(cons) == 1 or init_theta_within(sn, cons, targets) else None
+
+
+def _sensitivity_start(
+    sn: Supernet,
+    ends: _Ends,
+    targets: Sequence[float],
+    floor: Sequence[int],
+    where: tuple[DataLoader, LossFn | None, Any],
+) -> _Ends:
+    """start="sensitivity": each candidate's val loss on the untrained supernet (every other group at its
+    dearest), the knapsack over it inside every constraint (``sdk.nas.heuristics.sensitivity_choice``, as in
+    ``sensitivity_config``), then that config leads every group (``init_theta_lead``, inside every start
+    target). Without a knapsack solution or a lead inside, the hinge start stays (``start_config`` None)."""
+    t0 = time.perf_counter()
+    val_loader, loss_fn, device = where
+    space, cons = sn.space, ends.constraints
+    losses = _fill_losses(sn, dearest_choice(space), cons, val_loader, loss_fn, device, every_pair=True)
+    choice, _ = sensitivity_choice(space, losses, cons) if losses else (None, [])
+
+    def ok() -> bool:
+        probs = sn.probs()
+        return all(float(c.expected(probs)) <= t for c, t in zip(cons, targets))
+
+    if choice is not None and init_theta_lead(sn, choice, floor, ok) is None:
+        choice = None
+    lead = space.config(choice) if choice is not None else None
+    return replace(ends, start=("sensitivity", lead, time.perf_counter() - t0))
 
 
 def _finish(
@@ -320,6 +358,9 @@ def _finish(
         method=ends.method,
         budget=dict(ends.limits),
         target=_target_name(ends.target) if ends.limits else None,
+        start=ends.start[0],
+        start_config=ends.start[1],
+        start_seconds=ends.start[2],
     )
 
 

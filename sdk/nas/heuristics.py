@@ -33,7 +33,15 @@ from sdk.nas.certificate import Certificate, Certified, certify
 from sdk.nas.constraints import BopsBudget, Constraint, all_inside
 from sdk.nas.space import PAPER_CANDIDATES, SearchSpace
 
-__all__ = ["HeuristicResult", "greedy_config", "sensitivity_config", "knapsack"]
+__all__ = [
+    "HeuristicResult",
+    "greedy_config",
+    "sensitivity_config",
+    "knapsack",
+    "sensitivity_choice",
+    "dearest_choice",
+    "every_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -121,16 +129,34 @@ def sensitivity_config(
     space, cons, floor = _space(model, shape, candidates, groups, target, b_max, budget)
     sn = build_supernet(model, space).to(device)
     sn.calibrate(data[0][0])
-    dearest = [max(range(len(g.candidates)), key=lambda j: (g.cost(j), j)) for g in space.groups]
-    pairs = [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
-    losses = path_losses(sn, dearest, pairs, data, loss_fn if loss_fn is not None else default_loss)
-    base = losses[(0, dearest[0])]
-    delta = [[losses[(gi, j)] - base for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
-    choice = knapsack(space, delta, cons) or floor
+    losses = path_losses(sn, dearest_choice(space), every_pair(space), data, loss_fn or default_loss)
+    best, delta = sensitivity_choice(space, losses, cons)
+    choice = best or floor
     config = space.config(choice)
     cert = certify(model, config, shape, float(b_max), budget, target)
     sens = {g.name: tuple(d) for g, d in zip(space.groups, delta)}
     return HeuristicResult("sensitivity", config, cert, float(b_max), time.perf_counter() - t0, sens)
+
+
+def dearest_choice(space: SearchSpace) -> list[int]:
+    """Every group at its dearest candidate: the path each group's sensitivity is measured around."""
+    return [max(range(len(g.candidates)), key=lambda j: (g.cost(j), j)) for g in space.groups]
+
+
+def every_pair(space: SearchSpace) -> list[tuple[int, int]]:
+    """Every (group, candidate) of ``space``: the switches the sensitivity measurement runs."""
+    return [(gi, j) for gi, g in enumerate(space.groups) for j in range(len(g.candidates))]
+
+
+def sensitivity_choice(
+    space: SearchSpace, losses: Mapping[tuple[int, int], float], constraints: Sequence[Constraint]
+) -> tuple[list[int] | None, list[list[float]]]:
+    """The measured-sensitivity knapsack: from ``losses[(gi, j)]`` (the loss with group gi at j, every other
+    group at its dearest, :func:`dearest_choice`), the loss increase of each candidate and the config that
+    minimises their sum inside ``constraints`` (None when the solver finds none)."""
+    base = losses[(0, dearest_choice(space)[0])]
+    delta = [[losses[(gi, j)] - base for j in range(len(g.candidates))] for gi, g in enumerate(space.groups)]
+    return knapsack(space, delta, constraints), delta
 
 
 def knapsack(

@@ -31,6 +31,8 @@ class SearchResult(Certified):
     (``pre_repair_config``, at ``pre_repair_avg_bits``) exceeded b_max and was lowered by ``repair_moves``.
     ``fill_moves`` then raised groups to dearer candidates until none fits (``sdk.nas.fill``: the config is
     maximal under every constraint), in the order of their measured validation-loss drop per BOP.
+    ``start`` is how theta started ("hinge", or "sensitivity": led by ``start_config``, the
+    measured-sensitivity knapsack, measured in ``start_seconds``, part of the search's cost).
     """
 
     config: MixedPrecisionConfig
@@ -48,6 +50,9 @@ class SearchResult(Certified):
     method: str = "bp-nas"
     budget: Mapping[str, float] = field(default_factory=dict)
     target: str | None = None
+    start: str = "hinge"
+    start_config: MixedPrecisionConfig | None = None
+    start_seconds: float = 0.0
 
     @property
     def probs(self) -> Mapping[str, tuple[float, ...]]:
@@ -57,6 +62,7 @@ class SearchResult(Certified):
     def summary(self) -> str:
         rep = f"repaired from {self.pre_repair_avg_bits:.3f}" if self.repaired else "no repair"
         rep += f", {len(self.fill_moves)} fill moves" if self.fill_moves else ""
+        rep += f", sensitivity start {self.start_seconds:.1f} s" if self.start_config is not None else ""
         extra = "".join(
             f", {c.name} {c.value:,.4g} <= {c.limit:,.4g}"
             for c in self.certificate.checks
@@ -74,6 +80,9 @@ class SearchResult(Certified):
             "budget": dict(self.budget),
             "target": self.target,
             "seed": self.seed,
+            "start": self.start,
+            "start_config": None if self.start_config is None else self.start_config.to_dict(),
+            "start_seconds": self.start_seconds,
             "config": self.config.to_dict(),
             "certificate": self.certificate.to_dict(),
             "within": self.within,
@@ -143,6 +152,9 @@ class SearchResult(Certified):
             method=str(d.get("method", "bp-nas")),
             budget={str(k): float(v) for k, v in d.get("budget", {}).items()},
             target=d.get("target"),
+            start=str(d.get("start", "hinge")),
+            start_config=MixedPrecisionConfig.from_dict(d["start_config"]) if d.get("start_config") else None,
+            start_seconds=float(d.get("start_seconds", 0.0)),
         )
 
     @classmethod

@@ -7,6 +7,7 @@ all layers of a group read the same p_g (or, in sampled mode, the same drawn pat
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +20,17 @@ from sdk.nas.space import SearchSpace
 from sdk.quant.convert import quantize_residual_adds
 from sdk.quant.layers import quantizable_layers
 
-__all__ = ["Supernet", "build_supernet", "init_theta_inside", "init_theta_within"]
+__all__ = [
+    "Supernet",
+    "build_supernet",
+    "init_theta_inside",
+    "init_theta_within",
+    "init_theta_lead",
+    "LEAD_SPREAD",
+]
+
+#: start="sensitivity": the share of every group's p kept on the hinge start (every candidate stays reachable)
+LEAD_SPREAD = 0.1
 
 
 class Supernet(nn.Module):
@@ -236,3 +247,52 @@ def init_theta_within(supernet: Supernet, constraints: Sequence[Any], targets: S
         if _solve_beta(supernet, list(tilt), ok, beta_max=1e12) is not None:
             return True
     return False
+
+
+@torch.no_grad()
+def init_theta_lead(
+    supernet: Supernet,
+    lead: Sequence[int],
+    floor: Sequence[int],
+    ok: Callable[[], bool],
+    spread: float = LEAD_SPREAD,
+) -> float | None:
+    """Make config ``lead`` every group's Eq. 8 argmax at the start (``sdk.search(start="sensitivity")``).
+
+    From the current start p0 (the hinge start, inside every target):
+    ``p_g = (1 - eps - spread) onehot(lead_g) + eps onehot(floor_g) + spread p0_g``, theta = log p, with the
+    smallest eps in [0, 1 - spread] for which ``ok()`` (every constraint's expected value within its start
+    target) holds, by bisection: each expected value is monotone in eps, and the end eps = 1 - spread mixes
+    the floor config and p0, both inside. ``lead`` leads while eps < (1 - spread) / 2, by
+    log((1 - eps - spread) / eps) nats over the floor; a lead that fits with room gets eps = 0 (a lead of
+    log((1 - spread) / spread) nats or more). Returns eps; None (theta left as it was) when even the end is
+    outside.
+    """
+    old = [t.detach().clone() for t in supernet.theta]
+    log_p0 = [torch.log_softmax(t.double(), 0) for t in old]
+
+    def set_eps(eps: float) -> bool:
+        for t, lp0, k, f in zip(supernet.theta, log_p0, lead, floor):
+            p = torch.zeros_like(lp0)
+            p[int(k)] += max(0.0, 1.0 - eps - spread)
+            p[int(f)] += eps
+            terms = torch.stack([p.log(), lp0 + math.log(spread)])  # log of the mixture, finite via p0
+            t.copy_(torch.logsumexp(terms, 0).to(t.dtype))
+        return ok()
+
+    hi = 1.0 - spread
+    if set_eps(0.0):
+        return 0.0
+    if not set_eps(hi):
+        for t, o in zip(supernet.theta, old):
+            t.copy_(o)
+        return None
+    lo = 0.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if set_eps(mid):
+            hi = mid
+        else:
+            lo = mid
+    set_eps(hi)  # the inside end of the bracket
+    return hi

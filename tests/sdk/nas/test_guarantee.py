@@ -156,7 +156,8 @@ def test_search_repairs_an_over_budget_argmax_and_certifies(tiny, loaders, monke
         return 0, 0.0
 
     monkeypatch.setattr("sdk.nas.api.init_theta_inside", over_budget_start)
-    res = sdk.search(tiny, *loaders, b_max=4.0, epochs=1, progress=False, steps_per_epoch=1, theta_lr=0.0)
+    res = sdk.search(tiny, *loaders, b_max=4.0, epochs=1, progress=False, steps_per_epoch=1, theta_lr=0.0,
+                     start="hinge")  # the patched start is the hinge's  # fmt: skip
     assert res.repaired and res.pre_repair_avg_bits > 4.0 and res.repair_moves
     assert res.certificate.within(4.0) and res.avg_bits <= 4.0
     assert sdk.bops(tiny, res.config, input_shape=(1, 1, 8, 8)).avg_bits == res.certificate.avg_bits
