@@ -170,6 +170,12 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cycles", type=float, default=None, help="limit on cycles per sample on --target's MAC array"
     )
+    p.add_argument(
+        "--start",
+        choices=("sensitivity", "hinge"),
+        default=None,
+        help="theta start: the measured-sensitivity knapsack leads (default) or the cost-only hinge",
+    )
 
 
 def search_keywords(args: argparse.Namespace, *, progress: bool) -> dict[str, Any]:
@@ -188,7 +194,7 @@ def search_keywords(args: argparse.Namespace, *, progress: bool) -> dict[str, An
         "steps_per_epoch": args.steps_per_epoch,
         "budget": budget or None,
     }
-    for name in ("checkpoint_dir", "mode", "device"):
+    for name in ("checkpoint_dir", "mode", "device", "start"):
         if getattr(args, name, None) is not None:
             kw[name] = getattr(args, name)
     return kw

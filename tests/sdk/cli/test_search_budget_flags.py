@@ -26,7 +26,16 @@ def test_both_entry_points_build_the_same_budget_keywords():
         assert kw["b_max"] == 4.0
     assert cli["device"] == "cpu" and tr["checkpoint_dir"] == "ck" and tr["mode"] == "full"
     plain = search_keywords(build_parser().parse_args(["search"]), progress=False)
-    assert plain["budget"] is None and plain["target"] is None
+    assert plain["budget"] is None and plain["target"] is None and "start" not in plain
+
+
+def test_start_flag_reaches_both_entry_points_and_bad_values_are_refused(capsys):
+    cli = search_keywords(build_parser().parse_args(["search", "--start", "hinge"]), progress=False)
+    tr = search_keywords(torchrun_parser().parse_args(["--start", "hinge"]), progress=False)
+    assert cli["start"] == tr["start"] == "hinge"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "--start", "random"])
+    assert "sensitivity" in capsys.readouterr().err
 
 
 def _argv(project, out):
