@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from sdk._registry import did_you_mean
 from sdk.errors import InputError
 
 if TYPE_CHECKING:  # runtimes.bundle imports LayerPrecision from here
@@ -45,10 +46,7 @@ def typed_options(cls: type[_Options], extra: Mapping[str, Any], engine: str) ->
     known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     for key in extra:
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, known)
             raise InputError(f"unknown {engine} option {key!r}.{hint} Known: {', '.join(known)}.")
     return cls(**dict(extra))
 

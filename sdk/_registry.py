@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from sdk.errors import BpnasError, InputError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 1) -> str:
+    """The hint every unknown-name error carries: ``" Did you mean 'x'?"`` for the closest of ``known`` to
+    ``name``, empty when none is close. difflib is imported on this error path only (deploy cold start)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=n)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 class Registry(Generic[T]):

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sdk._registry import did_you_mean
 from sdk.errors import BudgetInfeasible, InputError
 from sdk.nas.constraints import BopsBudget, Constraint, Cycles, WeightBytes, all_inside
 from sdk.nas.space import SearchSpace
@@ -35,10 +36,7 @@ def check_budget(budget: Mapping[str, Any] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, limit in budget.items():
         if key not in BUDGET_KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), list(BUDGET_KEYS), n=2)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            hint = did_you_mean(key, BUDGET_KEYS, n=2)
             raise InputError(f"unknown budget key {key!r}.{hint} Known: {', '.join(BUDGET_KEYS)}.")
         ok = isinstance(limit, (int, float)) and not isinstance(limit, bool)
         if not (ok and math.isfinite(limit) and limit > 0):
