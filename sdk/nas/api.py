@@ -41,7 +41,14 @@ from sdk.nas.space import (
     normalize_candidates,
     restrict_to_target,
 )
-from sdk.nas.supernet import Supernet, build_supernet, init_theta_inside, init_theta_lead, init_theta_within
+from sdk.nas.supernet import (
+    Supernet,
+    build_supernet,
+    init_theta_inside,
+    init_theta_lead,
+    init_theta_within,
+    within_targets,
+)
 from sdk.quant.convert import is_quantized, set_unsigned_act_bits, target_unsigned_act_bits
 from sdk.quant.layers import quantizable_layer_names
 
@@ -300,11 +307,7 @@ def _sensitivity_start(
     space, cons = sn.space, ends.constraints
     losses = _fill_losses(sn, dearest_choice(space), cons, val_loader, loss_fn, device, every_pair=True)
     choice, _ = sensitivity_choice(space, losses, cons) if losses else (None, [])
-
-    def ok() -> bool:
-        probs = sn.probs()
-        return all(float(c.expected(probs)) <= t for c, t in zip(cons, targets))
-
+    ok = within_targets(sn, cons, targets)
     if choice is not None and init_theta_lead(sn, choice, floor, ok) is None:
         choice = None
     lead = space.config(choice) if choice is not None else None

@@ -26,6 +26,7 @@ __all__ = [
     "init_theta_inside",
     "init_theta_within",
     "init_theta_lead",
+    "within_targets",
     "LEAD_SPREAD",
 ]
 
@@ -219,6 +220,19 @@ def _solve_beta(
     return hi
 
 
+def within_targets(
+    supernet: Supernet, constraints: Sequence[Any], targets: Sequence[float]
+) -> Callable[[], bool]:
+    """The test every theta start must pass: each constraint's expected value under the current theta is
+    within its start target."""
+
+    def ok() -> bool:
+        probs = supernet.probs()
+        return all(float(c.expected(probs)) <= t for c, t in zip(constraints, targets))
+
+    return ok
+
+
 @torch.no_grad()
 def init_theta_within(supernet: Supernet, constraints: Sequence[Any], targets: Sequence[float]) -> bool:
     """Put theta inside every constraint's target (``c.expected <= target``), starting from the BOPs start
@@ -228,10 +242,7 @@ def init_theta_within(supernet: Supernet, constraints: Sequence[Any], targets: S
     BOPs alone the hinge above, up to a constant); then a plain cost tilt. False when neither gets inside (the
     caller then returns its feasible floor config)."""
 
-    def ok() -> bool:
-        probs = supernet.probs()
-        return all(float(c.expected(probs)) <= t for c, t in zip(constraints, targets))
-
+    ok = within_targets(supernet, constraints, targets)
     if ok():
         return True
     tables = [torch.tensor(c.table, dtype=torch.float64) for c in constraints]
