@@ -9,6 +9,7 @@ import onnx
 
 from export._graph import Graph, attr
 from export._qdq import QuantParams, quant_params
+from runtimes.integer.packing import bias_scale
 
 __all__ = [
     "LayerOperands",
@@ -68,8 +69,9 @@ def layer_operands(graph: Graph, node: onnx.NodeProto) -> LayerOperands | None:
 
 
 def acc_scale(xp: QuantParams, wp: QuantParams, channels: int) -> np.ndarray:
-    """s_in * s_w per output channel, float32 (the product ORT and the fake-quant model both compute)."""
-    return np.broadcast_to(xp.scale.reshape(()) * wp.scale.reshape(-1), (channels,)).astype(np.float32)
+    """s_in * s_w per output channel, float32 (the product ORT and the fake-quant model both compute; the
+    same ``bias_scale`` the integer artifact's loader recomputes)."""
+    return np.broadcast_to(bias_scale(xp.scale.reshape(()), wp.scale.reshape(-1)), (channels,)).copy()
 
 
 def plain_gemm(node: onnx.NodeProto, ops: LayerOperands) -> bool:
