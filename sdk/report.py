@@ -14,7 +14,7 @@ import html
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -181,13 +181,21 @@ def _precision_table(manifest: Any) -> str:
 
 def _artifact_table(manifest: Any) -> str:
     """One row per artifact file: format, bytes as the manifest records them, the targets it serves."""
-    rows = []
-    for file, entry in manifest.artifacts.items():
-        users = ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))
-        cells = (file, entry.format, f"{entry.bytes:,}", users)
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = "<tr><th>artifact</th><th>format</th><th>bytes</th><th>targets</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    rows = [
+        {"artifact": file, "format": entry.format, "bytes": f"{entry.bytes:,}",
+         "targets": ", ".join(sorted(t for t, f in manifest.targets.items() if f == file))}
+        for file, entry in manifest.artifacts.items()
+    ]  # fmt: skip
+    return _table(["artifact", "format", "bytes", "targets"], rows)
+
+
+def _table(keys: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """An HTML table: one column per key, one row per mapping, cells escaped (floats to 3 decimals)."""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
@@ -251,12 +259,7 @@ def write_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     if bench_rows:
         keys = ["target", "status", "size_kb", "searched_bits", "deployed_bits", "upcast_layers", "accuracy",
                 "agreement", "p50_ms", "p99_ms", "fps"]  # fmt: skip
-        head = "".join(f"<th>{k}</th>" for k in keys)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k in keys) + "</tr>"
-            for r in bench_rows
-        )
-        parts.append(f"<h2>Bench</h2><table><tr>{head}</tr>{body}</table>")
+        parts.append(f"<h2>Bench</h2>{_table(keys, bench_rows)}")
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>bpnas report</title><style>{_CSS}</style>"
     )
@@ -270,11 +273,7 @@ def _certificate_table(result: Mapping[str, Any] | None) -> str:
     if not checks:
         return '<h2>Budget certificate</h2><p class="missing">not available: needs a search result.json.</p>'
     keys = ["name", "value", "limit", "unit", "inside", "basis"]
-    head = "".join(f"<th>{k}</th>" for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(c.get(k)))}</td>" for k in keys) + "</tr>" for c in checks
-    )
-    return f"<h2>Budget certificate</h2><table><tr>{head}</tr>{body}</table>"
+    return f"<h2>Budget certificate</h2>{_table(keys, checks)}"
 
 
 def _cell(v: Any) -> str:
