@@ -223,10 +223,6 @@ def _check_search(args: argparse.Namespace, model: Any, data: Any) -> None:
     before any training: the checks ``sdk.search`` makes first."""
     from sdk.nas.api import BUDGET_KEYWORDS, check_search_budget
 
-    if args.target:
-        import targets
-
-        targets.resolve(args.target)
     kw = search_keywords(args, progress=False)
     check_search_budget(model, data.input_shape, **{k: kw[k] for k in BUDGET_KEYWORDS})
 
