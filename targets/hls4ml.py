@@ -10,7 +10,8 @@ extra); running needs g++ once, to compile the C simulation into the bundle's ca
 
 from __future__ import annotations
 
-from targets.base import DEFAULT_LOWERING, INT_BITS, CostModel, Target, all_pairs, register_target
+from targets.base import DEFAULT_LOWERING, INT_BITS, Target, all_pairs, register_target
+from targets.integer import TARGET as INTEGER
 
 TARGET = register_target(
     Target(
@@ -26,7 +27,7 @@ TARGET = register_target(
         engine_dist="hls4ml",
         engine_modules=("hls4ml", "qonnx"),
         float_layers=False,
-        cost=CostModel(mac_rows=16, mac_cols=16, clock_mhz=200.0, w_unit=1, a_unit=1),
+        cost=INTEGER.cost,  # the same bit-serial MAC array the integer target prices
         description="hls4ml C simulation (FPGA HLS project), power-of-two scales, bit-exact or refused",
     )
 )
