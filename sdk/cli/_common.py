@@ -21,7 +21,7 @@ __all__ = [
     "check_device",
     "pair",
     "floats",
-    "add_budget_args",
+    "add_search_args",
     "search_keywords",
 ]
 
@@ -154,8 +154,17 @@ def read_config(path: str | os.PathLike[str]) -> Any:
 
 
 # -- bpnas search (and its torchrun entry, sdk.nas.command) ---------------------------------------------
-def add_budget_args(p: argparse.ArgumentParser) -> None:
-    """``--target``, ``--weight-kb`` and ``--cycles``: the flags of ``sdk.search(target=, budget=)``."""
+def add_search_args(p: argparse.ArgumentParser) -> None:
+    """The flags both search entry points share: the budget (``--b-max``, ``--target``, ``--weight-kb``,
+    ``--cycles``), the candidates and groups, the search's length and start, and the retraining epochs."""
+    p.add_argument("--b-max", type=float, default=3.0, help="budget in average bits (Eq. 4)")
+    p.add_argument(
+        "--candidates", type=pair, nargs="+", default=None, help="W,A pairs (default: the paper's 8)"
+    )
+    p.add_argument("--epochs", type=int, default=20, help="search epochs")
+    p.add_argument("--groups", choices=("layer", "block"), default="layer")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on search steps per epoch")
+    p.add_argument("--retrain-epochs", type=int, default=0, help="QAT epochs of the result (0: skip)")
     p.add_argument(
         "--target",
         default=None,

@@ -14,9 +14,9 @@ from typing import Any
 
 from sdk.cli._common import (
     Formatter,
-    add_budget_args,
     add_data_args,
     add_model_args,
+    add_search_args,
     check_device,
     float_model,
     load_data,
@@ -39,18 +39,10 @@ def add_parsers(sub: Any) -> None:
     )
     add_model_args(s)
     add_data_args(s)
-    s.add_argument("--b-max", type=float, default=3.0, help="budget in average bits (Eq. 4)")
-    s.add_argument(
-        "--candidates", type=pair, nargs="+", default=None, help="W,A pairs (default: the paper's 8)"
-    )
-    s.add_argument("--epochs", type=int, default=20, help="search epochs")
-    s.add_argument("--groups", choices=("layer", "block"), default="layer")
-    add_budget_args(s)
+    add_search_args(s)
     s.add_argument(
         "--float-epochs", type=int, default=20, help="float pre-training epochs (0: use --weights as is)"
     )
-    s.add_argument("--retrain-epochs", type=int, default=0, help="QAT epochs of the result (0: skip)")
-    s.add_argument("--steps-per-epoch", type=int, default=None, help="cap on search steps per epoch")
     _common_tail(s, "runs/search", "output folder: float.pt, config.json, result.json, metrics.json")
     s.set_defaults(func=cmd_search)
 

@@ -12,17 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdk.cli._common import add_budget_args, search_keywords
+from sdk.cli._common import add_search_args, search_keywords
 
 __all__ = ["run_search_command", "build_parser"]
-
-
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        w, a = (int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected W,A like 4,4, got {text!r}") from None
-    return w, a
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,19 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default="digits", help="digits | digits:UPSCALE | cifar10:ROOT | folder:ROOT:SIZE"
     )
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--b-max", type=float, default=3.0, help="budget in average bits (Eq. 4)")
-    p.add_argument(
-        "--candidates", type=_pair, nargs="+", default=None, help="W,A pairs (default: the paper's 8)"
-    )
-    p.add_argument("--epochs", type=int, default=20, help="search epochs")
-    p.add_argument("--groups", choices=("layer", "block"), default="layer")
-    add_budget_args(p)
+    add_search_args(p)
     p.add_argument("--mode", choices=("full", "sampled"), default="full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", default=None, help="resume/checkpoint directory")
     p.add_argument("--float-epochs", type=int, default=20, help="float pre-training epochs with reshaping")
-    p.add_argument("--retrain-epochs", type=int, default=0, help="QAT epochs of the result (0: skip)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on search steps per epoch")
     p.add_argument("--out", default="runs/search", help="output directory")
     p.add_argument("--dump-ranks", action="store_true", help="every rank writes rank<R>.json (theta, config)")
     p.add_argument("--no-progress", action="store_true")
