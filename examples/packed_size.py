@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,7 +36,7 @@ import sdk
 import targets
 from export.onnx_qdq import Traced
 from export.options import LoweringOptions
-from runtimes.integer.packing import OP, PACKED_DQ, unpack_initializers
+from runtimes.integer.packing import DOMAIN, FUSABLE_LAYERS, OP, PACKED_DQ, fused_layer, unpack_initializers
 
 MIXED = [(2, 4), (3, 3), (4, 4), (3, 5), (6, 4), (5, 6), (8, 8)]
 CONFIGS = ("(8,8)", "(4,4)", "mixed", "searched")
@@ -79,11 +80,15 @@ def random_bn(model: torch.nn.Module) -> None:
 
 def weight_sources(model: onnx.ModelProto) -> list[str]:
     """Initializers holding layer weight codes, in graph order: int8 codes a DequantizeLinear reads, or the
-    packed bytes an ``UnpackCodes`` or a ``DequantizePacked`` reads."""
+    packed bytes an ``UnpackCodes``, a ``DequantizePacked`` or a fused layer node (``QConv``, ...) reads."""
     inits = {t.name: t for t in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
+    layers = {fused_layer(op) for op in FUSABLE_LAYERS}
     out = []
     for dq in model.graph.node:
+        if dq.domain == DOMAIN and dq.op_type in layers:
+            out.append(dq.input[2])
+            continue
         src = dq.input[0] if dq.op_type in ("DequantizeLinear", PACKED_DQ) else ""
         if dq.op_type == PACKED_DQ or (src in inits and inits[src].data_type == onnx.TensorProto.INT8):
             out.append(src)
@@ -103,21 +108,31 @@ def split(model: onnx.ModelProto) -> tuple[int, int, int]:
     )
 
 
-def codes(model: onnx.ModelProto) -> list[np.ndarray]:
+def codes(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Layer name -> its int8 weight codes, in a plain QDQ graph (an expanded one included)."""
     inits = {t.name: t for t in model.graph.initializer}
-    return [numpy_helper.to_array(inits[n]) for n in weight_sources(model)]
+    producer = {o: n for n in model.graph.node for o in n.output}
+    return {
+        n.name: numpy_helper.to_array(inits[producer[n.input[1]].input[0]])
+        for n in model.graph.node
+        if n.name and n.op_type in FUSABLE_LAYERS
+    }
 
 
-def measure(name: str, which: str) -> str:
+def searchable(name: str) -> bool:
+    """A search on digits needs a classifier whose default input is at most 32x32."""
+    return sdk.models.task(name) == "classify" and sdk.models.default_input_shape(name)[2] <= 32
+
+
+def build(name: str, which: str) -> dict[str, Any]:
+    """The quantized model (random BN statistics, folded, calibrated) lowered three ways: ``plain`` (every
+    weight an int8 code, as the other CPU targets store them), ``before`` (the integer lowering without
+    ``compact_graph``) and ``packed`` (the integer artifact); with its BOPs layer table."""
     torch.manual_seed(0)
     _, c, h, _ = sdk.models.default_input_shape(name)
     side = min(h, 32)
     shape = (1, c, side, side)
     model = sdk.models.create(name, num_classes=10).eval()
-    if which == "searched" and (side != h or sdk.models.task(name) != "classify"):
-        return (
-            f"| {name} | searched | skipped: a search on digits needs a classifier with inputs up to 32x32 |"
-        )
     cfg = config(model, which, shape)
     random_bn(model)
     q = calibration.fold_bn(sdk.quantize(model, cfg).eval())
@@ -125,14 +140,25 @@ def measure(name: str, which: str) -> str:
         q(torch.randn(4, c, side, side))
     traced = Traced(q, torch.randn(*shape))
     passes = targets.get("integer").lowering
-    plain = traced.lower(LoweringOptions())  # every weight an int8 code, as the other CPU targets store them
-    before = traced.lower(LoweringOptions(tuple(p for p in passes if p != "compact_graph")))
-    packed = traced.lower(LoweringOptions(passes))  # the integer artifact
+    return {
+        "plain": traced.lower(LoweringOptions()),
+        "before": traced.lower(LoweringOptions(tuple(p for p in passes if p != "compact_graph"))),
+        "packed": traced.lower(LoweringOptions(passes)),
+        "layers": sdk.bops(q, input_shape=shape).layers,
+    }
+
+
+def measure(name: str, which: str) -> str:
+    if which == "searched" and not searchable(name):
+        return (
+            f"| {name} | searched | skipped: a search on digits needs a classifier with inputs up to 32x32 |"
+        )
+    arts = build(name, which)
+    plain, before, packed, layers = arts["plain"], arts["before"], arts["packed"], arts["layers"]
     total, weights, scales = split(packed)
-    layers = sdk.bops(q, input_shape=shape).layers
     ideal = sum(r.params * r.w_bits for r in layers) / 8
     want, got = codes(plain), codes(unpack_initializers(packed))
-    same = len(want) == len(got) and all(np.array_equal(a, b) for a, b in zip(want, got))
+    same = want.keys() == got.keys() and all(np.array_equal(want[k], got[k]) for k in want)
     label = which if which != "searched" else f"searched (w {8 * ideal / sum(r.params for r in layers):.2f})"
     sizes = (len(before.SerializeToString()), len(plain.SerializeToString()))
     return (
@@ -143,11 +169,54 @@ def measure(name: str, which: str) -> str:
     )
 
 
+def _field(n: int) -> int:
+    """Bytes of one length-delimited protobuf field holding ``n`` bytes (tag, length varint, payload)."""
+    return 1 + max(1, (n.bit_length() + 6) // 7) + n
+
+
+def breakdown(model: onnx.ModelProto) -> dict[str, int]:
+    """Where a serialized artifact's bytes go, by protobuf field; ``framing`` is the rest (node and
+    initializer headers, dims, data types, the model's own fields)."""
+    g = model.graph
+    weights = set(weight_sources(model))
+    data = {t.name: (t.data_type, numpy_helper.to_array(t).nbytes) for t in g.initializer}
+    kinds = {onnx.TensorProto.FLOAT: "float32 scales", onnx.TensorProto.INT32: "int32 bias codes"}
+    parts = dict.fromkeys(("packed weights", "float32 scales", "int32 bias codes", "zero points"), 0)
+    for name, (dtype, n) in data.items():
+        parts["packed weights" if name in weights else kinds.get(dtype, "zero points")] += _field(n)
+    names = [n.name for n in g.node] + [t.name for t in g.initializer] + [v.name for v in g.value_info]
+    names += [x for n in g.node for x in (*n.input, *n.output)]
+    parts["value_info (shape annotations)"] = sum(_field(v.ByteSize()) for v in g.value_info)
+    parts["tensor and node names"] = sum(_field(len(x)) for x in names if x)
+    parts["op types and domains"] = sum(_field(len(x)) for n in g.node for x in (n.op_type, n.domain) if x)
+    parts["attributes"] = sum(_field(a.ByteSize()) for n in g.node for a in n.attribute)
+    parts["metadata"] = sum(_field(p.ByteSize()) for p in model.metadata_props)
+    total = len(model.SerializeToString())
+    return {"total": total, **parts, "framing": total - sum(parts.values())}
+
+
+def print_breakdown(name: str, which: str) -> None:
+    """The breakdown of one model's integer artifact, before and after ``compact_graph``."""
+    arts = build(name, which)
+    rows = [breakdown(arts["before"]), breakdown(arts["packed"])]
+    print(f"\n{name} {which}: bytes by part\n\n| part | before compact_graph | after |\n| --- | --- | --- |")
+    for key in rows[0]:
+        print(f"| {key} | {rows[0][key]:,} | {rows[1][key]:,} |")
+    counts = [f"{len(m.graph.node)} / {len(m.graph.initializer)}" for m in (arts["before"], arts["packed"])]
+    print(f"| nodes / initializers | {counts[0]} | {counts[1]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=sdk.models.names())
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument(
+        "--breakdown", nargs=2, metavar=("MODEL", "CONFIG"), help="print where one artifact's bytes go, only"
+    )
     args = ap.parse_args()
+    if args.breakdown:
+        print_breakdown(*args.breakdown)
+        return
     print(
         "| model | config | artifact B | weights B | Σ params·w/8 | weights / ideal | scales B | graph B "
         "| (artifact - scales) / ideal | artifact / (ideal + scales) | before compact_graph B "

@@ -14,7 +14,7 @@ from export._fx_emit import Unsupported, emit
 from export._standin import check_ready, fold_bn_if_needed
 from export.lowering import QUANT_SCHEME, finalize, lower
 from export.options import LoweringOptions
-from export.passes.compact_graph import drops_shapes
+from export.passes.compact_graph import is_compact
 from sdk.errors import InputError
 from sdk.quant.convert import config_of, quant_layers
 
@@ -58,7 +58,7 @@ class Traced:
 
     def lower(self, options: LoweringOptions) -> onnx.ModelProto:
         model = lower(self.graph, options, self.layers)
-        shapes = not drops_shapes(options.passes)
+        shapes = not is_compact(options.passes)
         return finalize(model, options.opset, metadata_for(self.qmodel, options), shapes=shapes)
 
 
@@ -75,12 +75,17 @@ def _emit(qmodel: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:
 def metadata_for(qmodel: nn.Module, options: LoweringOptions) -> Mapping[str, Any]:
     import sdk
 
-    return {
+    meta = {
         "bpnas_version": sdk.__version__,
         "bpnas_config": config_of(qmodel).to_dict(),
         "bpnas_quant_scheme": QUANT_SCHEME,
         "bpnas_lowering": options.to_dict(),
     }
+    if is_compact(
+        options.passes
+    ):  # the bundle's manifest holds the config; the layer nodes its names and bits
+        del meta["bpnas_config"]
+    return meta
 
 
 def to_onnx(

@@ -11,13 +11,20 @@ integer target's lowering, keeps the computation and every value bit for bit and
 - each activation quantizer ``QuantizeLinear -> [Clip ->] DequantizeLinear`` and each packed weight
   ``UnpackCodes -> DequantizeLinear`` one ``ai.bpnas`` node (``QCDQ``, ``DequantizePacked``);
 - a layer's bias scale, where it is exactly the float32 product of its input's and weight's scales: a
-  ``DequantizeBias`` node recomputes it from those (``runtimes.integer.packing`` expands all three at load);
+  ``DequantizeBias`` node recomputes it from those;
+- a whole layer, ``DequantizePacked (or int8 DequantizeLinear) -> [DequantizeBias ->] Conv -> [QCDQ]``,
+  one fused layer node
+  (``QConv``, ``QGemm``, ...: one node per layer, as an integer accelerator runs it; a layer's fixed part was
+  ~350 B of ONNX spelling, a tenth of a small depthwise layer's packed weights), which
+  ``runtimes.integer.packing`` expands at load, as it does the three above;
 - tensor names: short base-36 ids, except the graph's input and output;
 - node names: only layers keep theirs (conv/linear nodes carry the bpnas layer name the config, the manifest
   and per-layer reports key on; Add nodes the residual sum's, which quantizers report as their readers).
 
-The shape annotations the opset converter adds are dropped by :func:`export.lowering.finalize` when this pass
-is listed (:func:`drops_shapes`): the integer executor infers every shape from the input and the weights.
+When this pass is listed (:func:`is_compact`), the artifact also goes without the shape annotations the opset
+converter adds (:func:`export.lowering.finalize`: the integer executor infers every shape from the input and
+the weights) and without the ``bpnas_config`` metadata copy (the bundle's manifest holds the config; the
+layer nodes keep the layer names and bits).
 """
 
 from __future__ import annotations
@@ -33,19 +40,32 @@ from onnx import numpy_helper
 from export._graph import Graph, prune
 from export.passes.name_layers import LAYER_OPS
 from export.passes.registry import register_pass
-from runtimes.integer.packing import BIAS_DQ, DOMAIN, OP, PACKED_DQ, QCDQ, bias_scale
+from runtimes.integer.packing import (
+    BIAS_DQ,
+    DOMAIN,
+    FUSABLE_LAYERS,
+    OP,
+    PACKED_DQ,
+    QCDQ,
+    QUANT_ATTRS,
+    WEIGHT_ATTRS,
+    bias_scale,
+    fused_layer,
+)
 
-__all__ = ["NAMED_OPS", "CompactGraph", "drops_shapes"]
+__all__ = ["NAMED_OPS", "CompactGraph", "is_compact"]
 
 NAME = "compact_graph"
-#: op types whose node names survive: the layers, and the residual sums quantizers name as their readers
-NAMED_OPS = (*LAYER_OPS, "Add")
+#: op types whose node names survive: the layers (plain or fused), and the residual sums quantizers name as
+#: their readers
+NAMED_OPS = (*LAYER_OPS, *map(fused_layer, FUSABLE_LAYERS), "Add")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _CONV_DEFAULTS = {"dilations": 1, "group": 1, "strides": 1, "pads": 0}
 
 
-def drops_shapes(passes: Sequence[str]) -> bool:
-    """Whether a lowering's artifact goes without shape annotations (``value_info``): this pass is listed."""
+def is_compact(passes: Sequence[str]) -> bool:
+    """Whether a lowering's artifact goes without shape annotations (``value_info``) and the config's
+    metadata copy: this pass is listed."""
     return NAME in passes
 
 
@@ -223,6 +243,67 @@ def fuse_biases(model: onnx.ModelProto) -> bool:
     return changed
 
 
+def _fusable(graph: Graph, layer: onnx.NodeProto) -> tuple[list[str], list[onnx.NodeProto]] | None:
+    """A layer's fused-node inputs and the nodes it replaces (weight, bias, output quantizer), or None where
+    its weight is not constant codes (packed, or an 8-bit layer's int8), a part has another reader or their
+    attributes would collide."""
+    w = graph.producer.get(layer.input[1]) if len(layer.input) > 1 else None
+    if w is None or graph.single_consumer(w.output[0]) is None:
+        return None
+    int8 = (w.domain, w.op_type, len(w.input)) == ("", "DequantizeLinear", 2)
+    if (w.domain, w.op_type) != (DOMAIN, PACKED_DQ) and not (
+        int8 and graph.const_type(w.input[0]) == onnx.TensorProto.INT8
+    ):
+        return None
+    inputs, parts = [layer.input[0], "", w.input[0], w.input[1]], [w]
+    if len(layer.input) > 2 and layer.input[2]:
+        b = graph.producer.get(layer.input[2])
+        if b is None or (b.domain, b.op_type) != (DOMAIN, BIAS_DQ) or b.input[2] != w.input[1]:
+            return None
+        if graph.single_consumer(b.output[0]) is None:
+            return None
+        inputs[1] = b.input[1]
+        inputs.append(b.input[0])
+        parts.append(b)
+    q = graph.single_consumer(layer.output[0])
+    if q is not None and (q.domain, q.op_type) == (DOMAIN, QCDQ):
+        inputs += ([] if len(inputs) > 4 else [""]) + list(q.input[1:])
+        parts.append(q)
+    names = [a.name for n in (layer, *parts) for a in n.attribute]
+    owned = {*WEIGHT_ATTRS, *QUANT_ATTRS}
+    if len(names) != len(set(names)) or any(a.name in owned for a in layer.attribute):
+        return None
+    return inputs, parts
+
+
+def fuse_layers(model: onnx.ModelProto) -> bool:
+    """Spell each layer with constant weight codes, with its bias and output quantizer, as one fused layer
+    node (``runtimes.integer.packing`` splits it back at load)."""
+    graph = Graph(model)
+    fused: dict[int, onnx.NodeProto] = {}
+    gone: set[int] = set()
+    for layer in model.graph.node:
+        found = _fusable(graph, layer) if layer.op_type in FUSABLE_LAYERS and not layer.domain else None
+        if found is None:
+            continue
+        inputs, parts = found
+        node = _fused(
+            fused_layer(layer.op_type),
+            inputs,
+            parts[-1].output[0] if parts[-1].op_type == QCDQ else layer.output[0],
+        )
+        node.name = layer.name
+        node.attribute.extend(a for n in (layer, *parts) for a in n.attribute)
+        fused[id(layer)] = node
+        gone.update(id(p) for p in parts)
+    if not fused:
+        return False
+    nodes = [fused.get(id(n), n) for n in model.graph.node if id(n) not in gone]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return True
+
+
 def shorten_names(model: onnx.ModelProto) -> bool:
     """Rename every inner tensor to a short id (in order of first use) and clear non-layer node names."""
     g = model.graph
@@ -261,6 +342,7 @@ class CompactGraph:
         changed = drop_conv_defaults(model) or changed
         changed = fuse_nodes(model) or changed
         changed = fuse_biases(model) or changed
+        changed = fuse_layers(model) or changed
         if changed:
             prune(model)  # unread constants go before naming, so ids follow the graph as it stays
         changed = shorten_names(model) or changed

@@ -9,7 +9,13 @@ then ``DequantizeLinear(scale, axis)`` (``axis`` 0 unless given), and :data:`QCD
 ``QuantizeLinear(x, scale[, zero point]) -> Clip(lo, hi) -> DequantizeLinear(scale)`` (``lo`` 0 unless
 given; no Clip without ``hi``). :data:`BIAS_DQ` is a layer's ``DequantizeLinear(int32 bias codes, scale,
 axis 0)`` whose scale is not stored but recomputed from its input's and its weight's scales
-(:func:`bias_scale`, lossless: the pass checks it gives the stored one bit for bit).
+(:func:`bias_scale`, lossless: the pass checks it gives the stored one bit for bit). A fused layer
+(:func:`fused_layer`, e.g. ``QConv``) is one whole layer, the unit an integer accelerator runs:
+``(x, x scale, weight codes, weight scale[, bias codes[, output scale[, zero point]]])`` stands for
+``PACKED_DQ(codes, weight scale) -> [BIAS_DQ(bias, x scale, weight scale) ->] Conv(x, w[, b]) ->
+[QCDQ(output scale[, zero point])]``, its attributes split back by name (:data:`WEIGHT_ATTRS` to the
+weight, :data:`QUANT_ATTRS` to the quantizer, the rest to the layer op; an absent bias is an empty name);
+without ``bits`` the codes are an 8-bit layer's int8 ones and the weight a plain ``DequantizeLinear``.
 :func:`unpack_initializers` expands them all back, so the executor compiles exactly the graph a plain QDQ
 artifact has.
 """
@@ -27,9 +33,14 @@ __all__ = [
     "DOMAIN",
     "OP",
     "PACKED_DQ",
+    "FUSABLE_LAYERS",
     "QCDQ",
+    "QUANT_ATTRS",
+    "WEIGHT_ATTRS",
     "bias_scale",
+    "fused_layer",
     "pack_codes",
+    "split_layers",
     "unpack_codes",
     "unpack_initializers",
 ]
@@ -39,6 +50,17 @@ OP = "UnpackCodes"
 PACKED_DQ = "DequantizePacked"
 BIAS_DQ = "DequantizeBias"
 QCDQ = "QCDQ"
+#: layer ops a fused layer node can stand for (its op type: :func:`fused_layer`)
+FUSABLE_LAYERS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+#: a fused layer's attributes that belong to its weight (PACKED_DQ) and to its output quantizer (QCDQ)
+WEIGHT_ATTRS = ("bits", "shape", "axis")
+QUANT_ATTRS = ("lo", "hi")
+_LAYER_OF = {f"Q{op}": op for op in FUSABLE_LAYERS}
+
+
+def fused_layer(op: str) -> str:
+    """The op type of a fused layer node standing for a layer ``op`` (``Conv`` -> ``QConv``)."""
+    return f"Q{op}"
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -116,6 +138,40 @@ def _qcdq(
 _EXPAND = {PACKED_DQ: _packed_dq, BIAS_DQ: _bias_dq, QCDQ: _qcdq}
 
 
+def _split_layer(n: onnx.NodeProto) -> list[onnx.NodeProto]:
+    """A fused layer node as the weight, bias and quantizer nodes and the plain layer op it stands for."""
+    x, x_scale, packed, w_scale, *rest = n.input
+    bias, quant, y = (rest[0] if rest else ""), rest[1:], n.output[0]
+    if any(a.name == "bits" for a in n.attribute):
+        weight = helper.make_node(PACKED_DQ, [packed, w_scale], [f"{y}/w"], domain=DOMAIN)
+    else:  # an 8-bit layer's int8 codes, stored as they are
+        weight = helper.make_node("DequantizeLinear", [packed, w_scale], [f"{y}/w"])
+    nodes, inputs = [weight], [x, f"{y}/w"]
+    if bias:
+        nodes.append(helper.make_node(BIAS_DQ, [bias, x_scale, w_scale], [f"{y}/b"], domain=DOMAIN))
+        inputs.append(f"{y}/b")
+    layer = helper.make_node(_LAYER_OF[n.op_type], inputs, [f"{y}/acc" if quant else y], name=n.name)
+    nodes.append(layer)
+    if quant:
+        nodes.append(helper.make_node(QCDQ, [f"{y}/acc", *quant], [y], domain=DOMAIN))
+    for a in n.attribute:
+        owner = weight if a.name in WEIGHT_ATTRS else nodes[-1] if a.name in QUANT_ATTRS and quant else layer
+        owner.attribute.append(a)
+    return nodes
+
+
+def split_layers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace every fused layer node by the weight, bias, layer and quantizer nodes it stands for, in place
+    (returns ``model``)."""
+    nodes: list[onnx.NodeProto] = []
+    for n in model.graph.node:
+        fused = n.domain == DOMAIN and n.op_type in _LAYER_OF
+        nodes += _split_layer(n) if fused else [n]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
 def _expand_fused(model: onnx.ModelProto) -> None:
     """Replace every fused node (:data:`PACKED_DQ`, :data:`BIAS_DQ`, :data:`QCDQ`) by the standard nodes it
     stands for, in place."""
@@ -148,6 +204,7 @@ def unpack_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     try:
+        split_layers(out)
         _expand_fused(out)
     except (KeyError, IndexError, ValueError) as e:
         raise BundleError(f"integer artifact: a fused {DOMAIN} node is malformed ({e!r}); re-export.") from e

@@ -3,8 +3,9 @@ import onnx
 from onnx import numpy_helper
 
 from export.passes import Prune, run_passes
-from export.passes.compact_graph import CompactGraph, drops_shapes
-from runtimes.integer.packing import BIAS_DQ, DOMAIN, QCDQ, unpack_initializers
+from export.passes.compact_graph import CompactGraph, is_compact
+from export.passes.pack_weights import PackWeights
+from runtimes.integer.packing import BIAS_DQ, DOMAIN, QCDQ, split_layers, unpack_initializers
 from tests.export._graphs import INT8, UINT8, Builder, copy, data, run
 
 
@@ -23,6 +24,11 @@ def _compact(model: onnx.ModelProto) -> onnx.ModelProto:
     return run_passes(copy(model), [CompactGraph(), Prune()])
 
 
+def _parts(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The compact graph with its fused layers split back into weight, bias, layer and quantizer nodes."""
+    return split_layers(_compact(model))
+
+
 def test_the_compact_graph_computes_the_same_codes_with_fewer_bytes():
     before = _net()
     after = _compact(before)
@@ -32,8 +38,29 @@ def test_the_compact_graph_computes_the_same_codes_with_fewer_bytes():
     onnx.checker.check_model(after)
 
 
-def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
+def test_each_layer_is_one_fused_node_with_its_weight_bias_and_output_quantizer():
     after = _compact(_net())
+    assert [(n.domain, n.op_type, n.name) for n in after.graph.node] == [
+        (DOMAIN, QCDQ, ""), (DOMAIN, "QConv", "a"), (DOMAIN, "QConv", "b"),
+    ]  # fmt: skip
+    a, b = after.graph.node[1:]
+    assert len(a.input) == 7 and len(b.input) == 6  # (x, x scale, codes, w scale, bias, y scale[, zp])
+    assert {t.name: t.data_type for t in after.graph.initializer}[a.input[2]] == INT8
+    assert "bits" not in {x.name for x in a.attribute}  # int8 codes: an 8-bit container, not packed
+
+
+def test_packed_weights_fuse_with_their_bits_and_read_back_exactly():
+    before = _net()
+    after = run_passes(copy(before), [PackWeights(), CompactGraph(), Prune()])
+    layers = [n for n in after.graph.node if n.op_type == "QConv"]
+    assert [{x.name: x.i for x in n.attribute}.get("bits") for n in layers] == [4, 4]
+    x = data(scale=3.0)
+    np.testing.assert_array_equal(run(unpack_initializers(after), x), run(before, x))
+    assert after.ByteSize() < _compact(before).ByteSize()
+
+
+def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
+    after = _parts(_net())
     assert [n.op_type for n in after.graph.node] == [
         "QCDQ", "DequantizeLinear", "DequantizeBias", "Conv", "QCDQ",
         "DequantizeLinear", "DequantizeBias", "Conv", "QCDQ",
@@ -50,7 +77,7 @@ def test_each_quantizer_is_one_fused_node_and_int8_ones_keep_one_zero_point():
 
 def test_a_bias_scale_is_recomputed_only_where_it_is_the_float32_product():
     before = _net()
-    after = _compact(before)
+    after = _parts(before)
     biases = [n for n in after.graph.node if n.op_type == BIAS_DQ]
     quant = [n for n in after.graph.node if n.op_type == QCDQ]
     weights = [n for n in after.graph.node if n.op_type == "DequantizeLinear"]
@@ -60,7 +87,7 @@ def test_a_bias_scale_is_recomputed_only_where_it_is_the_float32_product():
     v = numpy_helper.to_array(t).copy()
     v[0] = np.nextafter(v[0], np.float32(1))
     t.CopyFrom(numpy_helper.from_array(v, t.name))
-    kinds = [n.op_type for n in _compact(nudged).graph.node]
+    kinds = [n.op_type for n in _parts(nudged).graph.node]
     assert kinds.count(BIAS_DQ) == 1 and kinds.count("DequantizeLinear") == 3
 
 
@@ -70,7 +97,7 @@ def _bias_scale_name(model: onnx.ModelProto, layer: str) -> str:
 
 
 def test_a_nonzero_zero_point_is_kept_and_its_quantizer_left_unfused():
-    after = _compact(_net(signed_zp=1))
+    after = _parts(_net(signed_zp=1))
     dq_zps = [n.input[2] for n in after.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
     assert len(dq_zps) == 1
     assert numpy_helper.to_array(next(t for t in after.graph.initializer if t.name == dq_zps[0])) == 1
@@ -91,9 +118,9 @@ def test_names_are_short_except_layers_and_the_graph_io_and_conv_defaults_go():
     assert tensors and all(len(t) <= 2 for t in tensors)
     assert {n.name for n in g.node} == {"", "a", "b"}
     assert [v.name for v in g.input] == ["x"] and [v.name for v in g.output] == ["y"]
-    attrs = {n.name: {a.name for a in n.attribute} for n in g.node if n.op_type == "Conv"}
-    assert attrs == {"a": {"pads"}, "b": {"pads", "strides"}}
-    assert all(not n.HasField("name") for n in g.node if n.op_type != "Conv")
+    assert all(not n.HasField("name") for n in g.node if n.op_type != "QConv")
+    convs = [n for n in split_layers(copy(after)).graph.node if n.op_type == "Conv"]
+    assert {n.name: {a.name for a in n.attribute} for n in convs} == {"a": {"pads"}, "b": {"pads", "strides"}}
 
 
 def test_it_reaches_a_fixed_point_at_once():
@@ -102,6 +129,6 @@ def test_it_reaches_a_fixed_point_at_once():
     assert not changed and again == after
 
 
-def test_only_a_lowering_listing_it_drops_shape_annotations():
-    assert drops_shapes(("pack_weights", "compact_graph"))
-    assert not drops_shapes(("pack_weights",))
+def test_only_a_lowering_listing_it_drops_shape_annotations_and_the_config_copy():
+    assert is_compact(("pack_weights", "compact_graph"))
+    assert not is_compact(("pack_weights",))
