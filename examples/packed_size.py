@@ -13,8 +13,9 @@ Prints, per model and config, the bytes of the integer artifact (the integer tar
 "before" is the same lowering without ``compact_graph``; "int8" the plain QDQ artifact the other CPU targets
 ship. The packed codes are read back through the integer executor's unpacking and compared with the int8
 codes of the plain artifact. "mixed" draws each layer's pair from :data:`MIXED`; "searched" runs a short
-BP-NAS search (``sdk.search``, b_max 3, 2 epochs of 5 steps on sklearn digits at the model's input size) for
-the classifiers with inputs up to 32x32 and skips the others. The nets are untrained, with random BatchNorm
+seeded BP-NAS search (``sdk.search``, b_max 3, 2 epochs of 5 steps) at the measured input size (the default,
+capped at 32x32): classifiers on sklearn digits, detectors on the synthetic shapes scenes with their detection
+loss and candidates. The nets are untrained, with random BatchNorm
 statistics (folded into the convs), so biases and scales differ per channel as after training.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 nice python examples/packed_size.py
@@ -40,22 +41,35 @@ from runtimes.integer.packing import DOMAIN, FUSABLE_LAYERS, OP, PACKED_DQ, fuse
 
 MIXED = [(2, 4), (3, 3), (4, 4), (3, 5), (6, 4), (5, 6), (8, 8)]
 CONFIGS = ("(8,8)", "(4,4)", "mixed", "searched")
+NUM_CLASSES = 10  # every net's head; the shapes scenes' classes are a subset
 
 
-def searched(model: torch.nn.Module, shape: tuple[int, int, int, int]) -> sdk.MixedPrecisionConfig:
-    """A short seeded BP-NAS search on digits (a real search output, not a tuned one)."""
+def searched(name: str, model: torch.nn.Module, shape: tuple[int, int, int, int]) -> sdk.MixedPrecisionConfig:
+    """A short seeded BP-NAS search (a real search output, not a tuned one): classifiers on digits at the
+    input size, detectors on the synthetic shapes scenes with their detection loss and candidates."""
     _, c, h, _ = shape
-    data = sdk.data.digits(upscale=max(1, h // 8), channels=c)
-    train, val = data.search_split()
-    result = sdk.search(
-        model, train, val, b_max=3.0, epochs=2, steps_per_epoch=5, progress=False, input_shape=shape
-    )
-    return result.config
+    kw: dict[str, Any] = {"b_max": 3.0, "epochs": 2, "steps_per_epoch": 5, "progress": False, "seed": 0}
+    if sdk.models.task(name) == "detect":
+        from sdk.demo_detect import DETECTION_CANDIDATES
+        from sdk.detection.loss import DetectionLoss
+
+        data, _ = sdk.data.shapes(n_train=64, n_val=8, size=h, seed=0)
+        w_set, a_set = data.split(0.6, seed=0)
+        train, val = w_set.loader(8, shuffle=True, seed=0), a_set.loader(8, shuffle=True, seed=0)
+        kw.update(
+            candidates=DETECTION_CANDIDATES, mode="sampled", weight_paths="sampled",
+            loss_fn=DetectionLoss(NUM_CLASSES, int(model.stride)),
+        )  # fmt: skip
+    else:
+        train, val = sdk.data.digits(upscale=max(1, h // 8), channels=c).search_split()
+    return sdk.search(model, train, val, input_shape=shape, **kw).config
 
 
-def config(model: torch.nn.Module, which: str, shape: tuple[int, int, int, int]) -> sdk.MixedPrecisionConfig:
+def config(
+    name: str, model: torch.nn.Module, which: str, shape: tuple[int, int, int, int]
+) -> sdk.MixedPrecisionConfig:
     if which == "searched":
-        return searched(model, shape)
+        return searched(name, model, shape)
     if which != "mixed":
         w, a = (int(b) for b in which.strip("()").split(","))
         return sdk.MixedPrecisionConfig.uniform(model, w, a)
@@ -119,11 +133,6 @@ def codes(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     }
 
 
-def searchable(name: str) -> bool:
-    """A search on digits needs a classifier whose default input is at most 32x32."""
-    return sdk.models.task(name) == "classify" and sdk.models.default_input_shape(name)[2] <= 32
-
-
 def build(name: str, which: str) -> dict[str, Any]:
     """The quantized model (random BN statistics, folded, calibrated) lowered three ways: ``plain`` (every
     weight an int8 code, as the other CPU targets store them), ``before`` (the integer lowering without
@@ -132,8 +141,8 @@ def build(name: str, which: str) -> dict[str, Any]:
     _, c, h, _ = sdk.models.default_input_shape(name)
     side = min(h, 32)
     shape = (1, c, side, side)
-    model = sdk.models.create(name, num_classes=10).eval()
-    cfg = config(model, which, shape)
+    model = sdk.models.create(name, num_classes=NUM_CLASSES).eval()
+    cfg = config(name, model, which, shape)
     random_bn(model)
     q = calibration.fold_bn(sdk.quantize(model, cfg).eval())
     with torch.no_grad():
@@ -149,10 +158,6 @@ def build(name: str, which: str) -> dict[str, Any]:
 
 
 def measure(name: str, which: str) -> str:
-    if which == "searched" and not searchable(name):
-        return (
-            f"| {name} | searched | skipped: a search on digits needs a classifier with inputs up to 32x32 |"
-        )
     arts = build(name, which)
     plain, before, packed, layers = arts["plain"], arts["before"], arts["packed"], arts["layers"]
     total, weights, scales = split(packed)

@@ -34,6 +34,7 @@ from sdk.errors import InputError
 from sdk.loop import LoopHooks, LoopOptions, LossFn, MetricFn, check_epochs, run_loop, sgd_cosine
 from sdk.nas import checkpoint as ckpt
 from sdk.nas import distributed as ddp
+from sdk.quant.calibration_mode import calibration_mode
 from sdk.training import history_of
 
 __all__ = ["retrain", "BN_REESTIMATE_BATCHES"]
@@ -88,8 +89,8 @@ def retrain(
     if ddp.is_distributed():
         train_loader = ddp.shard_loader(train_loader, seed=seed)
     x0, _ = peek_batch(train_loader)
-    with torch.no_grad():  # initialise every activation quantizer before DDP broadcasts rank 0's state
-        qmodel.eval()(x0.to(device))
+    with calibration_mode(qmodel):  # initialise every activation quantizer before DDP broadcasts rank 0's
+        qmodel(x0.to(device))
     if fold_bn and any(isinstance(m, nn.BatchNorm2d) for m in qmodel.modules()):
         qmodel = _fold_for_qat(qmodel, train_loader, device)  # per rank; DDP broadcasts rank 0's fold
     net = ddp.wrap_ddp(qmodel)

@@ -17,6 +17,7 @@ from torch import nn
 from sdk.nas.losses import expected_bits
 from sdk.nas.mixed import MixedLayer, Mode
 from sdk.nas.space import SearchSpace
+from sdk.quant.calibration_mode import calibration_mode
 from sdk.quant.convert import quantize_residual_adds
 from sdk.quant.layers import quantizable_layers
 
@@ -117,15 +118,14 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
-        """Initialise every activation quantizer (signedness, alpha) from one batch, in full mode."""
+        """Initialise every activation quantizer (signedness, alpha) from one batch, in full mode, under
+        :func:`sdk.quant.calibration_mode.calibration_mode` (eval mode; untrained BatchNorm: batch stats)."""
         mode, paths = self.mode, self.paths
         self.set_mode("full")
-        was = self.training
-        self.eval()
         try:
-            self(x)
+            with calibration_mode(self):
+                self(x)
         finally:
-            self.train(was)
             self.set_mode(mode, paths)
 
 
