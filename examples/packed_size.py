@@ -189,7 +189,7 @@ def breakdown(model: onnx.ModelProto) -> dict[str, int]:
     parts = dict.fromkeys(("packed weights", "float32 scales", "int32 bias codes", "zero points"), 0)
     for name, (dtype, n) in data.items():
         parts["packed weights" if name in weights else kinds.get(dtype, "zero points")] += _field(n)
-    names = [n.name for n in g.node] + [t.name for t in g.initializer] + [v.name for v in g.value_info]
+    names = [n.name for n in g.node] + [t.name for t in g.initializer]  # value_info's are in its own part
     names += [x for n in g.node for x in (*n.input, *n.output)]
     parts["value_info (shape annotations)"] = sum(_field(v.ByteSize()) for v in g.value_info)
     parts["tensor and node names"] = sum(_field(len(x)) for x in names if x)
