@@ -1,12 +1,12 @@
 """How a model calibrates its activation quantizers on a first batch: eval mode, except untrained BatchNorm.
 
 Calibration runs in eval mode so BatchNorm normalises with the running statistics deployment uses. A
-BatchNorm that has never been trained (``num_batches_tracked == 0``: its running statistics still at their
-initial 0 and 1) would normalise nothing: a deep untrained net's eval-mode activations then shrink or grow
-layer by layer, clip ranges land on their floor, and each BatchNorm after a clipped (near-constant) layer
-multiplies the gradient by up to ``1/sqrt(eps)``: an untrained MobileNetV2 at 32x32 took a first supernet
-step with gradients of 1e21. Those layers normalise with the batch's statistics here, as training will,
-and their running statistics are left as they were.
+BatchNorm that has never been trained (its running statistics still exactly their initial 0 and 1) would
+normalise nothing: a deep untrained net's eval-mode activations then shrink or grow layer by layer, clip
+ranges land on their floor, and each BatchNorm after a clipped (near-constant) layer multiplies the gradient
+by up to ``1/sqrt(eps)``: an untrained MobileNetV2 at 32x32 took a first supernet step with gradients of
+6e21. Those layers normalise with the batch's statistics here, as training will, and their running
+statistics are left as they were.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ __all__ = ["calibration_mode"]
 
 
 def _untrained(m: nn.Module) -> bool:
-    tracked = getattr(m, "num_batches_tracked", None)
-    return isinstance(m, _BatchNorm) and m.track_running_stats and tracked is not None and int(tracked) == 0
+    """A BatchNorm whose running statistics are still exactly their initial 0 and 1 (``num_batches_tracked``
+    is not the test: weights converted from elsewhere carry real statistics with a count of 0)."""
+    if not isinstance(m, _BatchNorm) or m.running_mean is None or m.running_var is None:
+        return False
+    return bool(torch.all(m.running_mean == 0)) and bool(torch.all(m.running_var == 1))
 
 
 @contextmanager
