@@ -187,8 +187,7 @@ def fuse_nodes(model: onnx.ModelProto) -> bool:
     """Spell ``UnpackCodes -> DequantizeLinear`` and ``QuantizeLinear -> [Clip ->] DequantizeLinear`` as one
     node each (``runtimes.integer.packing`` expands them back at load)."""
     graph = Graph(model)
-    fused: dict[int, onnx.NodeProto] = {}  # id of a pattern's first node -> the fused node
-    gone: set[int] = set()
+    fused = {}  # id of a pattern's first node -> (the fused node, the nodes it replaces)
     for n in model.graph.node:
         found = None
         if n.op_type == OP and n.domain == DOMAIN:
@@ -196,16 +195,22 @@ def fuse_nodes(model: onnx.ModelProto) -> bool:
         elif n.op_type == "QuantizeLinear" and not n.domain:
             found = _quantizer(graph, n)
         if found is not None:
-            fused[id(n)] = found[0]
-            gone.update(id(m) for m in found[1])
-    if not fused:
-        return False
-    nodes = [fused.get(id(n), n) for n in model.graph.node if id(n) in fused or id(n) not in gone]
+            fused[id(n)] = found
+    return _replace(model, fused)
+
+
+def _replace(model: onnx.ModelProto, fused: dict[int, tuple[onnx.NodeProto, list[onnx.NodeProto]]]) -> bool:
+    """Put each fused node where its anchor node (the key, by id) stood and drop the nodes it replaces;
+    whether anything was fused."""
+    gone = {id(m) for _, parts in fused.values() for m in parts}
+    nodes = [
+        fused[id(n)][0] if id(n) in fused else n
+        for n in model.graph.node
+        if id(n) in fused or id(n) not in gone
+    ]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    if not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, 1))
-    return True
+    return bool(fused)
 
 
 def _scale_of(graph: Graph, name: str) -> str | None:
@@ -260,7 +265,7 @@ def _fusable(graph: Graph, layer: onnx.NodeProto) -> tuple[list[str], list[onnx.
         b = graph.producer.get(layer.input[2])
         if b is None or (b.domain, b.op_type) != (DOMAIN, BIAS_DQ) or b.input[2] != w.input[1]:
             return None
-        if graph.single_consumer(b.output[0]) is None:
+        if graph.single_consumer(b.output[0]) is None:  # the bias is another layer's too
             return None
         inputs[1] = b.input[1]
         inputs.append(b.input[0])
@@ -280,28 +285,18 @@ def fuse_layers(model: onnx.ModelProto) -> bool:
     """Spell each layer with constant weight codes, with its bias and output quantizer, as one fused layer
     node (``runtimes.integer.packing`` splits it back at load)."""
     graph = Graph(model)
-    fused: dict[int, onnx.NodeProto] = {}
-    gone: set[int] = set()
+    fused = {}  # id of a layer -> (its fused node, the layer and the nodes folded into it)
     for layer in model.graph.node:
         found = _fusable(graph, layer) if layer.op_type in FUSABLE_LAYERS and not layer.domain else None
         if found is None:
             continue
         inputs, parts = found
-        node = _fused(
-            fused_layer(layer.op_type),
-            inputs,
-            parts[-1].output[0] if parts[-1].op_type == QCDQ else layer.output[0],
-        )
+        y = parts[-1].output[0] if parts[-1].op_type == QCDQ else layer.output[0]
+        node = _fused(fused_layer(layer.op_type), inputs, y)
         node.name = layer.name
         node.attribute.extend(a for n in (layer, *parts) for a in n.attribute)
-        fused[id(layer)] = node
-        gone.update(id(p) for p in parts)
-    if not fused:
-        return False
-    nodes = [fused.get(id(n), n) for n in model.graph.node if id(n) not in gone]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return True
+        fused[id(layer)] = (node, [layer, *parts])
+    return _replace(model, fused)
 
 
 def shorten_names(model: onnx.ModelProto) -> bool:
@@ -345,6 +340,11 @@ class CompactGraph:
         changed = fuse_layers(model) or changed
         if changed:
             prune(model)  # unread constants go before naming, so ids follow the graph as it stays
+        if any(n.domain == DOMAIN for n in model.graph.node) and all(
+            o.domain != DOMAIN for o in model.opset_import
+        ):
+            model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, 1))  # whichever step wrote the first
+            changed = True
         changed = shorten_names(model) or changed
         if model.graph.value_info:
             del model.graph.value_info[:]

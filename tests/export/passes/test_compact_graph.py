@@ -132,3 +132,23 @@ def test_it_reaches_a_fixed_point_at_once():
 def test_only_a_lowering_listing_it_drops_shape_annotations_and_the_config_copy():
     assert is_compact(("pack_weights", "compact_graph"))
     assert not is_compact(("pack_weights",))
+
+
+def test_a_layer_fused_alone_still_imports_its_domain():
+    """An int8 layer without bias or fusable quantizer: the fused layer node is the only ai.bpnas node."""
+    from onnx import TensorProto, helper
+
+    w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.int8), "w")
+    s = numpy_helper.from_array(np.full(2, 0.5, np.float32), "s")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w", "s"], ["wf"], axis=0),
+        helper.make_node("Conv", ["x", "wf"], ["y"], name="conv"),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 2, 2]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "g", io[:1], io[1:], [w, s])
+    before = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    after = _compact(before)
+    assert [n.op_type for n in after.graph.node] == ["QConv"]
+    onnx.checker.check_model(after)
+    x = data(c=2, hw=2, n=1)
+    np.testing.assert_array_equal(run(unpack_initializers(after), x), run(before, x))
