@@ -81,10 +81,8 @@ def metadata_for(qmodel: nn.Module, options: LoweringOptions) -> Mapping[str, An
         "bpnas_quant_scheme": QUANT_SCHEME,
         "bpnas_lowering": options.to_dict(),
     }
-    if is_compact(
-        options.passes
-    ):  # the bundle's manifest holds the config; the layer nodes its names and bits
-        del meta["bpnas_config"]
+    if is_compact(options.passes):
+        del meta["bpnas_config"]  # the bundle's manifest holds the config; the layer nodes its names and bits
     return meta
 
 

@@ -116,7 +116,6 @@ class Supernet(nn.Module):
             for m in ls:
                 m.choice, m.gate = choice, gate
 
-    @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
         """Initialise every activation quantizer (signedness, alpha) from one batch, in full mode, under
         :func:`sdk.quant.calibration_mode.calibration_mode` (eval mode; untrained BatchNorm: batch stats)."""
